@@ -1,0 +1,1 @@
+"""Switchboard: self-hosted LLM workspace and OpenAI-compatible gateway."""

@@ -1,0 +1,110 @@
+"""``make run``: the whole embedded stack (vLLM on the CPU + the gateway on SQLite) in one command.
+
+Installs what is missing, starts both, waits until ``/readyz`` answers 200, prints the URL and
+stops both cleanly on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+import httpx
+
+from switchboard.devstack.model_server import REPO_ROOT, ModelServer
+from switchboard.settings import Settings
+
+
+def say(message: str) -> None:
+    print(f"switchboard: {message}", flush=True)
+
+
+def app_command(settings: Settings) -> list[str]:
+    """The production server command: granian serving the app factory."""
+    return [
+        sys.executable, "-m", "granian",
+        "--interface", "asgi",
+        "--factory", "switchboard.app:create_app",
+        "--host", settings.host,
+        "--port", str(settings.port),
+        "--workers", str(settings.workers),
+        "--no-access-log",
+    ]  # fmt: skip
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if process.poll() is not None:
+            raise RuntimeError(f"the app exited with {process.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/readyz", timeout=3).status_code == 200:
+                return
+        time.sleep(0.5)
+    raise RuntimeError(f"the app was not ready after {timeout:.0f}s ({url}/readyz)")
+
+
+def run_stack(settings: Settings) -> int:
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        say(f"received {signal.Signals(signum).name}, stopping")
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    model = ModelServer(settings)
+    app: subprocess.Popen[bytes] | None = None
+    try:
+        say("checking the model tier (first run: installs vLLM for the CPU and converts the model)")
+        model.install()
+        if model.is_healthy():
+            say(f"a model server already answers on {model.url}; using it")
+        else:
+            say(f"starting vLLM on {model.url} (about 2 minutes on 2 cores; log: {model.log_path})")
+            model.start()
+            last = [0.0]
+
+            def progress(elapsed: float) -> None:
+                if stop.is_set():
+                    raise KeyboardInterrupt
+                if elapsed - last[0] >= 15:
+                    last[0] = elapsed
+                    say(f"  still loading the model ({elapsed:.0f}s)")
+
+            model.wait_ready(progress=progress)
+        say("model server healthy; starting the app")
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src")}
+        app = subprocess.Popen(app_command(settings), env=env, cwd=Path.cwd())
+        wait_ready(settings.base_url, app, timeout=120)
+        say(f"ready: open {settings.base_url}/   (API: {settings.base_url}/v1 · Ctrl-C stops)")
+        while not stop.is_set():
+            if app.poll() is not None:
+                say(f"the app exited with {app.returncode}")
+                return 1
+            if model.process is not None and model.process.poll() is not None:
+                say(f"the model server exited:\n{model.log_tail()}")
+                return 1
+            stop.wait(1)
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if app is not None and app.poll() is None:
+            app.terminate()
+            try:
+                app.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                app.kill()
+        if model.process is not None:
+            say("stopping the model server")
+            model.stop()
+        say("stopped")

@@ -1,0 +1,104 @@
+"""Gateway errors: one exception type that carries OpenAI's error shape and an HTTP status."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import msgspec
+
+from switchboard.gateway.protocol import ErrorBody, ErrorResponse
+
+
+class GatewayError(Exception):
+    """An error to show the caller: status, OpenAI ``type``/``code``/``param``, extra headers."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.code = code
+        self.param = param
+        self.headers = dict(headers or {})
+
+    def to_response(self) -> ErrorResponse:
+        return ErrorResponse(ErrorBody(self.message, self.type, self.param, self.code))
+
+    def to_json(self) -> bytes:
+        return msgspec.json.encode(self.to_response())
+
+
+def invalid_request(
+    message: str, param: str | None = None, code: str | None = None
+) -> GatewayError:
+    return GatewayError(400, message, param=param, code=code)
+
+
+def model_not_found(model: str) -> GatewayError:
+    return GatewayError(
+        404,
+        f"The model `{model}` does not exist or you do not have access to it.",
+        code="model_not_found",
+        param="model",
+    )
+
+
+def model_unavailable(model: str, why: str = "no model server is answering") -> GatewayError:
+    return GatewayError(
+        503,
+        f"The model `{model}` is unavailable right now: {why}. Try again shortly.",
+        type="server_error",
+        code="model_unavailable",
+        headers={"Retry-After": "5"},
+    )
+
+
+def upstream_timeout(model: str) -> GatewayError:
+    return GatewayError(
+        504, f"The model `{model}` took too long to answer.", type="server_error", code="timeout"
+    )
+
+
+def from_http_exception(status: int, detail: str, extra: object = None) -> GatewayError:
+    """Map a framework error (validation, 404, 405, 413 ...) to OpenAI's error shape."""
+    if status == 400 and isinstance(extra, list) and extra and isinstance(extra[0], dict):
+        first = extra[0]
+        param = first.get("key")
+        message = str(first.get("message", detail))
+        if message.startswith("Object missing required field"):
+            missing = message.split("`")[1]
+            param = missing if param in (None, "data") else f"{param}.{missing}"
+        if param:
+            return invalid_request(
+                f"Invalid value for `{param}`: {message}", param=str(param), code="invalid_value"
+            )
+        return invalid_request(f"Invalid request body: {message}", code="invalid_json")
+    kinds = {
+        401: ("authentication_error", "invalid_api_key"),
+        403: ("permission_error", "forbidden"),
+        404: ("invalid_request_error", "not_found"),
+        405: ("invalid_request_error", "method_not_allowed"),
+        413: ("invalid_request_error", "request_too_large"),
+        415: ("invalid_request_error", "unsupported_media_type"),
+        429: ("rate_limit_error", "rate_limit_exceeded"),
+    }
+    if status >= 500:
+        return GatewayError(
+            status,
+            "The server had an error while processing your request.",
+            type="server_error",
+            code="internal_error",
+        )
+    err_type, code = kinds.get(status, ("invalid_request_error", None))
+    if status == 400 and "JSON" in detail:
+        code = "invalid_json"
+    return GatewayError(status, detail, type=err_type, code=code)

@@ -1,0 +1,170 @@
+"""All configuration, read once from ``SWITCHBOARD_*`` variables (and an optional ``.env``).
+
+Nothing else in the code base reads the environment. Every field has a default that works for the
+embedded stack on one machine; ``.env.example`` lists them all.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+PREFIX = "SWITCHBOARD_"
+DEVELOPMENT_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - refused outside development
+EXAMPLE_SECRETS = frozenset({DEVELOPMENT_SECRET, "changethis", "change-me", "secret", ""})
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use; the message names the environment variable."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Typed settings. Field ``foo_bar`` is read from ``SWITCHBOARD_FOO_BAR``."""
+
+    environment: Literal["development", "test", "production"] = "development"
+    """``production`` refuses example secrets and marks session cookies Secure."""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    """Gateway worker processes (granian)."""
+    public_url: str = ""
+    """External URL (behind a proxy); defaults to http://host:port."""
+    secret_key: str = DEVELOPMENT_SECRET
+    """Signs sessions and CSRF tokens. Must be set in production."""
+    data_dir: str = "var"
+    """Where the SQLite file, cached models and other local state live."""
+    database_url: str = ""
+    """``sqlite:///path`` or ``postgresql://user:pass@host:port/db``; empty: SQLite in data_dir."""
+    database_pool_size: int = 10
+
+    # --- model tier -------------------------------------------------------------------------
+    upstream_urls: str = "http://127.0.0.1:8001/v1"
+    """Comma-separated OpenAI-compatible base URLs (vLLM servers); models are discovered."""
+    upstream_api_key: str = ""
+    """Bearer token the model servers expect (vLLM --api-key); empty for none."""
+    default_model: str = "smollm2-135m-instruct"
+    model_server_port: int = 8001
+    """Port of the embedded vLLM CPU server that ``make run`` starts."""
+    model_max_len: int = 2048
+    model_kv_cache_gb: int = 1
+    upstream_connect_timeout: float = 5.0
+    upstream_first_byte_timeout: float = 120.0
+    upstream_total_timeout: float = 600.0
+    upstream_health_interval: float = 5.0
+    """Seconds between health probes of the model servers (an ejected server is re-probed)."""
+
+    # --- HTTP -------------------------------------------------------------------------------
+    max_body_bytes: int = 1_048_576
+    max_messages: int = 256
+
+    # --- logging ----------------------------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_prompts: bool = False
+    """Log prompt text (debugging only; off by default)."""
+
+    def __post_init__(self) -> None:
+        _check(self)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{Path(self.data_dir) / 'switchboard.sqlite3'}"
+
+    @property
+    def upstream_url_list(self) -> list[str]:
+        return [url.strip().rstrip("/") for url in self.upstream_urls.split(",") if url.strip()]
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
+
+
+def _check(settings: Settings) -> None:
+    def fail(field: str, why: str) -> None:
+        raise SettingsError(f"{PREFIX}{field.upper()}: {why}")
+
+    if not 0 < settings.port < 65536:
+        fail("port", f"{settings.port} is not a TCP port")
+    if not 0 < settings.model_server_port < 65536:
+        fail("model_server_port", f"{settings.model_server_port} is not a TCP port")
+    if settings.environment == "production" and settings.secret_key in EXAMPLE_SECRETS:
+        fail("secret_key", "set a real secret in production (e.g. `openssl rand -hex 32`)")
+    url = settings.resolved_database_url
+    if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        fail("database_url", f"{url!r} must start with sqlite:/// or postgresql://")
+    if not settings.upstream_url_list:
+        fail("upstream_urls", "at least one model server URL is needed")
+    for upstream in settings.upstream_url_list:
+        if not upstream.startswith(("http://", "https://")):
+            fail("upstream_urls", f"{upstream!r} is not an http(s) URL")
+    for name in (
+        "max_body_bytes",
+        "max_messages",
+        "database_pool_size",
+        "model_max_len",
+        "workers",
+    ):
+        if getattr(settings, name) <= 0:
+            fail(name, "must be positive")
+    for name in (
+        "upstream_connect_timeout",
+        "upstream_first_byte_timeout",
+        "upstream_total_timeout",
+    ):
+        if getattr(settings, name) <= 0:
+            fail(name, "must be a positive number of seconds")
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Parse a minimal ``.env`` file: ``KEY=value`` lines, ``#`` comments, optional quotes."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None = None) -> Settings:
+    """Build settings from the environment; values in the real environment beat ``.env``."""
+    env = dict(read_dotenv(dotenv or Path(".env")))
+    env.update(os.environ if environ is None else environ)
+    fields = {f.name: f for f in msgspec.structs.fields(Settings)}
+    raw: dict[str, Any] = {}
+    for key, value in env.items():
+        if not key.startswith(PREFIX):
+            continue
+        name = key[len(PREFIX) :].lower()
+        if name not in fields:
+            raise SettingsError(f"{key}: unknown setting (see .env.example for the list)")
+        raw[name] = value
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(_name_variable(str(exc), raw)) from None
+
+
+def _name_variable(message: str, raw: Mapping[str, Any]) -> str:
+    """Turn msgspec's ``... - at `$.port``` into a message that names SWITCHBOARD_PORT."""
+    text, _, where = message.partition(" - at `$.")
+    if not where:
+        return message
+    name = where.rstrip("`")
+    return f"{PREFIX}{name.upper()}={raw.get(name)!r}: {text}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return load_settings()

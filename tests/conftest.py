@@ -1,0 +1,62 @@
+"""Shared fixtures. Settings are built explicitly per test; the process environment holds no
+SWITCHBOARD_* variable so that a developer's shell cannot change what the tests see."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+for _name in [n for n in os.environ if n.startswith("SWITCHBOARD_")]:
+    del os.environ[_name]
+os.environ["PICCOLO_CONF"] = "switchboard.piccolo_conf"
+
+from switchboard.app import create_app  # noqa: E402
+from switchboard.settings import Settings, load_settings  # noqa: E402
+from tests.support.fake_upstream import FakeUpstream  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+
+SettingsFactory = Callable[..., Settings]
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> SettingsFactory:
+    """Settings for a test: a private SQLite file, then any overrides (field=value)."""
+
+    def build(**overrides: Any) -> Settings:
+        env = {
+            "SWITCHBOARD_ENVIRONMENT": "test",
+            "SWITCHBOARD_DATA_DIR": str(tmp_path),
+            "SWITCHBOARD_UPSTREAM_URLS": "http://upstream.test/v1",
+            "SWITCHBOARD_DEFAULT_MODEL": "fake-model",
+        }
+        env.update({f"SWITCHBOARD_{k.upper()}": str(v) for k, v in overrides.items()})
+        return load_settings(env, dotenv=tmp_path / "absent.env")
+
+    return build
+
+
+@pytest.fixture
+def fake_upstream() -> FakeUpstream:
+    return FakeUpstream()
+
+
+@pytest.fixture
+async def client(
+    make_settings: SettingsFactory, fake_upstream: FakeUpstream
+) -> AsyncIterator[AsyncTestClient[Any]]:
+    """The app in process, in front of the fake upstream."""
+    app = create_app(make_settings(), upstream_transport=fake_upstream.transport())
+    async with AsyncTestClient(app=app) as test_client:
+        yield test_client
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that stop shared servers (marked ``disruptive``) run last."""
+    items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)

@@ -1,0 +1,50 @@
+"""/readyz is 503 while the model server is stopped and 200 again once it is back."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import httpx
+import pytest
+
+from switchboard.devstack.model_server import ModelServer
+from tests.integration.conftest import AppFactory
+
+
+def wait_for_status(url: str, status: int, timeout: float) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = httpx.get(url, timeout=10)
+        if response.status_code == status or time.monotonic() > deadline:
+            return response
+        time.sleep(0.5)
+
+
+@pytest.mark.disruptive
+def test_readiness_follows_the_model_server(
+    live_app: AppFactory, model_server: ModelServer
+) -> None:
+    app = live_app()
+    assert httpx.get(f"{app.url}/readyz", timeout=10).status_code == 200
+    assert model_server.process is not None
+    group = model_server.process.pid
+
+    model_server.stop()
+    with pytest.raises(ProcessLookupError):  # nothing of vLLM's process group is left
+        os.killpg(group, 0)
+    response = wait_for_status(f"{app.url}/readyz", 503, timeout=15)
+    assert response.status_code == 503
+    down = response.json()["checks"]
+    assert any(k.startswith("model_server") and v != "ok" for k, v in down.items())
+    chat = httpx.post(
+        f"{app.url}/v1/chat/completions",
+        json={"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "x"}]},
+        timeout=10,
+    )
+    assert chat.status_code == 503
+    assert chat.json()["error"]["code"] == "model_unavailable"
+
+    model_server.start()
+    model_server.wait_ready(timeout=900)
+    assert wait_for_status(f"{app.url}/readyz", 200, timeout=30).status_code == 200

@@ -1,0 +1,67 @@
+"""A real completion comes back through the app from vLLM on the CPU."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+
+from tests.integration.conftest import MODEL, AppFactory
+
+
+def test_chat_completion_through_the_app_with_the_openai_sdk(live_app: AppFactory) -> None:
+    app = live_app()
+    client = openai.OpenAI(base_url=f"{app.url}/v1", api_key="unused-yet", max_retries=0)
+    completion = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Name three colours."}],
+        max_tokens=24,
+        temperature=0,
+    )
+    assert completion.model == MODEL
+    assert completion.choices[0].message.content
+    assert completion.usage is not None
+    assert completion.usage.completion_tokens > 0
+    assert completion.usage.prompt_tokens > 5
+
+
+def test_streamed_chat_arrives_in_chunks_with_usage(live_app: AppFactory) -> None:
+    app = live_app()
+    client = openai.OpenAI(base_url=f"{app.url}/v1", api_key="unused-yet", max_retries=0)
+    stream = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Count from one to ten."}],
+        max_tokens=30,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) > 3
+    assert text.strip()
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens == 30 or chunks[-2].choices[0].finish_reason == "stop"
+
+
+def test_text_completion_and_models(live_app: AppFactory) -> None:
+    app = live_app()
+    client = openai.OpenAI(base_url=f"{app.url}/v1", api_key="unused-yet", max_retries=0)
+    assert [m.id for m in client.models.list()] == [MODEL]
+    completion = client.completions.create(model=MODEL, prompt="The sky is", max_tokens=8)
+    assert completion.choices[0].text
+    assert completion.usage is not None
+    assert completion.usage.completion_tokens > 0
+
+
+def test_the_page_shows_an_answer_generated_by_the_model(live_app: AppFactory) -> None:
+    app = live_app()
+    response = httpx.post(f"{app.url}/ask", data={"message": "Say hello."}, timeout=120)
+    assert response.status_code == 200
+    answer = response.text.split('<p id="answer">', 1)[1].split("</p>", 1)[0]
+    assert len(answer.strip()) > 0
+
+
+def test_readiness_reports_database_and_model_server(live_app: AppFactory) -> None:
+    app = live_app()
+    response = httpx.get(f"{app.url}/readyz", timeout=10)
+    assert response.status_code == 200
+    assert set(response.json()["checks"].values()) == {"ok"}

@@ -1,0 +1,122 @@
+"""A stand-in for vLLM's OpenAI server as an ``httpx.MockTransport`` (unit tests only)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+MODEL = "fake-model"
+
+
+def _chunk(model: str, delta: dict[str, Any], finish: str | None = None) -> bytes:
+    body = {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+@dataclass
+class FakeUpstream:
+    """Answers like vLLM: echoes the last user message word by word."""
+
+    models: tuple[str, ...] = (MODEL,)
+    healthy: bool = True
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    fail_with: tuple[int, dict[str, Any]] | None = None
+
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handle)
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        if not self.healthy:
+            raise httpx.ConnectError("connection refused", request=request)
+        path = request.url.path
+        if path == "/health":
+            return httpx.Response(200)
+        if path == "/v1/models":
+            data = [
+                {"id": m, "object": "model", "created": 1, "max_model_len": 2048}
+                for m in self.models
+            ]
+            return httpx.Response(200, json={"object": "list", "data": data})
+        body = json.loads(request.content)
+        self.requests.append(body)
+        if self.fail_with:
+            status, payload = self.fail_with
+            return httpx.Response(status, json=payload)
+        words = self.answer_words(body)
+        usage = {
+            "prompt_tokens": 7,
+            "completion_tokens": len(words),
+            "total_tokens": 7 + len(words),
+        }
+        if body.get("stream"):
+            return httpx.Response(
+                200,
+                content=self.stream(body, words, usage),
+                headers={"content-type": "text/event-stream"},
+            )
+        if path == "/v1/completions":
+            choice: dict[str, Any] = {"index": 0, "text": " ".join(words), "finish_reason": "stop"}
+            return httpx.Response(
+                200,
+                json={
+                    "id": "cmpl-fake",
+                    "object": "text_completion",
+                    "created": 1,
+                    "model": body["model"],
+                    "choices": [choice],
+                    "usage": usage,
+                },
+            )
+        message = {"role": "assistant", "content": " ".join(words)}
+        return httpx.Response(
+            200,
+            json={
+                "id": "chatcmpl-fake",
+                "object": "chat.completion",
+                "created": 1,
+                "model": body["model"],
+                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                "usage": usage,
+            },
+        )
+
+    @staticmethod
+    def answer_words(body: dict[str, Any]) -> list[str]:
+        if "messages" in body:
+            text = str(body["messages"][-1].get("content") or "")
+        else:
+            text = str(body.get("prompt"))
+        return text.split() or ["ok"]
+
+    @staticmethod
+    async def stream(
+        body: dict[str, Any], words: list[str], usage: dict[str, int]
+    ) -> AsyncIterator[bytes]:
+        """One event per chunk, as vLLM sends them."""
+        model = body["model"]
+        events = [_chunk(model, {"role": "assistant", "content": ""})]
+        events += [_chunk(model, {"content": word + " "}) for word in words]
+        events.append(_chunk(model, {}, finish="stop"))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            final = {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": model,
+                "choices": [],
+                "usage": usage,
+            }
+            events.append(b"data: " + json.dumps(final).encode() + b"\n\n")
+        events.append(b"data: [DONE]\n\n")
+        for event in events:
+            yield event

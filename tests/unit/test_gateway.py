@@ -1,0 +1,198 @@
+"""The /v1 surface against a fake upstream: shapes, relaying and every client mistake."""
+
+from typing import Any
+
+import msgspec
+import pytest
+from litestar.testing import AsyncTestClient
+
+from tests.support.fake_upstream import FakeUpstream
+
+CHAT = "/v1/chat/completions"
+
+
+def chat(content: str = "hello there", **extra: Any) -> dict[str, Any]:
+    return {"model": "fake-model", "messages": [{"role": "user", "content": content}], **extra}
+
+
+def sse_payloads(text: str) -> list[Any]:
+    events = [e for e in text.split("\n\n") if e.strip()]
+    assert all(e.startswith("data: ") for e in events), events
+    return [e[6:] if e[6:] == "[DONE]" else msgspec.json.decode(e[6:]) for e in events]
+
+
+async def test_chat_completion_is_relayed(client: AsyncTestClient[Any]) -> None:
+    response = await client.post(CHAT, json=chat("one two three"))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["choices"][0]["message"]["content"] == "one two three"
+    assert body["usage"] == {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+
+
+async def test_vllm_sampling_extras_pass_through(
+    client: AsyncTestClient[Any], fake_upstream: FakeUpstream
+) -> None:
+    extras = {"top_k": 5, "min_p": 0.1, "repetition_penalty": 1.1, "guided_choice": ["a", "b"]}
+    response = await client.post(CHAT, json=chat(**extras))
+    assert response.status_code == 200
+    sent = fake_upstream.requests[-1]
+    assert {k: sent[k] for k in extras} == extras
+
+
+async def test_text_completion_is_relayed(client: AsyncTestClient[Any]) -> None:
+    response = await client.post("/v1/completions", json={"model": "fake-model", "prompt": "a b"})
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["text"] == "a b"
+
+
+async def test_stream_relays_every_event_and_hides_usage_unless_asked(
+    client: AsyncTestClient[Any], fake_upstream: FakeUpstream
+) -> None:
+    response = await client.post(CHAT, json=chat("x y", stream=True))
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    payloads = sse_payloads(response.text)
+    assert payloads[-1] == "[DONE]"
+    text = "".join(p["choices"][0]["delta"].get("content", "") for p in payloads[:-1])
+    assert text == "x y "
+    assert all(p.get("usage") is None for p in payloads[:-1])
+    # the gateway still asked the model server for usage, to account for it
+    assert fake_upstream.requests[-1]["stream_options"] == {"include_usage": True}
+
+
+async def test_stream_with_include_usage_ends_with_the_usage_chunk(
+    client: AsyncTestClient[Any],
+) -> None:
+    response = await client.post(
+        CHAT, json=chat("x y", stream=True, stream_options={"include_usage": True})
+    )
+    payloads = sse_payloads(response.text)
+    assert payloads[-2]["usage"] == {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9}
+    assert payloads[-2]["choices"] == []
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        (chat(temperature=5), "temperature"),
+        (chat(max_tokens=0), "max_tokens"),
+        (chat(max_tokens="ten"), "max_tokens"),
+        (chat(top_p=0), "top_p"),
+        (chat(n=100), "n"),
+        (
+            {"model": "fake-model", "messages": [{"role": "wizard", "content": "x"}]},
+            "messages[0].role",
+        ),
+        ({"model": "fake-model", "messages": []}, "messages"),
+        ({"model": "fake-model"}, "messages"),
+        ({"messages": [{"role": "user", "content": "x"}]}, "model"),
+        (chat(stream="yes"), "stream"),
+    ],
+)
+async def test_invalid_fields_are_400_naming_the_field(
+    client: AsyncTestClient[Any], body: dict[str, Any], param: str
+) -> None:
+    response = await client.post(CHAT, json=body)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["param"] == param
+    assert param.split("[")[0] in error["message"]
+
+
+async def test_too_many_messages_is_400(client: AsyncTestClient[Any], make_settings: Any) -> None:
+    body = {"model": "fake-model", "messages": [{"role": "user", "content": "x"}] * 300}
+    response = await client.post(CHAT, json=body)
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "messages"
+
+
+async def test_malformed_json_is_400(client: AsyncTestClient[Any]) -> None:
+    response = await client.post(
+        CHAT, content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_json"
+
+
+async def test_a_body_over_the_cap_is_413(client: AsyncTestClient[Any]) -> None:
+    response = await client.post(CHAT, json=chat("x" * 1_100_000))
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "request_too_large"
+
+
+async def test_unknown_model_is_404(client: AsyncTestClient[Any]) -> None:
+    response = await client.post(CHAT, json={**chat(), "model": "gpt-17"})
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "model_not_found"
+    assert (await client.get("/v1/models/gpt-17")).status_code == 404
+
+
+async def test_models_are_listed_and_described(client: AsyncTestClient[Any]) -> None:
+    listed = (await client.get("/v1/models")).json()
+    assert [m["id"] for m in listed["data"]] == ["fake-model"]
+    one = await client.get("/v1/models/fake-model")
+    assert one.status_code == 200
+    assert one.json()["id"] == "fake-model"
+
+
+async def test_upstream_down_is_503_model_unavailable(
+    client: AsyncTestClient[Any], fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.healthy = False
+    response = await client.post(CHAT, json=chat())
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "model_unavailable"
+    assert response.headers["retry-after"]
+
+
+async def test_upstream_4xx_is_relayed_in_openai_shape(
+    client: AsyncTestClient[Any], fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.fail_with = (
+        400,
+        {
+            "object": "error",
+            "message": "This model's maximum context length is 2048 tokens",
+            "type": "BadRequestError",
+            "param": None,
+            "code": 400,
+        },
+    )
+    response = await client.post(CHAT, json=chat())
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert "maximum context length" in error["message"]
+    assert error["type"] == "BadRequestError"
+
+
+async def test_upstream_5xx_becomes_502(
+    client: AsyncTestClient[Any], fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.fail_with = (500, {"error": {"message": "engine dead"}})
+    response = await client.post(CHAT, json=chat(stream=True))
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "upstream_error"
+
+
+async def test_unknown_v1_route_is_404_in_openai_shape(client: AsyncTestClient[Any]) -> None:
+    response = await client.get("/v1/nothing-here")
+    assert response.status_code == 404
+    assert set(response.json()["error"]) == {"message", "type", "param", "code"}
+
+
+async def test_unknown_page_is_a_friendly_html_404(client: AsyncTestClient[Any]) -> None:
+    response = await client.get("/no/such/page")
+    assert response.status_code == 404
+    assert "text/html" in response.headers["content-type"]
+    assert "Page not found" in response.text
+    assert response.headers["x-request-id"] in response.text
+
+
+async def test_openapi_schema_describes_the_v1_operations(client: AsyncTestClient[Any]) -> None:
+    schema = (await client.get("/docs/openapi.json")).json()
+    operations = {op["operationId"] for path in schema["paths"].values() for op in path.values()}
+    assert {"createChatCompletion", "createCompletion", "listModels", "retrieveModel"} <= operations
+    request_schema = schema["components"]["schemas"]["ChatCompletionRequest"]
+    assert request_schema["properties"]["temperature"]["maximum"] == 2.0
+    assert set(request_schema["required"]) == {"model", "messages"}

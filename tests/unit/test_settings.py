@@ -1,0 +1,83 @@
+from pathlib import Path
+
+import pytest
+
+from switchboard.settings import Settings, SettingsError, load_settings, read_dotenv
+
+
+def test_defaults_work_without_any_environment(tmp_path: Path) -> None:
+    settings = load_settings({}, dotenv=tmp_path / "none")
+    assert settings.port == 8000
+    assert settings.resolved_database_url == "sqlite:///var/switchboard.sqlite3"
+    assert settings.upstream_url_list == ["http://127.0.0.1:8001/v1"]
+
+
+def test_values_are_converted_from_strings(tmp_path: Path) -> None:
+    settings = load_settings(
+        {
+            "SWITCHBOARD_PORT": "9100",
+            "SWITCHBOARD_LOG_PROMPTS": "true",
+            "SWITCHBOARD_UPSTREAM_URLS": "http://a:1/v1/, http://b:2/v1",
+        },
+        dotenv=tmp_path / "none",
+    )
+    assert settings.port == 9100
+    assert settings.log_prompts is True
+    assert settings.upstream_url_list == ["http://a:1/v1", "http://b:2/v1"]
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"SWITCHBOARD_PORT": "eighty"}, "SWITCHBOARD_PORT='eighty'"),
+        ({"SWITCHBOARD_PORT": "70000"}, "SWITCHBOARD_PORT"),
+        ({"SWITCHBOARD_ENVIRONMENT": "prod"}, "SWITCHBOARD_ENVIRONMENT"),
+        ({"SWITCHBOARD_DATABASE_URL": "mysql://x"}, "SWITCHBOARD_DATABASE_URL"),
+        ({"SWITCHBOARD_UPSTREAM_URLS": "ftp://x"}, "SWITCHBOARD_UPSTREAM_URLS"),
+        ({"SWITCHBOARD_UPSTREAM_URLS": " , "}, "SWITCHBOARD_UPSTREAM_URLS"),
+        ({"SWITCHBOARD_MAX_BODY_BYTES": "0"}, "SWITCHBOARD_MAX_BODY_BYTES"),
+        ({"SWITCHBOARD_UPSTREAM_TOTAL_TIMEOUT": "-1"}, "SWITCHBOARD_UPSTREAM_TOTAL_TIMEOUT"),
+        ({"SWITCHBOARD_NO_SUCH_THING": "1"}, "SWITCHBOARD_NO_SUCH_THING"),
+        ({"SWITCHBOARD_ENVIRONMENT": "production"}, "SWITCHBOARD_SECRET_KEY"),
+        (
+            {"SWITCHBOARD_ENVIRONMENT": "production", "SWITCHBOARD_SECRET_KEY": "changethis"},
+            "SWITCHBOARD_SECRET_KEY",
+        ),
+    ],
+)
+def test_a_wrong_value_fails_naming_the_variable(
+    env: dict[str, str], named: str, tmp_path: Path
+) -> None:
+    with pytest.raises(SettingsError, match=named):
+        load_settings(env, dotenv=tmp_path / "none")
+
+
+def test_production_accepts_a_real_secret(tmp_path: Path) -> None:
+    settings = load_settings(
+        {"SWITCHBOARD_ENVIRONMENT": "production", "SWITCHBOARD_SECRET_KEY": "a" * 64},
+        dotenv=tmp_path / "none",
+    )
+    assert settings.environment == "production"
+
+
+def test_dotenv_is_read_and_the_environment_wins(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(
+        "# comment\nSWITCHBOARD_PORT=9001\nexport SWITCHBOARD_HOST='0.0.0.0'\n"
+        'SWITCHBOARD_DEFAULT_MODEL="m"\nnot a line\n'
+    )
+    assert read_dotenv(dotenv)["SWITCHBOARD_HOST"] == "0.0.0.0"
+    settings = load_settings({"SWITCHBOARD_PORT": "9002"}, dotenv=dotenv)
+    assert (settings.port, settings.host, settings.default_model) == (9002, "0.0.0.0", "m")
+
+
+def test_every_setting_is_documented_in_env_example() -> None:
+    example = Path(__file__).resolve().parents[2] / ".env.example"
+    documented = set(read_dotenv(example)) | {
+        line.lstrip("# ").split("=")[0]
+        for line in example.read_text().splitlines()
+        if line.startswith("# SWITCHBOARD_")
+    }
+    fields = {f"SWITCHBOARD_{name.upper()}" for name in Settings.__struct_fields__}
+    assert fields - documented == set(), "add these to .env.example"
+    assert documented - fields == set(), "remove these from .env.example"

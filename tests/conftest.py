@@ -4,11 +4,12 @@ SWITCHBOARD_* variable so that a developer's shell cannot change what the tests 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 for _name in [n for n in os.environ if n.startswith("SWITCHBOARD_")]:
@@ -18,6 +19,7 @@ os.environ["PICCOLO_CONF"] = "switchboard.piccolo_conf"
 from switchboard.app import create_app  # noqa: E402
 from switchboard.settings import Settings, load_settings  # noqa: E402
 from tests.support.fake_upstream import FakeUpstream  # noqa: E402
+from tests.support.live import LiveServer  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
@@ -48,13 +50,45 @@ def fake_upstream() -> FakeUpstream:
 
 
 @pytest.fixture
+def app_overrides() -> dict[str, Any]:
+    """Settings overrides for the ``client`` fixture (override the fixture to change them)."""
+    return {}
+
+
+@pytest.fixture
 async def client(
-    make_settings: SettingsFactory, fake_upstream: FakeUpstream
+    make_settings: SettingsFactory, fake_upstream: FakeUpstream, app_overrides: dict[str, Any]
 ) -> AsyncIterator[AsyncTestClient[Any]]:
-    """The app in process, in front of the fake upstream."""
-    app = create_app(make_settings(), upstream_transport=fake_upstream.transport())
+    """The app in process, in front of the fake upstream, sending a valid API key."""
+    app = create_app(make_settings(**app_overrides), upstream_transport=fake_upstream.transport())
     async with AsyncTestClient(app=app) as test_client:
+        secret = await mint_key(test_client, "alice")
+        test_client.headers["Authorization"] = f"Bearer {secret}"
         yield test_client
+
+
+async def mint_key(client: AsyncTestClient[Any] | Any, username: str, **limits: Any) -> str:
+    """Create (if needed) ``username`` and a key for them; return the secret."""
+    return await mint_key_in(client.app, username, **limits)
+
+
+async def mint_key_in(app: Litestar, username: str, **limits: Any) -> str:
+    from switchboard.accounts.services import create_user, get_user_by_name
+
+    user = await get_user_by_name(username) or await create_user(username)
+    return (await app.state.resources.keys.mint(int(user.id), **limits)).secret
+
+
+@pytest.fixture
+def live_fake(make_settings: SettingsFactory, fake_upstream: FakeUpstream) -> Iterator[LiveServer]:
+    """The app on a real socket in front of the fake upstream: for truly concurrent requests
+    (the in-process test client handles one request at a time)."""
+    app = create_app(make_settings(), upstream_transport=fake_upstream.transport())
+    server = LiveServer(app).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import datetime as dt
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,22 +17,29 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 
 from switchboard.db.engine import AnyEngine, build_engine, close_engine, open_engine
 from switchboard.db.registry import install_engine, migrate
+from switchboard.gateway.cache import MemoryCache, RedisCache, ResponseCache
+from switchboard.gateway.limits import RateLimiter
 from switchboard.gateway.routes import CompletionsController
 from switchboard.gateway.service import GatewayService
 from switchboard.gateway.upstream import UpstreamPool
 from switchboard.health.controllers import HealthController
+from switchboard.keys.services import KeyService
 from switchboard.observability.logging import configure_logging
 from switchboard.observability.request_id import add_request_id_header
 from switchboard.settings import Settings, get_settings
+from switchboard.usage.queries import prune
+from switchboard.usage.writer import UsageEvent, UsageWriter
 from switchboard.web.errors import handle_exception
 from switchboard.web.pages import PagesController
 from switchboard.web.templating import template_config, templates_dir
 
 log = logging.getLogger(__name__)
+RETENTION_EVERY_SECONDS = 3600.0
 
 
 @dataclass
@@ -39,12 +49,74 @@ class Resources:
     settings: Settings
     db: AnyEngine
     pool: UpstreamPool
+    keys: KeyService
+    usage: UsageWriter
+    cache: ResponseCache
     gateway: GatewayService
 
 
-def _resources(state: State) -> Resources:
-    resources: Resources = state.resources
-    return resources
+def build_cache(settings: Settings) -> ResponseCache:
+    if settings.redis_url:
+        return RedisCache(settings.redis_url, settings.cache_ttl, settings.cache_max_bytes)
+    return MemoryCache(settings.cache_max_entries, settings.cache_max_bytes, settings.cache_ttl)
+
+
+async def _prune_forever(settings: Settings) -> None:
+    """Retention: drop usage rows older than the setting, hourly, in small batches."""
+    while True:
+        try:
+            cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=settings.usage_retention_days)
+            deleted = await prune(cutoff)
+            if deleted:
+                log.info("pruned old usage rows", extra={"deleted": deleted})
+        except Exception:
+            log.exception("usage retention failed")
+        await asyncio.sleep(RETENTION_EVERY_SECONDS)
+
+
+@asynccontextmanager
+async def open_resources(
+    settings: Settings, upstream_transport: httpx.AsyncBaseTransport | None = None
+) -> AsyncIterator[Resources]:
+    db = build_engine(settings.resolved_database_url)
+    install_engine(db)
+    await open_engine(db, settings.database_pool_size)
+    await migrate()
+    keys = KeyService()
+
+    async def touch_keys(batch: list[UsageEvent]) -> None:
+        last_used: dict[int, dt.datetime] = {}
+        for event in batch:
+            if event.key_id is not None:
+                last_used[event.key_id] = max(event.at, last_used.get(event.key_id, event.at))
+        await keys.touch(last_used)
+
+    usage = UsageWriter(
+        flush_interval=settings.usage_flush_interval,
+        batch_size=settings.usage_batch_size,
+        on_flushed=touch_keys,
+    )
+    usage.start()
+    pool = UpstreamPool(settings, transport=upstream_transport)
+    await pool.start()
+    cache = build_cache(settings)
+    gateway = GatewayService(settings, pool, RateLimiter(), cache, usage)
+    retention = (
+        asyncio.create_task(_prune_forever(settings), name="usage-retention")
+        if settings.usage_retention_days
+        else None
+    )
+    try:
+        yield Resources(settings, db, pool, keys, usage, cache, gateway)
+    finally:
+        if retention:
+            retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retention
+        await pool.aclose()
+        await usage.aclose()  # flushes what is buffered: nothing is lost on a clean stop
+        await cache.aclose()
+        await close_engine(db)
 
 
 def create_app(
@@ -56,39 +128,34 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        db = build_engine(settings.resolved_database_url)
-        install_engine(db)
-        await open_engine(db, settings.database_pool_size)
-        await migrate()
-        pool = UpstreamPool(settings, transport=upstream_transport)
-        await pool.start()
-        app.state.resources = Resources(settings, db, pool, GatewayService(settings, pool))
-        log.info("switchboard ready on %s (database %s)", settings.base_url, type(db).__name__)
-        try:
+        async with open_resources(settings, upstream_transport) as resources:
+            app.state.resources = resources
+            log.info("switchboard ready on %s (database %s)", settings.base_url,
+                     type(resources.db).__name__)  # fmt: skip
             yield
-        finally:
-            await pool.aclose()
-            await close_engine(db)
 
     def provide(attribute: str) -> Provide:
         def dependency(state: State) -> Any:
-            return getattr(_resources(state), attribute)
+            return getattr(state.resources, attribute)
 
         return Provide(dependency, sync_to_thread=False)
 
-    static_dir = templates_dir() / "static"
     return Litestar(
         route_handlers=[
             HealthController,
             CompletionsController,
             PagesController,
-            create_static_files_router(path="/static", directories=[static_dir], name="static"),
+            create_static_files_router(
+                path="/static", directories=[templates_dir() / "static"], name="static"
+            ),
         ],
         dependencies={
             "settings": Provide(lambda: settings, sync_to_thread=False),
             "db": provide("db"),
             "upstream_pool": provide("pool"),
             "gateway": provide("gateway"),
+            "keys": provide("keys"),
+            "usage": provide("usage"),
         },
         lifespan=[lifespan],
         before_send=[add_request_id_header],
@@ -101,6 +168,13 @@ def create_app(
             description="OpenAI-compatible gateway and workspace in front of vLLM.",
             path="/docs",
             render_plugins=[SwaggerRenderPlugin()],
+            components=Components(
+                security_schemes={
+                    "BearerAuth": SecurityScheme(
+                        type="http", scheme="bearer", description="An API key: `sk-sb-...`"
+                    )
+                }
+            ),
         ),
         debug=False,
     )

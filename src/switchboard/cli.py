@@ -1,11 +1,14 @@
-"""The ``switchboard`` command: serve, stack, migrate (and later users / keys)."""
+"""The ``switchboard`` command: serve, stack, migrate, users and keys."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import os
 import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from switchboard.settings import SettingsError, get_settings
 
@@ -23,23 +26,101 @@ def _stack(_: argparse.Namespace) -> int:
     return run_stack(get_settings())
 
 
-def _migrate(_: argparse.Namespace) -> int:
-    from switchboard.db.engine import build_engine, close_engine, open_engine
-    from switchboard.db.registry import install_engine, migrate
+def with_database(work: Callable[[argparse.Namespace], Awaitable[int]]) -> Callable[..., int]:
+    """Run ``work`` with the database open and migrated."""
 
-    async def run() -> None:
-        settings = get_settings()
-        engine = build_engine(settings.resolved_database_url)
-        install_engine(engine)
-        await open_engine(engine, 2)
-        try:
-            await migrate()
-        finally:
-            await close_engine(engine)
+    def run(args: argparse.Namespace) -> int:
+        from switchboard.db.engine import build_engine, close_engine, open_engine
+        from switchboard.db.registry import install_engine, migrate
 
-    asyncio.run(run())
+        async def main() -> int:
+            engine = build_engine(get_settings().resolved_database_url)
+            install_engine(engine)
+            await open_engine(engine, 2)
+            try:
+                await migrate()
+                return await work(args)
+            finally:
+                await close_engine(engine)
+
+        return asyncio.run(main())
+
+    return run
+
+
+async def _migrate(_: argparse.Namespace) -> int:
     print("migrations applied")
     return 0
+
+
+async def _users_create(args: argparse.Namespace) -> int:
+    from switchboard.accounts.services import AccountError, create_user
+
+    password = args.password
+    if password is None and args.admin:
+        password = getpass.getpass(f"password for {args.username}: ")
+    try:
+        user = await create_user(
+            args.username, password=password, role="admin" if args.admin else "member",
+            rpm=args.rpm, tpm=args.tpm,
+        )  # fmt: skip
+    except AccountError as exc:
+        print(f"switchboard: {exc}", file=sys.stderr)
+        return 1
+    print(f"created {user.role} {user.username!r} (id {user.id})")
+    return 0
+
+
+async def _keys_create(args: argparse.Namespace) -> int:
+    from switchboard.accounts.services import create_user, get_user_by_name
+    from switchboard.keys.services import KeyService
+
+    settings = get_settings()
+    user = await get_user_by_name(args.user)
+    if user is None:
+        user = await create_user(args.user, rpm=settings.default_rpm, tpm=settings.default_tpm)
+        print(f"created member {user.username!r} (no password: API access only)", file=sys.stderr)
+    minted = await KeyService().mint(
+        int(user.id), name=args.name, rpm=args.rpm, tpm=args.tpm, expires_days=args.expires
+    )
+    print(
+        f"key {minted.key_id} for {user.username!r} ({minted.prefix}...); shown once:",
+        file=sys.stderr,
+    )
+    print(minted.secret)
+    return 0
+
+
+async def _keys_list(args: argparse.Namespace) -> int:
+    from switchboard.keys.services import KeyService, user_id_for
+
+    user_id = await user_id_for(args.user)
+    if user_id is None:
+        print(f"switchboard: no user {args.user!r}", file=sys.stderr)
+        return 1
+    for key in await KeyService().list_for_user(user_id):
+        state = "revoked" if key["revoked_at"] else "active"
+        limits = f"rpm={key['rpm'] or 'default'} tpm={key['tpm'] or 'default'}"
+        when = f"expires={key['expires_at'] or '-'} last_used={key['last_used_at'] or '-'}"
+        print(f"{key['id']:>5}  {key['prefix']}...  {state:8} {limits} {when}")
+    return 0
+
+
+async def _keys_revoke(args: argparse.Namespace) -> int:
+    from switchboard.keys.services import KeyService
+
+    if await KeyService().revoke(args.key_id):
+        print(f"revoked key {args.key_id}")
+        return 0
+    print(f"switchboard: no active key {args.key_id}", file=sys.stderr)
+    return 1
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError("must be a positive number")
+    return number
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,18 +130,48 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "stack", help="run the embedded stack: vLLM on the CPU + the gateway"
     ).set_defaults(run=_stack)
-    commands.add_parser("migrate", help="apply database migrations").set_defaults(run=_migrate)
+    commands.add_parser("migrate", help="apply database migrations").set_defaults(
+        run=with_database(_migrate)
+    )
+
+    users = commands.add_parser("users", help="manage users").add_subparsers(
+        dest="action", required=True
+    )
+    create = users.add_parser("create", help="create a user")
+    create.add_argument("username")
+    create.add_argument("--admin", action="store_true", help="an administrator (asks a password)")
+    create.add_argument("--password", help="password (default: asked for admins, none otherwise)")
+    create.add_argument("--rpm", type=_positive, help="default requests per minute of their keys")
+    create.add_argument("--tpm", type=_positive, help="default tokens per minute of their keys")
+    create.set_defaults(run=with_database(_users_create))
+
+    keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
+        dest="action", required=True
+    )
+    mint = keys.add_parser("create", help="create an API key (printed once)")
+    mint.add_argument("--user", required=True, help="owner (created as a member if missing)")
+    mint.add_argument("--name", default="", help="a label for the key")
+    mint.add_argument("--rpm", type=_positive, help="requests per minute (default: the user's)")
+    mint.add_argument("--tpm", type=_positive, help="tokens per minute (default: the user's)")
+    mint.add_argument("--expires", type=_positive, metavar="DAYS", help="expire after DAYS days")
+    mint.set_defaults(run=with_database(_keys_create))
+    listing = keys.add_parser("list", help="list a user's keys")
+    listing.add_argument("--user", required=True)
+    listing.set_defaults(run=with_database(_keys_list))
+    revoke = keys.add_parser("revoke", help="revoke a key by id")
+    revoke.add_argument("key_id", type=int)
+    revoke.set_defaults(run=with_database(_keys_revoke))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        result: int = args.run(args)
+        result: Any = args.run(args)
     except SettingsError as exc:
         print(f"switchboard: configuration error: {exc}", file=sys.stderr)
         return 2
-    return result
+    return int(result)
 
 
 if __name__ == "__main__":

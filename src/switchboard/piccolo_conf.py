@@ -14,5 +14,7 @@ DB = build_engine(get_settings().resolved_database_url)
 APP_REGISTRY = AppRegistry(
     apps=[
         "switchboard.accounts.piccolo_app",
+        "switchboard.keys.piccolo_app",
+        "switchboard.usage.piccolo_app",
     ]
 )

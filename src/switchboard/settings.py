@@ -58,9 +58,27 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     upstream_health_interval: float = 5.0
     """Seconds between health probes of the model servers (an ejected server is re-probed)."""
 
+    max_tokens_cap: int = 0
+    """Upper bound applied to every request's max_tokens (0: none; the model's context bounds)."""
+
+    # --- gateway controls -------------------------------------------------------------------
+    default_rpm: int = 60
+    """Requests per minute of a new user's keys (each key can override)."""
+    default_tpm: int = 100_000
+    """Tokens per minute of a new user's keys (prompt + completion)."""
+    cache_max_entries: int = 1024
+    cache_max_bytes: int = 64 * 1024 * 1024
+    cache_ttl: float = 600.0
+    """Seconds a deterministic answer stays cached."""
+    redis_url: str = ""
+    """Redis for the response cache shared by several replicas; empty: in-process memory."""
+    usage_flush_interval: float = 1.0
+    usage_batch_size: int = 500
+    usage_retention_days: int = 90
+    """Usage rows older than this are pruned (in small batches, hourly); 0 keeps everything."""
+
     # --- HTTP -------------------------------------------------------------------------------
     max_body_bytes: int = 1_048_576
-    max_messages: int = 256
 
     # --- logging ----------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -96,25 +114,26 @@ def _check(settings: Settings) -> None:
     url = settings.resolved_database_url
     if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         fail("database_url", f"{url!r} must start with sqlite:/// or postgresql://")
+    if settings.redis_url and not settings.redis_url.startswith(
+        ("redis://", "rediss://", "unix://")
+    ):
+        fail("redis_url", f"{settings.redis_url!r} must start with redis:// or rediss://")
+    for name in ("max_tokens_cap", "cache_max_entries", "cache_max_bytes", "usage_retention_days"):
+        if getattr(settings, name) < 0:
+            fail(name, "must not be negative")
     if not settings.upstream_url_list:
         fail("upstream_urls", "at least one model server URL is needed")
     for upstream in settings.upstream_url_list:
         if not upstream.startswith(("http://", "https://")):
             fail("upstream_urls", f"{upstream!r} is not an http(s) URL")
-    for name in (
-        "max_body_bytes",
-        "max_messages",
-        "database_pool_size",
-        "model_max_len",
-        "workers",
-    ):
+    positive = ("max_body_bytes", "database_pool_size", "model_max_len", "workers",
+                "default_rpm", "default_tpm", "usage_batch_size")  # fmt: skip
+    for name in positive:
         if getattr(settings, name) <= 0:
             fail(name, "must be positive")
-    for name in (
-        "upstream_connect_timeout",
-        "upstream_first_byte_timeout",
-        "upstream_total_timeout",
-    ):
+    seconds = ("upstream_connect_timeout", "upstream_first_byte_timeout", "upstream_total_timeout",
+               "upstream_health_interval", "usage_flush_interval", "cache_ttl")  # fmt: skip
+    for name in seconds:
         if getattr(settings, name) <= 0:
             fail(name, "must be a positive number of seconds")
 

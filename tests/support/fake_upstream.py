@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -31,11 +32,13 @@ class FakeUpstream:
     healthy: bool = True
     requests: list[dict[str, Any]] = field(default_factory=list)
     fail_with: tuple[int, dict[str, Any]] | None = None
+    delay: float = 0.0
+    """Seconds before a completion answers (to hold requests in flight)."""
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
 
-    def handle(self, request: httpx.Request) -> httpx.Response:
+    async def handle(self, request: httpx.Request) -> httpx.Response:
         if not self.healthy:
             raise httpx.ConnectError("connection refused", request=request)
         path = request.url.path
@@ -49,6 +52,8 @@ class FakeUpstream:
             return httpx.Response(200, json={"object": "list", "data": data})
         body = json.loads(request.content)
         self.requests.append(body)
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if self.fail_with:
             status, payload = self.fail_with
             return httpx.Response(status, json=payload)

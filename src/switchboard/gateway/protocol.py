@@ -13,13 +13,20 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-Role = Literal["system", "user", "assistant", "tool", "developer", "function"]
+Role = Literal["system", "user", "assistant", "developer", "tool"]
 Temperature = Annotated[float, Meta(ge=0.0, le=2.0, description="Sampling temperature, 0 to 2.")]
 TopP = Annotated[float, Meta(gt=0.0, le=1.0)]
 Penalty = Annotated[float, Meta(ge=-2.0, le=2.0)]
-MaxTokens = Annotated[int, Meta(ge=1, le=1_000_000, description="Upper bound on generated tokens.")]
+MaxTokens = Annotated[
+    int,
+    Meta(ge=1, le=1_000_000, description="Upper bound on generated tokens (the model's context "
+         "length bounds it too)."),
+]  # fmt: skip
 Choices = Annotated[int, Meta(ge=1, le=16)]
-Stop = str | Annotated[list[str], Meta(max_length=16)]
+StopText = Annotated[str, Meta(min_length=1)]
+Stop = StopText | Annotated[list[StopText], Meta(max_length=16)]
+Seed = Annotated[int, Meta(ge=0, le=2**63 - 1)]
+MAX_MESSAGES = 256
 
 
 class StreamOptions(msgspec.Struct, omit_defaults=True):
@@ -27,24 +34,28 @@ class StreamOptions(msgspec.Struct, omit_defaults=True):
     continuous_usage_stats: bool = False
 
 
-class ContentPart(msgspec.Struct, omit_defaults=True):
-    """One part of a multi-part message (``text`` for the models we serve)."""
+class TextPart(msgspec.Struct, omit_defaults=True):
+    """A text part of a multi-part message."""
 
-    type: str
-    text: str | None = None
-    image_url: dict[str, Any] | None = None
+    type: Literal["text"]
+    text: str
 
 
 class ChatMessage(msgspec.Struct, omit_defaults=True):
+    """A chat message. Fields not declared here (``tool_calls``, ``tool_call_id`` ...) are
+    relayed to the model server as sent."""
+
     role: Role
-    content: str | list[ContentPart] | None = None
+    content: str | list[TextPart] | None = None
     name: str | None = None
-    tool_calls: list[dict[str, Any]] | None = None
-    tool_call_id: str | None = None
 
 
 class SamplingFields(msgspec.Struct, omit_defaults=True, kw_only=True):
-    """Sampling fields shared by chat and text completions (OpenAI's, then vLLM's extras)."""
+    """Sampling fields shared by chat and text completions: OpenAI's, then vLLM's extras.
+
+    Other fields (``logit_bias``, ``response_format``, ``tools``, vLLM's structured outputs ...)
+    are not validated here and are relayed as sent.
+    """
 
     model: str
     max_tokens: MaxTokens | None = None
@@ -56,43 +67,30 @@ class SamplingFields(msgspec.Struct, omit_defaults=True, kw_only=True):
     stop: Stop | None = None
     presence_penalty: Penalty | None = None
     frequency_penalty: Penalty | None = None
-    logit_bias: dict[str, float] | None = None
-    seed: int | None = None
+    seed: Seed | None = None
     user: str | None = None
-    # vLLM extensions (passed through)
+    # vLLM extensions
     top_k: Annotated[int, Meta(ge=-1)] | None = None
     min_p: Annotated[float, Meta(ge=0.0, le=1.0)] | None = None
-    repetition_penalty: Annotated[float, Meta(gt=0.0, le=10.0)] | None = None
-    min_tokens: Annotated[int, Meta(ge=0)] | None = None
+    repetition_penalty: Annotated[float, Meta(gt=0.0, le=2.0)] | None = None
     ignore_eos: bool | None = None
     skip_special_tokens: bool | None = None
-    stop_token_ids: list[int] | None = None
 
 
 class ChatCompletionRequest(SamplingFields, omit_defaults=True, kw_only=True):
-    messages: Annotated[list[ChatMessage], Meta(min_length=1)]
+    messages: Annotated[list[ChatMessage], Meta(min_length=1, max_length=MAX_MESSAGES)]
     max_completion_tokens: MaxTokens | None = None
     logprobs: bool | None = None
     top_logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
-    response_format: dict[str, Any] | None = None
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: str | dict[str, Any] | None = None
-    parallel_tool_calls: bool | None = None
-    chat_template_kwargs: dict[str, Any] | None = None
 
-    def token_budget(self) -> int | None:
-        return self.max_completion_tokens or self.max_tokens
+
+PromptText = Annotated[str, Meta(min_length=1)]
 
 
 class CompletionRequest(SamplingFields, omit_defaults=True, kw_only=True):
-    prompt: str | Annotated[list[str | int | list[int]], Meta(min_length=1)]
+    prompt: PromptText | Annotated[list[PromptText], Meta(min_length=1, max_length=16)]
     echo: bool | None = None
     logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
-    suffix: str | None = None
-    best_of: Choices | None = None
-
-    def token_budget(self) -> int | None:
-        return self.max_tokens
 
 
 class Usage(msgspec.Struct):

@@ -9,11 +9,13 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, Operation, Schema
 from litestar.params import FromPath, JSONBody
 from litestar.response import Stream
 
-from switchboard.gateway.errors import GatewayError, invalid_request
+from switchboard.gateway.auth import authenticate
 from switchboard.gateway.protocol import (
     ChatCompletionRequest,
     ChatCompletionResponse,
@@ -23,11 +25,59 @@ from switchboard.gateway.protocol import (
     ModelCard,
     ModelList,
 )
-from switchboard.gateway.service import Caller, Completion, GatewayService, Kind, ParsedRequest
-from switchboard.settings import Settings
+from switchboard.gateway.service import (
+    CachePolicy,
+    Caller,
+    Completion,
+    GatewayService,
+    Kind,
+    ParsedRequest,
+)
+from switchboard.keys.services import KeyService
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-ERROR_RESPONSES: dict[int, Any] = {}
+SECURITY: list[dict[str, list[str]]] = [{"BearerAuth": []}]
+
+
+def _errors(*statuses: int) -> dict[int, ResponseSpec]:
+    meaning = {
+        400: "Invalid request: `error.param` names the field",
+        401: "Missing, unknown, expired or revoked API key",
+        404: "Unknown model",
+        413: "Request body too large",
+        429: "Rate limit reached (see `Retry-After` and the `x-ratelimit-*` headers)",
+        502: "The model server failed",
+        503: "No model server is available for this model",
+        504: "The model server did not answer in time",
+    }
+    return {
+        status: ResponseSpec(data_container=ErrorResponse, description=meaning[status])
+        for status in statuses
+    }
+
+
+COMPLETION_ERRORS = _errors(400, 401, 404, 413, 429, 502, 503, 504)
+
+
+class StreamingOperation(Operation):
+    """A 200 that is JSON, or server-sent events when the request says ``stream: true``."""
+
+    def __post_init__(self) -> None:
+        ok = (self.responses or {}).get("200")
+        content = getattr(ok, "content", None)
+        if content is not None:
+            content["text/event-stream"] = OpenAPIMediaType(
+                schema=Schema(
+                    type="string",  # type: ignore[arg-type]
+                    description="`data: {chunk JSON}` events, then `data: [DONE]`",
+                )
+            )
+
+
+async def provide_caller(
+    request: Request[Any, Any, Any], keys: NamedDependency[KeyService]
+) -> Caller:
+    return await authenticate(request, keys)
 
 
 async def watch_disconnect(request: Request[Any, Any, Any], gone: asyncio.Event) -> None:
@@ -45,49 +95,65 @@ class CompletionsController(Controller):
 
     path = "/v1"
     tags = ["OpenAI-compatible API"]
+    security = SECURITY
+    dependencies = {"caller": Provide(provide_caller)}
 
     @post(
         "/chat/completions",
         operation_id="createChatCompletion",
         summary="Create a chat completion (set `stream: true` for server-sent events)",
         status_code=200,
-        response_description="A chat.completion, or a stream of chat.completion.chunk events",
+        responses=COMPLETION_ERRORS,
+        operation_class=StreamingOperation,
     )
     async def chat_completions(
         self,
         request: Request[Any, Any, Any],
         data: JSONBody[ChatCompletionRequest],
         gateway: NamedDependency[GatewayService],
-        settings: NamedDependency[Settings],
+        caller: NamedDependency[Caller],
     ) -> Response[ChatCompletionResponse]:
-        if len(data.messages) > settings.max_messages:
-            raise invalid_request(
-                f"Too many messages: {len(data.messages)} (at most {settings.max_messages}).",
-                param="messages",
-            )
-        return await _complete("chat", request, data, gateway)
+        return await _complete("chat", request, data, gateway, caller)
 
     @post(
         "/completions",
         operation_id="createCompletion",
         summary="Create a text completion (set `stream: true` for server-sent events)",
         status_code=200,
+        responses=COMPLETION_ERRORS,
+        operation_class=StreamingOperation,
     )
     async def completions(
         self,
         request: Request[Any, Any, Any],
         data: JSONBody[CompletionRequest],
         gateway: NamedDependency[GatewayService],
+        caller: NamedDependency[Caller],
     ) -> Response[CompletionResponse]:
-        return await _complete("completion", request, data, gateway)
+        return await _complete("completion", request, data, gateway, caller)
 
-    @get("/models", operation_id="listModels", summary="List the models being served")
-    async def list_models(self, gateway: NamedDependency[GatewayService]) -> ModelList:
+    @get(
+        "/models",
+        operation_id="listModels",
+        summary="List the models being served",
+        responses=_errors(401),
+    )
+    async def list_models(
+        self, gateway: NamedDependency[GatewayService], caller: NamedDependency[Caller]
+    ) -> ModelList:
         return gateway.list_models()
 
-    @get("/models/{model_id:path}", operation_id="retrieveModel", summary="Describe one model")
+    @get(
+        "/models/{model_id:path}",
+        operation_id="retrieveModel",
+        summary="Describe one model",
+        responses=_errors(401, 404, 503),
+    )
     async def retrieve_model(
-        self, model_id: FromPath[str], gateway: NamedDependency[GatewayService]
+        self,
+        model_id: FromPath[str],
+        gateway: NamedDependency[GatewayService],
+        caller: NamedDependency[Caller],
     ) -> ModelCard:
         return gateway.get_model(model_id.lstrip("/"))
 
@@ -96,18 +162,17 @@ async def _complete(
     kind: Kind,
     request: Request[Any, Any, Any],
     data: ChatCompletionRequest | CompletionRequest,
-    gateway: NamedDependency[GatewayService],
+    gateway: GatewayService,
+    caller: Caller,
 ) -> Response[Any]:
-    body = msgspec.json.decode(await request.body())
-    parsed = ParsedRequest(kind=kind, request=data, body=body)
-    caller = Caller()
+    parsed = ParsedRequest(kind=kind, request=data, body=msgspec.json.decode(await request.body()))
+    policy = CachePolicy.from_header(request.headers.get("cache-control"))
     if data.stream:
-        completion = await gateway.complete(parsed, caller)
-        return _stream_response(completion)
+        return _stream_response(await gateway.complete(parsed, caller, cache_policy=policy))
     gone = asyncio.Event()
     watcher = asyncio.create_task(watch_disconnect(request, gone))
     try:
-        completion = await gateway.complete(parsed, caller, disconnected=gone)
+        completion = await gateway.complete(parsed, caller, disconnected=gone, cache_policy=policy)
     finally:
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -130,6 +195,3 @@ def _stream_response(completion: Completion) -> Stream:
         media_type="text/event-stream",
         headers={**SSE_HEADERS, **completion.headers},
     )
-
-
-__all__ = ["CompletionsController", "ErrorResponse", "GatewayError"]

@@ -1,21 +1,23 @@
 """The one path to the model, for ``/v1`` callers and the browser chat alike.
 
-validate → pick an upstream → relay (JSON, or SSE chunk by chunk) → account usage.
-Routes and web controllers only translate HTTP to and from this service.
+reserve rate limit → look up cache → call the upstream (relay JSON, or SSE chunk by chunk) →
+record usage → settle the token reservation with the real count. Routes and web controllers
+only translate HTTP to and from this service.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import time
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-import msgspec
-
-from switchboard.gateway.errors import GatewayError, invalid_request, upstream_timeout
+from switchboard.gateway.cache import CachedAnswer, ResponseCache, cache_key, is_cacheable
+from switchboard.gateway.errors import GatewayError, upstream_timeout
+from switchboard.gateway.limits import RateLimiter, Reservation
 from switchboard.gateway.protocol import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -33,24 +35,29 @@ from switchboard.gateway.relay import (
 )
 from switchboard.gateway.upstream import UpstreamPool
 from switchboard.settings import Settings
+from switchboard.usage.writer import UsageEvent, UsageWriter
 
 Kind = Literal["chat", "completion"]
 T = TypeVar("T")
 
 PATHS: dict[Kind, str] = {"chat": "/chat/completions", "completion": "/completions"}
-REQUEST_TYPES: dict[Kind, type[ChatCompletionRequest] | type[CompletionRequest]] = {
-    "chat": ChatCompletionRequest,
-    "completion": CompletionRequest,
-}
+CHARS_PER_TOKEN = 4  # prompt estimate for reserving tokens before the real count is known
 
 
 @dataclass(frozen=True)
 class Caller:
     """Who is asking: an API key's owner or a signed-in person (the browser chat)."""
 
-    user_id: int | None = None
-    key_id: int | None = None
+    user_id: int | None
+    key_id: int | None
+    rpm: int
+    tpm: int
     source: Literal["api", "web"] = "api"
+    request_id: str = ""
+
+    @property
+    def limit_subject(self) -> str:
+        return f"key:{self.key_id}" if self.key_id is not None else f"user:{self.user_id}"
 
 
 @dataclass
@@ -58,11 +65,12 @@ class Outcome:
     """What one request cost and how it went (for usage rows and metrics)."""
 
     model: str
+    stream: bool
     started: float = field(default_factory=time.monotonic)
     usage: Usage = field(default_factory=Usage)
     first_token_at: float | None = None
     status: int = 200
-    stream: bool = False
+    cache_hit: bool = False
 
     @property
     def latency_ms(self) -> int:
@@ -92,49 +100,38 @@ class ParsedRequest:
     body: dict[str, Any]
 
 
-def parse_request(kind: Kind, raw: bytes, settings: Settings) -> ParsedRequest:
-    """Validate a request body; errors name the offending field in OpenAI's shape."""
-    if len(raw) > settings.max_body_bytes:
-        raise GatewayError(
-            413,
-            f"Request body is {len(raw)} bytes; the limit is {settings.max_body_bytes}.",
-            code="request_too_large",
-        )
-    try:
-        body = msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise invalid_request(f"The body is not valid JSON: {exc}", code="invalid_json") from None
-    if not isinstance(body, dict):
-        raise invalid_request("The body must be a JSON object.", code="invalid_json")
-    try:
-        request = msgspec.convert(body, REQUEST_TYPES[kind])
-    except msgspec.ValidationError as exc:
-        raise validation_error(exc) from None
-    if isinstance(request, ChatCompletionRequest) and len(request.messages) > settings.max_messages:
-        raise invalid_request(
-            f"Too many messages: {len(request.messages)} (at most {settings.max_messages}).",
-            param="messages",
-        )
-    return ParsedRequest(kind, request, body)
+@dataclass(frozen=True)
+class CachePolicy:
+    """From the caller's ``Cache-Control``: ``no-cache`` skips the lookup, ``no-store`` also
+    keeps the answer out of the cache."""
 
+    read: bool = True
+    write: bool = True
 
-def validation_error(exc: msgspec.ValidationError) -> GatewayError:
-    """``Expected `float` <= 2.0 - at `$.temperature``` → 400 with ``param="temperature"``."""
-    text, _, where = str(exc).partition(" - at `$")
-    param = where.rstrip("`").lstrip(".") or None
-    if text.startswith("Object missing required field"):
-        field_name = text.split("`")[1]
-        param = f"{param}.{field_name}" if param else field_name
-    message = f"Invalid value for `{param}`: {text}" if param else text
-    return invalid_request(message, param=param, code="invalid_value")
+    @classmethod
+    def from_header(cls, value: str | None) -> CachePolicy:
+        directives = {part.strip().lower() for part in (value or "").split(",")}
+        if "no-store" in directives:
+            return cls(read=False, write=False)
+        return cls(read="no-cache" not in directives)
 
 
 class GatewayService:
     """Relays completions to the upstream pool and accounts for them."""
 
-    def __init__(self, settings: Settings, pool: UpstreamPool) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        pool: UpstreamPool,
+        limiter: RateLimiter,
+        cache: ResponseCache,
+        usage: UsageWriter,
+    ) -> None:
         self.settings = settings
         self.pool = pool
+        self.limiter = limiter
+        self.cache = cache
+        self.usage = usage
 
     # --- models -----------------------------------------------------------------------------
     def list_models(self) -> ModelList:
@@ -152,23 +149,123 @@ class GatewayService:
         self,
         parsed: ParsedRequest,
         caller: Caller,
+        *,
         disconnected: asyncio.Event | None = None,
+        cache_policy: CachePolicy = CachePolicy(),
     ) -> Completion:
         """Run one completion. Streams come back as SSE event bytes ready to send."""
         request = parsed.request
         outcome = Outcome(model=request.model, stream=request.stream)
-        body = dict(parsed.body)
-        if request.stream:
-            # Always ask for usage so it can be accounted; stripped again if the caller did not.
-            asked = bool(request.stream_options and request.stream_options.include_usage)
-            body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-            return await self._open_stream(parsed.kind, body, outcome, asked)
-        payload = await self._bounded(
-            self._fetch(parsed.kind, body, outcome), disconnected, outcome
-        )
-        return Completion(outcome=outcome, body=payload)
+        body = self._upstream_body(parsed)
+        asked_usage = bool(request.stream_options and request.stream_options.include_usage)
+        reservation = await self._reserve(caller, parsed, body, outcome)
+        try:
+            self.pool.candidates(request.model)  # unknown model: 404 before any cache lookup
+            key = cache_key(PATHS[parsed.kind], body) if is_cacheable(body) else None
+            if key and cache_policy.read:
+                cached = await self.cache.get(key)
+                if cached is not None:
+                    return self._from_cache(cached, asked_usage, caller, outcome, reservation)
+            store_key = key if cache_policy.write else None
+            if request.stream:
+                completion = await self._open_stream(
+                    parsed.kind, body, outcome, store_key, asked_usage
+                )
+                completion.events = self._finishing(completion.events, caller, outcome, reservation)
+            else:
+                payload = await self._bounded(
+                    self._fetch(parsed.kind, body, outcome, store_key), disconnected, outcome
+                )
+                completion = Completion(outcome=outcome, body=payload)
+                self._finish(caller, outcome, reservation)
+        except GatewayError as error:
+            outcome.status = error.status
+            self._finish(caller, outcome, reservation)
+            error.headers = {**reservation.headers(), **error.headers}
+            raise
+        except asyncio.CancelledError:
+            outcome.status = 499
+            self._finish(caller, outcome, reservation)
+            raise
+        completion.headers.update(reservation.headers())
+        completion.headers["x-cache"] = "miss" if key else "bypass"
+        return completion
 
-    async def _fetch(self, kind: Kind, body: dict[str, Any], outcome: Outcome) -> bytes:
+    def _upstream_body(self, parsed: ParsedRequest) -> dict[str, Any]:
+        """The caller's JSON object with what the model server needs adjusted."""
+        body = dict(parsed.body)
+        if parsed.request.stream:
+            # Always ask for usage so it can be accounted; dropped again if the caller did not.
+            body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        else:
+            body.pop("stream_options", None)  # vLLM refuses it on non-streaming requests
+        if isinstance(body.get("messages"), list):
+            # Clients send `content: null` (e.g. beside tool_calls); chat templates want text.
+            body["messages"] = [
+                {**m, "content": ""} if isinstance(m, dict) and m.get("content") is None else m
+                for m in body["messages"]
+            ]
+        if body.get("top_logprobs") and not body.get("logprobs"):
+            body["logprobs"] = True  # asking for top logprobs implies asking for logprobs
+        cap = self.settings.max_tokens_cap
+        if cap:
+            for name in ("max_tokens", "max_completion_tokens"):
+                if name in body or name == "max_tokens":
+                    body[name] = min(int(body.get(name) or cap), cap)
+        return body
+
+    async def _reserve(
+        self, caller: Caller, parsed: ParsedRequest, body: dict[str, Any], outcome: Outcome
+    ) -> Reservation:
+        prompt_estimate = (
+            len(str(body.get("messages") or body.get("prompt") or "")) // CHARS_PER_TOKEN
+        )
+        completion_budget = (
+            body.get("max_completion_tokens")
+            or body.get("max_tokens")
+            or self.settings.model_max_len
+        )
+        n = int(body.get("n") or 1)
+        try:
+            return await self.limiter.reserve(
+                caller.limit_subject, caller.rpm, caller.tpm,
+                prompt_estimate + int(completion_budget) * n,
+            )  # fmt: skip
+        except GatewayError as error:
+            outcome.status = error.status
+            self._record(caller, outcome)
+            raise
+
+    def _from_cache(
+        self,
+        cached: CachedAnswer,
+        asked_usage: bool,
+        caller: Caller,
+        outcome: Outcome,
+        reservation: Reservation,
+    ) -> Completion:
+        outcome.cache_hit = True
+        outcome.usage = cached.usage
+        outcome.first_token_at = time.monotonic()
+        headers = {**reservation.headers(), "x-cache": "hit"}
+        if cached.kind == "json":
+            self._finish(caller, outcome, reservation)
+            return Completion(outcome=outcome, body=cached.body, headers=headers)
+
+        async def replay() -> AsyncIterator[bytes]:
+            for event in cached.events:
+                data = event_data(event)
+                peeked = peek(data) if data and data != b"[DONE]" else None
+                if peeked and peeked.usage and not peeked.choices and not asked_usage:
+                    continue
+                yield event
+
+        events = self._finishing(replay(), caller, outcome, reservation)
+        return Completion(outcome=outcome, events=events, headers=headers)
+
+    async def _fetch(
+        self, kind: Kind, body: dict[str, Any], outcome: Outcome, store_key: str | None
+    ) -> bytes:
         async with self.pool.open(outcome.model, PATHS[kind], body) as response:
             payload = await response.aread()
         if response.status_code >= 400:
@@ -176,6 +273,10 @@ class GatewayService:
         peeked = peek(payload)
         if peeked and peeked.usage:
             outcome.usage = peeked.usage
+        if store_key:
+            await self.cache.put(
+                store_key, CachedAnswer(kind="json", usage=outcome.usage, body=payload)
+            )
         return payload
 
     async def _bounded(
@@ -184,13 +285,10 @@ class GatewayService:
         """Await ``work`` within the total timeout; cancel it (closing the upstream) if the
         caller goes away first."""
         task = asyncio.ensure_future(work)
-        watchers: set[asyncio.Future[Any]] = {task}
         gone = asyncio.ensure_future(disconnected.wait()) if disconnected else None
-        if gone:
-            watchers.add(gone)
         try:
             done, _ = await asyncio.wait(
-                watchers,
+                {task, gone} if gone else {task},
                 timeout=self.settings.upstream_total_timeout,
                 return_when=asyncio.FIRST_COMPLETED,
             )
@@ -203,12 +301,16 @@ class GatewayService:
         with contextlib.suppress(asyncio.CancelledError, GatewayError):
             await task
         if gone is not None and gone in done:
-            outcome.status = 499
             raise asyncio.CancelledError("client disconnected")
         raise upstream_timeout(outcome.model)
 
     async def _open_stream(
-        self, kind: Kind, body: dict[str, Any], outcome: Outcome, include_usage: bool
+        self,
+        kind: Kind,
+        body: dict[str, Any],
+        outcome: Outcome,
+        store_key: str | None,
+        include_usage: bool,
     ) -> Completion:
         stack = contextlib.AsyncExitStack()
         response = await stack.enter_async_context(self.pool.open(outcome.model, PATHS[kind], body))
@@ -216,9 +318,8 @@ class GatewayService:
             payload = await response.aread()
             await stack.aclose()
             raise upstream_error(response.status_code, payload)
-        return Completion(
-            outcome=outcome, events=self._relay(response.aiter_raw(), stack, outcome, include_usage)
-        )
+        events = self._relay(response.aiter_raw(), stack, outcome, include_usage, store_key)
+        return Completion(outcome=outcome, events=events)
 
     async def _relay(
         self,
@@ -226,13 +327,19 @@ class GatewayService:
         stack: contextlib.AsyncExitStack,
         outcome: Outcome,
         include_usage: bool,
+        store_key: str | None,
     ) -> AsyncIterator[bytes]:
         """Relay SSE events one by one; closing this generator closes the upstream request."""
         events = SSEEvents()
+        seen: list[bytes] | None = [] if store_key else None
         deadline = outcome.started + self.settings.upstream_total_timeout
+        finished = False
         try:
             async for chunk in chunks:
                 for event in events.feed(chunk):
+                    if seen is not None:
+                        seen.append(event)
+                    finished = finished or event == DONE_EVENT
                     forward = self._inspect(event, outcome, include_usage)
                     if forward:
                         yield forward
@@ -241,25 +348,22 @@ class GatewayService:
                     yield _error_event(upstream_timeout(outcome.model))
                     yield DONE_EVENT
                     return
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, GeneratorExit):
             outcome.status = 499
             raise
-        except GeneratorExit:
-            outcome.status = 499
-            raise
-        except Exception as exc:  # upstream died mid-stream: tell the client in-band
+        except Exception as exc:  # the model server died mid-stream: tell the client in-band
             outcome.status = 502
-            yield _error_event(
-                GatewayError(
-                    502,
-                    f"The model server failed mid-stream: {exc}",
-                    type="server_error",
-                    code="upstream_error",
-                )
-            )
+            error = GatewayError(502, f"The model server failed mid-stream: {exc}",
+                                 type="server_error", code="upstream_error")  # fmt: skip
+            yield _error_event(error)
             yield DONE_EVENT
+            return
         finally:
             await stack.aclose()
+        if store_key and seen is not None and finished:
+            await self.cache.put(
+                store_key, CachedAnswer(kind="sse", usage=outcome.usage, events=seen)
+            )
 
     def _inspect(self, event: bytes, outcome: Outcome, include_usage: bool) -> bytes | None:
         data = event_data(event)
@@ -275,6 +379,49 @@ class GatewayService:
             if not peeked.choices and not include_usage:
                 return None
         return event
+
+    async def _finishing(
+        self,
+        events: AsyncIterator[bytes] | None,
+        caller: Caller,
+        outcome: Outcome,
+        reservation: Reservation,
+    ) -> AsyncIterator[bytes]:
+        """Wrap a stream so that usage is recorded however it ends (done, error, client gone)."""
+        assert events is not None
+        try:
+            async for event in events:
+                yield event
+        except (asyncio.CancelledError, GeneratorExit):
+            outcome.status = 499
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                await events.aclose()  # type: ignore[attr-defined]
+            self._finish(caller, outcome, reservation)
+
+    def _finish(self, caller: Caller, outcome: Outcome, reservation: Reservation) -> None:
+        reservation.settle(outcome.usage.total_tokens)
+        self._record(caller, outcome)
+
+    def _record(self, caller: Caller, outcome: Outcome) -> None:
+        self.usage.record(
+            UsageEvent(
+                model=outcome.model,
+                user_id=caller.user_id,
+                key_id=caller.key_id,
+                source=caller.source,
+                prompt_tokens=outcome.usage.prompt_tokens,
+                completion_tokens=outcome.usage.completion_tokens,
+                latency_ms=outcome.latency_ms,
+                ttft_ms=outcome.ttft_ms,
+                status=outcome.status,
+                cache_hit=outcome.cache_hit,
+                stream=outcome.stream,
+                request_id=caller.request_id,
+                at=dt.datetime.now(dt.UTC),
+            )
+        )
 
 
 def _error_event(error: GatewayError) -> bytes:

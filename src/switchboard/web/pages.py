@@ -53,8 +53,12 @@ class PagesController(Controller):
             max_tokens=256,
         )
         parsed = ParsedRequest("chat", request, msgspec.to_builtins(request))
+        caller = Caller(
+            user_id=None, key_id=None, rpm=settings.default_rpm, tpm=settings.default_tpm,
+            source="web",
+        )  # fmt: skip
         try:
-            completion = await gateway.complete(parsed, Caller(source="web"))
+            completion = await gateway.complete(parsed, caller)
             answer = msgspec.json.decode(completion.body or b"{}", type=_Answer)
             context["answer"] = answer.choices[0]["message"]["content"]
         except GatewayError as exc:

@@ -1,0 +1,46 @@
+"""Bearer API-key authentication for ``/v1``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+
+from switchboard.gateway.errors import GatewayError
+from switchboard.gateway.service import Caller
+from switchboard.keys.services import KeyService
+from switchboard.observability.request_id import request_id_of
+
+
+def unauthorized(message: str) -> GatewayError:
+    return GatewayError(
+        401, message, type="invalid_request_error", code="invalid_api_key",
+        headers={"WWW-Authenticate": 'Bearer realm="switchboard"'},
+    )  # fmt: skip
+
+
+async def authenticate(request: Request[Any, Any, Any], keys: KeyService) -> Caller:
+    """The caller behind ``Authorization: Bearer sk-...``, or 401 in OpenAI's shape."""
+    header = request.headers.get("authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if not header:
+        raise unauthorized(
+            "You didn't provide an API key. Send it as `Authorization: Bearer sk-...`."
+        )
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise unauthorized("Malformed Authorization header: expected `Bearer sk-...`.")
+    owner = await keys.authenticate(secret.strip())
+    if owner is None:
+        shown = secret.strip()[:10] + "..." if len(secret.strip()) > 10 else "(hidden)"
+        raise unauthorized(
+            f"Incorrect, expired or revoked API key provided: {shown}. "
+            "Create a key with `switchboard keys create` or on the Keys page."
+        )
+    return Caller(
+        user_id=owner.user_id,
+        key_id=owner.key_id,
+        rpm=owner.rpm,
+        tpm=owner.tpm,
+        source="api",
+        request_id=request_id_of(request.scope),
+    )

@@ -1,0 +1,123 @@
+"""Response cache for deterministic requests (temperature 0, or a seed).
+
+Keyed on the endpoint and the canonical request body (sorted keys, without fields that do not
+change the answer). In memory by default (LRU bounded in entries and bytes, with a TTL); Redis
+when ``SWITCHBOARD_REDIS_URL`` is set, so several gateway replicas share it. A cached stream is
+kept as its SSE events and replayed as SSE.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from typing import Any, Literal, Protocol
+
+import msgspec
+
+from switchboard.gateway.protocol import Usage
+
+# Fields that do not change what the model generates.
+_IGNORED_FIELDS = frozenset({"user", "stream_options"})
+
+
+class CachedAnswer(msgspec.Struct, frozen=True):
+    kind: Literal["json", "sse"]
+    usage: Usage
+    body: bytes = b""
+    events: list[bytes] = []
+
+    @property
+    def size(self) -> int:
+        return len(self.body) + sum(len(event) for event in self.events)
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(CachedAnswer)
+
+
+def is_cacheable(body: dict[str, Any]) -> bool:
+    """Deterministic: temperature 0, or a seed given."""
+    return body.get("temperature") == 0 or body.get("seed") is not None
+
+
+def cache_key(path: str, body: dict[str, Any]) -> str:
+    canonical = {k: v for k, v in body.items() if k not in _IGNORED_FIELDS}
+    encoded = msgspec.json.encode([path, canonical], order="sorted")
+    return "sb:cache:" + hashlib.sha256(encoded).hexdigest()
+
+
+class ResponseCache(Protocol):
+    async def get(self, key: str) -> CachedAnswer | None: ...
+    async def put(self, key: str, answer: CachedAnswer) -> None: ...
+    async def aclose(self) -> None: ...
+
+
+class MemoryCache:
+    """LRU + TTL, bounded by entries and by bytes."""
+
+    def __init__(self, max_entries: int, max_bytes: int, ttl: float) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.ttl = ttl
+        self.bytes = 0
+        self._entries: OrderedDict[str, tuple[float, CachedAnswer]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    async def get(self, key: str) -> CachedAnswer | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        expires, answer = entry
+        if expires < time.monotonic():
+            self._drop(key)
+            return None
+        self._entries.move_to_end(key)
+        return answer
+
+    async def put(self, key: str, answer: CachedAnswer) -> None:
+        if answer.size > self.max_bytes or self.max_entries <= 0:
+            return
+        if key in self._entries:
+            self._drop(key)
+        self._entries[key] = (time.monotonic() + self.ttl, answer)
+        self.bytes += answer.size
+        while len(self._entries) > self.max_entries or self.bytes > self.max_bytes:
+            self._drop(next(iter(self._entries)))
+
+    def _drop(self, key: str) -> None:
+        _, answer = self._entries.pop(key)
+        self.bytes -= answer.size
+
+    async def aclose(self) -> None:
+        self._entries.clear()
+        self.bytes = 0
+
+
+class RedisCache:
+    """Shared cache for several replicas: msgpack values with a TTL (Redis evicts by its policy)."""
+
+    def __init__(self, url: str, ttl: float, max_entry_bytes: int) -> None:
+        from redis.asyncio import Redis
+
+        self.redis = Redis.from_url(url)
+        self.ttl = ttl
+        self.max_entry_bytes = max_entry_bytes
+
+    async def get(self, key: str) -> CachedAnswer | None:
+        raw = await self.redis.get(key)
+        if not isinstance(raw, bytes):
+            return None
+        try:
+            return _decoder.decode(raw)
+        except msgspec.DecodeError:
+            return None
+
+    async def put(self, key: str, answer: CachedAnswer) -> None:
+        if answer.size <= self.max_entry_bytes:
+            await self.redis.set(key, _encoder.encode(answer), px=int(self.ttl * 1000))
+
+    async def aclose(self) -> None:
+        await self.redis.aclose()

@@ -1,0 +1,165 @@
+"""Mint, verify, list and revoke API keys.
+
+A key is ``sk-sb-`` + 256 random bits (base64url). Only its SHA-256 is stored, with a short display
+prefix; SHA-256 (not a slow hash) is right for secrets with this much entropy, and lets a lookup
+use the unique index. Verified keys are cached briefly so a request costs no database round trip;
+revoking through this service drops the entry at once (other processes within ``cache_ttl``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from switchboard.accounts.tables import User
+from switchboard.keys.tables import ApiKey
+
+KEY_PREFIX = "sk-sb-"
+
+
+def hash_key(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class KeyOwner:
+    """What a verified key grants: whose it is and its limits."""
+
+    key_id: int
+    user_id: int
+    username: str
+    rpm: int
+    tpm: int
+    expires_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class MintedKey:
+    key_id: int
+    secret: str
+    prefix: str
+
+
+LISTED_COLUMNS = (
+    ApiKey.id, ApiKey.name, ApiKey.prefix, ApiKey.rpm, ApiKey.tpm,
+    ApiKey.created_at, ApiKey.expires_at, ApiKey.revoked_at, ApiKey.last_used_at,
+)  # fmt: skip
+
+
+LISTED_COLUMNS = (
+    ApiKey.id, ApiKey.name, ApiKey.prefix, ApiKey.rpm, ApiKey.tpm,
+    ApiKey.created_at, ApiKey.expires_at, ApiKey.revoked_at, ApiKey.last_used_at,
+)  # fmt: skip
+
+
+class KeyService:
+    def __init__(self, cache_ttl: float = 5.0) -> None:
+        self.cache_ttl = cache_ttl
+        self._cache: dict[str, tuple[float, KeyOwner | None]] = {}
+
+    async def mint(
+        self,
+        user_id: int,
+        *,
+        name: str = "",
+        rpm: int | None = None,
+        tpm: int | None = None,
+        expires_days: float | None = None,
+    ) -> MintedKey:
+        secret = KEY_PREFIX + secrets.token_urlsafe(32)
+        prefix = secret[: len(KEY_PREFIX) + 6]
+        expires_at = now() + dt.timedelta(days=expires_days) if expires_days else None
+        key = ApiKey(
+            user=user_id,
+            name=name[:100],
+            prefix=prefix,
+            key_hash=hash_key(secret),
+            rpm=rpm,
+            tpm=tpm,
+            expires_at=expires_at,
+        )
+        await key.save()
+        return MintedKey(key_id=int(key.id), secret=secret, prefix=prefix)
+
+    async def authenticate(self, secret: str) -> KeyOwner | None:
+        """The owner of a valid (known, unexpired, unrevoked, active-user) key, else None."""
+        if not secret.startswith(KEY_PREFIX) or len(secret) > 128:
+            return None
+        digest = hash_key(secret)
+        cached = self._cache.get(digest)
+        if cached and cached[0] > time.monotonic():
+            owner = cached[1]
+        else:
+            owner = await self._load(digest)
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (time.monotonic() + self.cache_ttl, owner)
+        if owner and owner.expires_at and owner.expires_at <= now():
+            return None
+        return owner
+
+    async def _load(self, digest: str) -> KeyOwner | None:
+        row: dict[str, Any] | None = (
+            await ApiKey.select(
+                ApiKey.id,
+                ApiKey.rpm,
+                ApiKey.tpm,
+                ApiKey.expires_at,
+                ApiKey.revoked_at,
+                ApiKey.user.id.as_alias("user_id"),
+                ApiKey.user.username.as_alias("username"),
+                ApiKey.user.is_active.as_alias("is_active"),
+                ApiKey.user.default_rpm.as_alias("default_rpm"),
+                ApiKey.user.default_tpm.as_alias("default_tpm"),
+            )
+            .where(ApiKey.key_hash == digest)
+            .first()
+        )
+        if row is None or row["revoked_at"] is not None or not row["is_active"]:
+            return None
+        return KeyOwner(
+            key_id=row["id"],
+            user_id=row["user_id"],
+            username=row["username"],
+            rpm=row["rpm"] if row["rpm"] is not None else row["default_rpm"],
+            tpm=row["tpm"] if row["tpm"] is not None else row["default_tpm"],
+            expires_at=row["expires_at"],
+        )
+
+    async def revoke(self, key_id: int, *, user_id: int | None = None) -> bool:
+        """Revoke a key (only the owner's when ``user_id`` is given). False if none matched."""
+        query = ApiKey.update({ApiKey.revoked_at: now()}).where(
+            (ApiKey.id == key_id) & ApiKey.revoked_at.is_null()
+        )
+        if user_id is not None:
+            query = query.where(ApiKey.user == user_id)
+        changed = await query.returning(ApiKey.key_hash)
+        for row in changed:
+            self._cache.pop(row["key_hash"], None)
+        return bool(changed)
+
+    async def list_for_user(self, user_id: int) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = (
+            await ApiKey.select(*LISTED_COLUMNS)
+            .where(ApiKey.user == user_id)
+            .order_by(ApiKey.id, ascending=False)
+        )
+        return rows
+
+    async def touch(self, last_used: dict[int, dt.datetime]) -> None:
+        """Record when keys were last used (called by the usage writer, once per batch)."""
+        for key_id, when in last_used.items():
+            await ApiKey.update({ApiKey.last_used_at: when}).where(ApiKey.id == key_id)
+
+
+async def user_id_for(username: str) -> int | None:
+    row = await User.select(User.id).where(User.username == username).first()
+    return None if row is None else int(row["id"])

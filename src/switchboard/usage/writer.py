@@ -1,0 +1,121 @@
+"""Batched usage writes, off the response path.
+
+``record`` only appends to an in-memory buffer; a background task inserts the buffer in one
+statement every ``flush_interval`` seconds (or sooner once ``batch_size`` rows wait). A slow
+database delays only this task, never a completion; ``aclose`` flushes what is left, so nothing
+is lost on a clean shutdown. A failed insert keeps its rows for the next attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from switchboard.usage.tables import UsageRecord
+
+log = logging.getLogger(__name__)
+MAX_BUFFERED = 1_000_000  # beyond this the database is gone for good; drop the oldest, loudly
+
+
+@dataclass(frozen=True)
+class UsageEvent:
+    model: str
+    user_id: int | None
+    key_id: int | None
+    source: str
+    prompt_tokens: int
+    completion_tokens: int
+    latency_ms: int
+    ttft_ms: int | None
+    status: int
+    cache_hit: bool
+    stream: bool
+    request_id: str
+    at: dt.datetime
+
+
+class UsageWriter:
+    def __init__(
+        self,
+        *,
+        flush_interval: float,
+        batch_size: int,
+        on_flushed: Callable[[list[UsageEvent]], Awaitable[None]] | None = None,
+    ) -> None:
+        self.flush_interval = flush_interval
+        self.batch_size = batch_size
+        self.on_flushed = on_flushed
+        self._buffer: list[UsageEvent] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._flush_lock = asyncio.Lock()
+        self.written = 0
+
+    def record(self, event: UsageEvent) -> None:
+        self._buffer.append(event)
+        if len(self._buffer) > MAX_BUFFERED:
+            del self._buffer[: len(self._buffer) - MAX_BUFFERED]
+            log.error("usage buffer overflow: dropping oldest rows")
+        if len(self._buffer) >= self.batch_size:
+            self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="usage-writer")
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.flush_interval)
+            self._wake.clear()
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("usage flush failed; will retry", extra={"pending": self.pending})
+
+    async def flush(self) -> int:
+        """Insert everything buffered now; returns how many rows were written."""
+        async with self._flush_lock:
+            written = 0
+            while self._buffer:
+                batch = self._buffer[: self.batch_size]
+                await UsageRecord.insert(*(_row(event) for event in batch))
+                del self._buffer[: len(batch)]
+                written += len(batch)
+                if self.on_flushed:
+                    await self.on_flushed(batch)
+            self.written += written
+            return written
+
+    async def aclose(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+
+
+def _row(event: UsageEvent) -> UsageRecord:
+    return UsageRecord(
+        created_at=event.at,
+        key_id=event.key_id,
+        user_id=event.user_id,
+        source=event.source,
+        model=event.model[:128],
+        prompt_tokens=event.prompt_tokens,
+        completion_tokens=event.completion_tokens,
+        total_tokens=event.prompt_tokens + event.completion_tokens,
+        latency_ms=event.latency_ms,
+        ttft_ms=event.ttft_ms,
+        status=event.status,
+        cache_hit=event.cache_hit,
+        stream=event.stream,
+        request_id=event.request_id[:64],
+    )

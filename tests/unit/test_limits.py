@@ -1,0 +1,115 @@
+"""Per-key rate limits: exact under concurrency, OpenAI's headers, token reconciliation."""
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+from litestar.testing import AsyncTestClient
+
+from switchboard.gateway.errors import GatewayError
+from switchboard.gateway.limits import Bucket, RateLimiter, _duration
+from tests.conftest import mint_key, mint_key_in
+from tests.support.fake_upstream import FakeUpstream
+from tests.support.live import LiveServer
+
+CHAT = "/v1/chat/completions"
+
+
+def body(max_tokens: int = 5) -> dict[str, Any]:
+    return {
+        "model": "fake-model",
+        "messages": [{"role": "user", "content": "one two"}],
+        "max_tokens": max_tokens,
+    }
+
+
+async def test_exactly_n_of_5n_concurrent_reservations_pass() -> None:
+    limiter = RateLimiter()
+
+    async def attempt() -> int:
+        try:
+            await limiter.reserve("key:1", rpm=7, tpm=1_000_000, tokens=10)
+        except GatewayError as error:
+            return error.status
+        return 200
+
+    results = await asyncio.gather(*(attempt() for _ in range(35)))
+    assert sorted(results) == [200] * 7 + [429] * 28
+
+
+async def test_exactly_n_of_5n_concurrent_http_requests_pass(
+    live_fake: LiveServer, fake_upstream: FakeUpstream
+) -> None:
+    secret = live_fake.run(mint_key_in(live_fake.app, "limited", rpm=4, tpm=1_000_000))
+    auth = {"Authorization": f"Bearer {secret}"}
+    fake_upstream.delay = 0.2  # all 20 are in flight at once
+    async with httpx.AsyncClient(base_url=live_fake.url, timeout=30) as http:
+        responses = await asyncio.gather(
+            *(http.post(CHAT, json=body(), headers=auth) for _ in range(20))
+        )
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200] * 4 + [429] * 16
+    limited = next(r for r in responses if r.status_code == 429)
+    error = limited.json()["error"]
+    assert (error["type"], error["code"]) == ("requests", "rate_limit_exceeded")
+    assert int(limited.headers["retry-after"]) >= 1
+    assert limited.headers["x-ratelimit-limit-requests"] == "4"
+    assert limited.headers["x-ratelimit-remaining-requests"] == "0"
+
+
+async def test_every_response_carries_the_ratelimit_headers(client: AsyncTestClient[Any]) -> None:
+    secret = await mint_key(client, "headers", rpm=10, tpm=5000)
+    auth = {"Authorization": f"Bearer {secret}"}
+    first = await client.post(CHAT, json=body(), headers=auth)
+    assert first.status_code == 200
+    assert first.headers["x-ratelimit-limit-requests"] == "10"
+    assert first.headers["x-ratelimit-remaining-requests"] == "9"
+    assert first.headers["x-ratelimit-limit-tokens"] == "5000"
+    assert first.headers["x-ratelimit-reset-requests"].endswith("s")
+    # the fake upstream reports 7 prompt + 2 completion tokens: the reservation (about 100
+    # tokens: a prompt estimate plus max_tokens) was settled to those 9 before the answer left
+    assert 5000 - 9 <= int(first.headers["x-ratelimit-remaining-tokens"]) <= 5000
+    streamed = await client.post(CHAT, json={**body(), "stream": True}, headers=auth)
+    assert streamed.status_code == 200
+    assert streamed.headers["x-ratelimit-remaining-requests"] == "8"
+
+
+async def test_a_token_budget_over_the_limit_is_429_tokens(
+    live_fake: LiveServer, fake_upstream: FakeUpstream
+) -> None:
+    secret = live_fake.run(mint_key_in(live_fake.app, "tokens", rpm=100, tpm=100))
+    auth = {"Authorization": f"Bearer {secret}"}
+    async with httpx.AsyncClient(base_url=live_fake.url, timeout=30) as http:
+        # each request reserves 10 (prompt estimate) + 40 (max_tokens) = 50 tokens
+        first = await http.post(CHAT, json=body(max_tokens=40), headers=auth)
+        assert first.status_code == 200
+        second = await http.post(CHAT, json=body(max_tokens=40), headers=auth)
+        assert second.status_code == 200  # the first settled at its 9 real tokens, not 50
+        fake_upstream.delay = 0.2  # hold the burst's reservations in flight together
+        burst = await asyncio.gather(
+            *(http.post(CHAT, json=body(max_tokens=40), headers=auth) for _ in range(3))
+        )
+    assert sorted(r.status_code for r in burst) == [200, 429, 429]
+    limited = next(r for r in burst if r.status_code == 429)
+    assert limited.json()["error"]["type"] == "tokens"
+    assert limited.headers["x-ratelimit-limit-tokens"] == "100"
+
+
+async def test_bucket_refunds_and_reports() -> None:
+    bucket = Bucket(100)
+    assert await bucket.try_take(80)
+    assert not await bucket.try_take(30)
+    bucket.adjust(-50)
+    assert await bucket.try_take(30)
+    assert bucket.remaining() in (39, 40)
+    assert bucket.seconds_until(50) > 0
+    bucket.adjust(-1000)
+    assert bucket.level == 0
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(0.25, "250ms"), (1, "1s"), (59.2, "1m0s"), (360, "6m0s"), (75, "1m15s")]
+)
+def test_reset_durations_use_openais_format(seconds: float, text: str) -> None:
+    assert _duration(seconds) == text

@@ -1,0 +1,120 @@
+"""Usage accounting: rows per request, batched writes, totals per day, retention."""
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+from litestar.testing import AsyncTestClient
+
+from switchboard.keys.tables import ApiKey
+from switchboard.usage.queries import daily_totals, prune
+from switchboard.usage.tables import UsageRecord
+from switchboard.usage.writer import UsageEvent, UsageWriter
+
+CHAT = "/v1/chat/completions"
+
+
+def event(**overrides: Any) -> UsageEvent:
+    values: dict[str, Any] = {
+        "model": "m", "user_id": 1, "key_id": 1, "source": "api", "prompt_tokens": 3,
+        "completion_tokens": 4, "latency_ms": 10, "ttft_ms": None, "status": 200,
+        "cache_hit": False, "stream": False, "request_id": "r", "at": dt.datetime.now(dt.UTC),
+    }  # fmt: skip
+    values.update(overrides)
+    return UsageEvent(**values)
+
+
+async def test_each_request_becomes_one_row_matching_what_the_client_got(
+    client: AsyncTestClient[Any],
+) -> None:
+    plain = await client.post(
+        CHAT, json={"model": "fake-model", "messages": [{"role": "user", "content": "a b c"}]}
+    )
+    streamed = await client.post(
+        CHAT,
+        json={"model": "fake-model", "messages": [{"role": "user", "content": "a b"}],
+              "stream": True, "stream_options": {"include_usage": True}},
+    )  # fmt: skip
+    failed = await client.post(
+        CHAT, json={"model": "gpt-x", "messages": [{"role": "user", "content": "x"}]}
+    )
+    assert (plain.status_code, streamed.status_code, failed.status_code) == (200, 200, 404)
+    resources = client.app.state.resources
+    await resources.usage.flush()
+    rows = await UsageRecord.select().order_by(UsageRecord.id)
+    assert [
+        (r["prompt_tokens"], r["completion_tokens"], r["status"], r["stream"]) for r in rows
+    ] == [
+        (7, 3, 200, False),
+        (7, 2, 200, True),
+        (0, 0, 404, False),
+    ]
+    assert plain.json()["usage"]["completion_tokens"] == rows[0]["completion_tokens"]
+    assert rows[1]["ttft_ms"] is not None
+    assert rows[0]["request_id"] == plain.headers["x-request-id"]
+    assert {r["key_id"] for r in rows} == {rows[0]["key_id"]}
+    key = await ApiKey.select(ApiKey.last_used_at).where(ApiKey.id == rows[0]["key_id"]).first()
+    assert key is not None
+    assert key["last_used_at"] is not None
+
+
+async def test_writes_are_batched_and_flushed_on_close(client: AsyncTestClient[Any]) -> None:
+    writer = UsageWriter(flush_interval=3600, batch_size=1000)
+    writer.start()
+    for _ in range(5):
+        writer.record(event())
+    assert writer.pending == 5
+    assert await UsageRecord.count() == 0
+    await writer.aclose()
+    assert writer.pending == 0
+    assert await UsageRecord.count() == 5
+
+
+async def test_a_full_batch_wakes_the_writer(client: AsyncTestClient[Any]) -> None:
+    writer = UsageWriter(flush_interval=3600, batch_size=3)
+    writer.start()
+    for _ in range(3):
+        writer.record(event())
+    for _ in range(50):
+        if await UsageRecord.count() == 3:
+            break
+        await asyncio.sleep(0.02)
+    assert await UsageRecord.count() == 3
+    await writer.aclose()
+
+
+async def test_daily_totals_per_key_and_per_user(client: AsyncTestClient[Any]) -> None:
+    today = dt.datetime.now(dt.UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+    yesterday = today - dt.timedelta(days=1)
+    writer = UsageWriter(flush_interval=3600, batch_size=100)
+    for at, key, user, status, hit in [
+        (today, 1, 10, 200, False), (today, 1, 10, 200, True), (today, 2, 10, 500, False),
+        (yesterday, 1, 10, 200, False), (today, 3, 11, 200, False),
+    ]:  # fmt: skip
+        writer.record(event(at=at, key_id=key, user_id=user, status=status, cache_hit=hit))
+    await writer.flush()
+    since = yesterday - dt.timedelta(hours=13)
+    by_key = await daily_totals("key", since=since, until=today + dt.timedelta(hours=1))
+    summary = [
+        (t.day, t.subject_id, t.requests, t.total_tokens, t.cache_hits, t.errors) for t in by_key
+    ]
+    assert summary == [
+        (yesterday.date(), 1, 1, 7, 0, 0),
+        (today.date(), 1, 2, 14, 1, 0),
+        (today.date(), 2, 1, 7, 0, 1),
+        (today.date(), 3, 1, 7, 0, 0),
+    ]
+    until = today + dt.timedelta(hours=1)
+    one_user = await daily_totals("user", since=since, until=until, subject_id=10)
+    assert [(t.day, t.requests) for t in one_user] == [(yesterday.date(), 1), (today.date(), 3)]
+
+
+async def test_retention_prunes_old_rows_in_batches(client: AsyncTestClient[Any]) -> None:
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(days=100)
+    writer = UsageWriter(flush_interval=3600, batch_size=100)
+    for index in range(25):
+        writer.record(event(at=old if index < 23 else dt.datetime.now(dt.UTC)))
+    await writer.flush()
+    deleted = await prune(dt.datetime.now(dt.UTC) - dt.timedelta(days=90), batch=10)
+    assert deleted == 23
+    assert await UsageRecord.count() == 2

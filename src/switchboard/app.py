@@ -24,6 +24,7 @@ from switchboard.db.engine import AnyEngine, build_engine, close_engine, open_en
 from switchboard.db.registry import install_engine, migrate
 from switchboard.gateway.cache import MemoryCache, RedisCache, ResponseCache
 from switchboard.gateway.limits import RateLimiter
+from switchboard.gateway.openapi import publish_request_schemas
 from switchboard.gateway.routes import CompletionsController
 from switchboard.gateway.service import GatewayService
 from switchboard.gateway.upstream import UpstreamPool
@@ -140,7 +141,7 @@ def create_app(
 
         return Provide(dependency, sync_to_thread=False)
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             HealthController,
             CompletionsController,
@@ -178,3 +179,5 @@ def create_app(
         ),
         debug=False,
     )
+    publish_request_schemas(app.openapi_schema, example_model=settings.default_model)
+    return app

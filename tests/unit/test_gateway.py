@@ -39,6 +39,32 @@ async def test_vllm_sampling_extras_pass_through(
     assert {k: sent[k] for k in extras} == extras
 
 
+async def test_null_fields_are_not_relayed(
+    client: AsyncTestClient[Any], fake_upstream: FakeUpstream
+) -> None:
+    nulls = {"n": None, "ignore_eos": None, "stop": None, "temperature": None}
+    response = await client.post(CHAT, json=chat(**nulls))
+    assert response.status_code == 200
+    assert not set(nulls) & set(fake_upstream.requests[-1])
+
+
+async def test_greedy_n_asks_for_one_choice_and_repeats_it(
+    client: AsyncTestClient[Any], fake_upstream: FakeUpstream
+) -> None:
+    response = await client.post(CHAT, json=chat("a b", temperature=0, n=3))
+    assert fake_upstream.requests[-1]["n"] == 1
+    body = response.json()
+    assert [c["index"] for c in body["choices"]] == [0, 1, 2]
+    assert {c["message"]["content"] for c in body["choices"]} == {"a b"}
+    assert body["usage"]["completion_tokens"] == 6
+    streamed = await client.post(CHAT, json=chat("a b", temperature=0, n=2, stream=True))
+    chunks = [p for p in sse_payloads(streamed.text) if p != "[DONE]" and p["choices"]]
+    assert all([c["index"] for c in p["choices"]] == [0, 1] for p in chunks)
+    sampled = await client.post(CHAT, json=chat("a b", temperature=0.9, n=3))
+    assert sampled.status_code == 200
+    assert fake_upstream.requests[-1]["n"] == 3
+
+
 async def test_text_completion_is_relayed(client: AsyncTestClient[Any]) -> None:
     response = await client.post("/v1/completions", json={"model": "fake-model", "prompt": "a b"})
     assert response.status_code == 200, response.text
@@ -98,6 +124,13 @@ async def test_invalid_fields_are_400_naming_the_field(
     assert error["type"] == "invalid_request_error"
     assert error["param"] == param
     assert param.split("[")[0] in error["message"]
+
+
+async def test_integral_floats_count_as_integers(client: AsyncTestClient[Any]) -> None:
+    assert (await client.post(CHAT, json=chat(max_tokens=5.0, n=1.0))).status_code == 200
+    rejected = await client.post(CHAT, json=chat(max_tokens=5.5))
+    assert rejected.status_code == 400
+    assert rejected.json()["error"]["param"] == "max_tokens"
 
 
 async def test_too_many_messages_is_400(client: AsyncTestClient[Any], make_settings: Any) -> None:
@@ -194,5 +227,6 @@ async def test_openapi_schema_describes_the_v1_operations(client: AsyncTestClien
     operations = {op["operationId"] for path in schema["paths"].values() for op in path.values()}
     assert {"createChatCompletion", "createCompletion", "listModels", "retrieveModel"} <= operations
     request_schema = schema["components"]["schemas"]["ChatCompletionRequest"]
-    assert request_schema["properties"]["temperature"]["maximum"] == 2.0
+    temperature = request_schema["properties"]["temperature"]["anyOf"][0]
+    assert (temperature["minimum"], temperature["maximum"]) == (0.0, 2.0)
     assert set(request_schema["required"]) == {"model", "messages"}

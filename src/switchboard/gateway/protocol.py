@@ -13,7 +13,6 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-Role = Literal["system", "user", "assistant", "developer", "tool"]
 Temperature = Annotated[float, Meta(ge=0.0, le=2.0, description="Sampling temperature, 0 to 2.")]
 TopP = Annotated[float, Meta(gt=0.0, le=1.0)]
 Penalty = Annotated[float, Meta(ge=-2.0, le=2.0)]
@@ -24,37 +23,78 @@ MaxTokens = Annotated[
 ]  # fmt: skip
 Choices = Annotated[int, Meta(ge=1, le=16)]
 StopText = Annotated[str, Meta(min_length=1)]
-Stop = StopText | Annotated[list[StopText], Meta(max_length=16)]
+Stop = StopText | Annotated[list[StopText], Meta(max_length=4)]
 Seed = Annotated[int, Meta(ge=0, le=2**63 - 1)]
 MAX_MESSAGES = 256
 
 
-class StreamOptions(msgspec.Struct, omit_defaults=True):
+class StreamOptions(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
     include_usage: bool = False
     continuous_usage_stats: bool = False
 
 
-class TextPart(msgspec.Struct, omit_defaults=True):
+class TextPart(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
     """A text part of a multi-part message."""
 
     type: Literal["text"]
     text: str
 
 
-class ChatMessage(msgspec.Struct, omit_defaults=True):
-    """A chat message. Fields not declared here (``tool_calls``, ``tool_call_id`` ...) are
-    relayed to the model server as sent."""
+class FunctionCall(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    arguments: str
+    """JSON text of the arguments, as the model produced it."""
 
-    role: Role
-    content: str | list[TextPart] | None = None
+
+class ToolCall(msgspec.Struct, forbid_unknown_fields=True):
+    id: str
+    type: Literal["function"]
+    function: FunctionCall
+
+
+Content = str | list[TextPart]
+
+
+class _Message(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True, tag_field="role"):
+    """Chat messages are told apart by ``role``, each with its own fields, as in OpenAI's API."""
+
+
+class SystemMessage(_Message, tag="system"):
+    content: Content
     name: str | None = None
+
+
+class DeveloperMessage(_Message, tag="developer"):
+    content: Content
+    name: str | None = None
+
+
+class UserMessage(_Message, tag="user"):
+    content: Content
+    name: str | None = None
+
+
+class AssistantMessage(_Message, tag="assistant"):
+    content: Content | None = None
+    """May be null when the message only carries tool calls."""
+    name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+
+
+class ToolMessage(_Message, tag="tool"):
+    content: Content
+    tool_call_id: str
+    """Which tool call this message answers."""
+
+
+ChatMessage = SystemMessage | DeveloperMessage | UserMessage | AssistantMessage | ToolMessage
 
 
 class SamplingFields(msgspec.Struct, omit_defaults=True, kw_only=True):
     """Sampling fields shared by chat and text completions: OpenAI's, then vLLM's extras.
 
-    Other fields (``logit_bias``, ``response_format``, ``tools``, vLLM's structured outputs ...)
-    are not validated here and are relayed as sent.
+    Other top-level fields (``logit_bias``, ``response_format``, ``tools``, vLLM's structured
+    outputs ...) are not validated here and are relayed as sent.
     """
 
     model: str

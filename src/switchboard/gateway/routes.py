@@ -11,8 +11,9 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import OpenAPIMediaType, Operation, Schema
-from litestar.params import FromPath, JSONBody
+from litestar.openapi.spec import OpenAPIMediaType, Operation, Reference, RequestBody, Schema
+from litestar.openapi.spec.enums import OpenAPIType
+from litestar.params import FromPath
 from litestar.response import Stream
 
 from switchboard.gateway.auth import authenticate
@@ -31,7 +32,7 @@ from switchboard.gateway.service import (
     Completion,
     GatewayService,
     Kind,
-    ParsedRequest,
+    parse_request,
 )
 from switchboard.keys.services import KeyService
 
@@ -59,19 +60,38 @@ def _errors(*statuses: int) -> dict[int, ResponseSpec]:
 COMPLETION_ERRORS = _errors(400, 401, 404, 413, 429, 502, 503, 504)
 
 
-class StreamingOperation(Operation):
-    """A 200 that is JSON, or server-sent events when the request says ``stream: true``."""
+SSE_EVENT = Schema(
+    type=OpenAPIType.OBJECT,
+    description="One server-sent event: `data` holds a chunk as JSON, the last one `[DONE]`",
+    properties={
+        "data": Schema(type=OpenAPIType.STRING),
+        "event": Schema(type=OpenAPIType.STRING),
+        "id": Schema(type=OpenAPIType.STRING),
+        "retry": Schema(type=OpenAPIType.INTEGER),
+    },
+    required=["data"],
+)
 
-    def __post_init__(self) -> None:
-        ok = (self.responses or {}).get("200")
-        content = getattr(ok, "content", None)
-        if content is not None:
-            content["text/event-stream"] = OpenAPIMediaType(
-                schema=Schema(
-                    type="string",  # type: ignore[arg-type]
-                    description="`data: {chunk JSON}` events, then `data: [DONE]`",
-                )
+
+def completion_operation(request_type: type[msgspec.Struct]) -> type[Operation]:
+    """An operation whose body is ``request_type`` (validated by msgspec in the handler, not by
+    Litestar, so the published schema and the validation are the same) and whose 200 is JSON,
+    or server-sent events when the request says ``stream: true``."""
+    reference = Reference(ref=f"#/components/schemas/{request_type.__name__}")
+
+    class CompletionOperation(Operation):
+        # Operation is a dataclass without __post_init__, so its __init__ would not call ours.
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.request_body = RequestBody(
+                content={"application/json": OpenAPIMediaType(schema=reference)}, required=True
             )
+            ok = (self.responses or {}).get("200")
+            content = getattr(ok, "content", None)
+            if content is not None:
+                content["text/event-stream"] = OpenAPIMediaType(schema=SSE_EVENT)
+
+    return CompletionOperation
 
 
 async def provide_caller(
@@ -104,16 +124,15 @@ class CompletionsController(Controller):
         summary="Create a chat completion (set `stream: true` for server-sent events)",
         status_code=200,
         responses=COMPLETION_ERRORS,
-        operation_class=StreamingOperation,
+        operation_class=completion_operation(ChatCompletionRequest),
     )
     async def chat_completions(
         self,
         request: Request[Any, Any, Any],
-        data: JSONBody[ChatCompletionRequest],
         gateway: NamedDependency[GatewayService],
         caller: NamedDependency[Caller],
     ) -> Response[ChatCompletionResponse]:
-        return await _complete("chat", request, data, gateway, caller)
+        return await _complete("chat", request, gateway, caller)
 
     @post(
         "/completions",
@@ -121,16 +140,15 @@ class CompletionsController(Controller):
         summary="Create a text completion (set `stream: true` for server-sent events)",
         status_code=200,
         responses=COMPLETION_ERRORS,
-        operation_class=StreamingOperation,
+        operation_class=completion_operation(CompletionRequest),
     )
     async def completions(
         self,
         request: Request[Any, Any, Any],
-        data: JSONBody[CompletionRequest],
         gateway: NamedDependency[GatewayService],
         caller: NamedDependency[Caller],
     ) -> Response[CompletionResponse]:
-        return await _complete("completion", request, data, gateway, caller)
+        return await _complete("completion", request, gateway, caller)
 
     @get(
         "/models",
@@ -159,15 +177,11 @@ class CompletionsController(Controller):
 
 
 async def _complete(
-    kind: Kind,
-    request: Request[Any, Any, Any],
-    data: ChatCompletionRequest | CompletionRequest,
-    gateway: GatewayService,
-    caller: Caller,
+    kind: Kind, request: Request[Any, Any, Any], gateway: GatewayService, caller: Caller
 ) -> Response[Any]:
-    parsed = ParsedRequest(kind=kind, request=data, body=msgspec.json.decode(await request.body()))
+    parsed = parse_request(kind, await request.body())
     policy = CachePolicy.from_header(request.headers.get("cache-control"))
-    if data.stream:
+    if parsed.request.stream:
         return _stream_response(await gateway.complete(parsed, caller, cache_policy=policy))
     gone = asyncio.Event()
     watcher = asyncio.create_task(watch_disconnect(request, gone))

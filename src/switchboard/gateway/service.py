@@ -15,8 +15,11 @@ from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+import msgspec
+
 from switchboard.gateway.cache import CachedAnswer, ResponseCache, cache_key, is_cacheable
-from switchboard.gateway.errors import GatewayError, upstream_timeout
+from switchboard.gateway.errors import GatewayError, invalid_request, upstream_timeout
+from switchboard.gateway.greedy import fan_out_count, fan_out_event, fan_out_json
 from switchboard.gateway.limits import RateLimiter, Reservation
 from switchboard.gateway.protocol import (
     ChatCompletionRequest,
@@ -71,6 +74,8 @@ class Outcome:
     first_token_at: float | None = None
     status: int = 200
     cache_hit: bool = False
+    copies: int = 1
+    """Choices to repeat (n > 1 with greedy sampling; see greedy.py)."""
 
     @property
     def latency_ms(self) -> int:
@@ -157,6 +162,7 @@ class GatewayService:
         request = parsed.request
         outcome = Outcome(model=request.model, stream=request.stream)
         body = self._upstream_body(parsed)
+        outcome.copies = fan_out_count(body)
         asked_usage = bool(request.stream_options and request.stream_options.include_usage)
         reservation = await self._reserve(caller, parsed, body, outcome)
         try:
@@ -193,18 +199,15 @@ class GatewayService:
 
     def _upstream_body(self, parsed: ParsedRequest) -> dict[str, Any]:
         """The caller's JSON object with what the model server needs adjusted."""
-        body = dict(parsed.body)
+        # `null` means "not given" in OpenAI's API; vLLM refuses it for some fields (n, ignore_eos).
+        body = {key: value for key, value in parsed.body.items() if value is not None}
         if parsed.request.stream:
             # Always ask for usage so it can be accounted; dropped again if the caller did not.
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         else:
             body.pop("stream_options", None)  # vLLM refuses it on non-streaming requests
         if isinstance(body.get("messages"), list):
-            # Clients send `content: null` (e.g. beside tool_calls); chat templates want text.
-            body["messages"] = [
-                {**m, "content": ""} if isinstance(m, dict) and m.get("content") is None else m
-                for m in body["messages"]
-            ]
+            body["messages"] = [_relayable_message(m) for m in body["messages"]]
         if body.get("top_logprobs") and not body.get("logprobs"):
             body["logprobs"] = True  # asking for top logprobs implies asking for logprobs
         cap = self.settings.max_tokens_cap
@@ -270,6 +273,8 @@ class GatewayService:
             payload = await response.aread()
         if response.status_code >= 400:
             raise upstream_error(response.status_code, payload)
+        if outcome.copies > 1:
+            payload = fan_out_json(payload, outcome.copies)
         peeked = peek(payload)
         if peeked and peeked.usage:
             outcome.usage = peeked.usage
@@ -337,6 +342,8 @@ class GatewayService:
         try:
             async for chunk in chunks:
                 for event in events.feed(chunk):
+                    if outcome.copies > 1:
+                        event = fan_out_event(event, outcome.copies)
                     if seen is not None:
                         seen.append(event)
                     finished = finished or event == DONE_EVENT
@@ -422,6 +429,64 @@ class GatewayService:
                 at=dt.datetime.now(dt.UTC),
             )
         )
+
+
+def _relayable_message(message: Any) -> Any:
+    """Drop null fields (vLLM refuses `name: null`); `content: null` (beside tool_calls)
+    becomes "" because chat templates concatenate it as text."""
+    if not isinstance(message, dict):
+        return message
+    cleaned = {key: value for key, value in message.items() if value is not None}
+    cleaned.setdefault("content", "")
+    return cleaned
+
+
+REQUEST_TYPES: dict[Kind, type[ChatCompletionRequest] | type[CompletionRequest]] = {
+    "chat": ChatCompletionRequest,
+    "completion": CompletionRequest,
+}
+
+
+def parse_request(kind: Kind, raw: bytes) -> ParsedRequest:
+    """Validate a body strictly against the published schema; errors name the field."""
+    try:
+        request = msgspec.json.decode(raw, type=REQUEST_TYPES[kind])
+        body = msgspec.json.decode(raw)
+    except msgspec.ValidationError as exc:
+        if "got `float`" not in str(exc):
+            raise validation_error(exc) from None
+        # JSON Schema counts 5.0 as an integer; msgspec's strict mode does not.
+        body = _integral_floats_as_ints(msgspec.json.decode(raw))
+        try:
+            request = msgspec.convert(body, REQUEST_TYPES[kind])
+        except msgspec.ValidationError as again:
+            raise validation_error(again) from None
+    except msgspec.DecodeError as exc:
+        raise invalid_request(f"The body is not valid JSON: {exc}", code="invalid_json") from None
+    return ParsedRequest(kind, request, body)
+
+
+def _integral_floats_as_ints(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _integral_floats_as_ints(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_integral_floats_as_ints(item) for item in value]
+    return value
+
+
+def validation_error(exc: msgspec.ValidationError) -> GatewayError:
+    """``Expected `float` <= 2.0 - at `$.temperature``` → 400 with ``param="temperature"``."""
+    text, _, where = str(exc).partition(" - at `$")
+    param = where.rstrip("`").lstrip(".") or None
+    for prefix in ("Object missing required field `", "Object contains unknown field `"):
+        if text.startswith(prefix):
+            name = text[len(prefix) :].split("`")[0]
+            param = f"{param}.{name}" if param else name
+    if param:
+        return invalid_request(f"Invalid value for `{param}`: {text}", param, "invalid_value")
+    return invalid_request(f"Invalid request body: {text}", code="invalid_value")
 
 
 def _error_event(error: GatewayError) -> bytes:

@@ -15,7 +15,7 @@ from litestar.params import URLEncodedBody
 from litestar.response import Template
 
 from switchboard.gateway.errors import GatewayError
-from switchboard.gateway.protocol import ChatCompletionRequest, ChatMessage
+from switchboard.gateway.protocol import ChatCompletionRequest, UserMessage
 from switchboard.gateway.service import Caller, GatewayService, ParsedRequest
 from switchboard.settings import Settings
 
@@ -49,7 +49,7 @@ class PagesController(Controller):
             return Template("home.html", context=context, status_code=400)
         request = ChatCompletionRequest(
             model=settings.default_model,
-            messages=[ChatMessage(role="user", content=text)],
+            messages=[UserMessage(content=text)],
             max_tokens=256,
         )
         parsed = ParsedRequest("chat", request, msgspec.to_builtins(request))

@@ -1,0 +1,51 @@
+"""Schemathesis, every check, over the /v1 operations of the app in front of real vLLM.
+
+Driven through Schemathesis' own CLI (``--checks all``). ``max_tokens_cap`` keeps each generated
+request short (a cap is a product setting the gateway applies), so hundreds of generated
+requests fit in the suite's time; the cache is off so every case reaches the model server.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from switchboard.usage.tables import UsageRecord
+from tests.conftest import ARTIFACTS, mint_key_in
+from tests.integration.conftest import AppFactory
+
+
+def test_v1_conforms_to_its_schema_under_every_check(live_app: AppFactory) -> None:
+    app = live_app(max_tokens_cap=4, cache_max_entries=0)
+    secret = app.run(mint_key_in(app.app, "fuzzer", rpm=1_000_000, tpm=1_000_000_000))
+    ARTIFACTS.mkdir(exist_ok=True)
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "schemathesis"), "run",
+            f"{app.url}/docs/openapi.json",
+            "--checks", "all",
+            "--include-path-regex", "^/v1/",
+            "--header", f"Authorization: Bearer {secret}",
+            "--max-examples", "30",
+            "--workers", "2",
+            "--seed", "20261124",
+            "--request-timeout", "60",
+            "--report", "junit",
+            "--report-junit-path", str(ARTIFACTS / "schemathesis.xml"),
+        ],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    (ARTIFACTS / "schemathesis.txt").write_text(result.stdout + result.stderr)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    summary = re.search(r"(\d+) generated, (\d+) passed", result.stdout)
+    assert summary, result.stdout[-2000:]
+    assert int(summary.group(1)) == int(summary.group(2)) > 200
+
+    # the generated requests did reach the model: the model server answered some of them
+    async def answered() -> int:
+        await app.app.state.resources.usage.flush()
+        return await UsageRecord.count().where(UsageRecord.status == 200)
+
+    assert app.run(answered()) >= 20

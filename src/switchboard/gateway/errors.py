@@ -68,6 +68,15 @@ def upstream_timeout(model: str) -> GatewayError:
     )
 
 
+def upstream_failed(model: str, exc: Exception) -> GatewayError:
+    return GatewayError(
+        502,
+        f"The model server for `{model}` failed: {type(exc).__name__}.",
+        type="server_error",
+        code="upstream_error",
+    )
+
+
 def from_http_exception(status: int, detail: str, extra: object = None) -> GatewayError:
     """Map a framework error (validation, 404, 405, 413 ...) to OpenAI's error shape."""
     if status == 400 and isinstance(extra, list) and extra and isinstance(extra[0], dict):

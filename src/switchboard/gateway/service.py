@@ -15,10 +15,16 @@ from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+import httpx
 import msgspec
 
 from switchboard.gateway.cache import CachedAnswer, ResponseCache, cache_key, is_cacheable
-from switchboard.gateway.errors import GatewayError, invalid_request, upstream_timeout
+from switchboard.gateway.errors import (
+    GatewayError,
+    invalid_request,
+    upstream_failed,
+    upstream_timeout,
+)
 from switchboard.gateway.greedy import fan_out_count, fan_out_event, fan_out_json
 from switchboard.gateway.limits import RateLimiter, Reservation
 from switchboard.gateway.protocol import (
@@ -146,7 +152,7 @@ class GatewayService:
         for card in self.pool.model_cards():
             if card.id == model_id:
                 return card
-        self.pool.candidates(model_id)  # raises 404 (unknown) or 503 (known, all down)
+        self.pool.servers_for(model_id)  # raises 404 (unknown) or 503 (known, all down)
         raise GatewayError(404, f"The model `{model_id}` does not exist.", code="model_not_found")
 
     # --- completions ------------------------------------------------------------------------
@@ -166,7 +172,7 @@ class GatewayService:
         asked_usage = bool(request.stream_options and request.stream_options.include_usage)
         reservation = await self._reserve(caller, parsed, body, outcome)
         try:
-            self.pool.candidates(request.model)  # unknown model: 404 before any cache lookup
+            self.pool.servers_for(request.model)  # unknown model: 404 before any cache lookup
             key = cache_key(PATHS[parsed.kind], body) if is_cacheable(body) else None
             if key and cache_policy.read:
                 cached = await self.cache.get(key)
@@ -270,7 +276,12 @@ class GatewayService:
         self, kind: Kind, body: dict[str, Any], outcome: Outcome, store_key: str | None
     ) -> bytes:
         async with self.pool.open(outcome.model, PATHS[kind], body) as response:
-            payload = await response.aread()
+            try:
+                payload = await response.aread()
+            except httpx.TimeoutException:
+                raise upstream_timeout(outcome.model) from None
+            except httpx.HTTPError as exc:
+                raise upstream_failed(outcome.model, exc) from None
         if response.status_code >= 400:
             raise upstream_error(response.status_code, payload)
         if outcome.copies > 1:

@@ -22,7 +22,12 @@ import httpx
 import msgspec
 from httpx_aiohttp import AiohttpTransport
 
-from switchboard.gateway.errors import model_not_found, model_unavailable
+from switchboard.gateway.errors import (
+    model_not_found,
+    model_unavailable,
+    upstream_failed,
+    upstream_timeout,
+)
 from switchboard.gateway.protocol import ModelCard
 from switchboard.settings import Settings
 
@@ -155,8 +160,8 @@ class UpstreamPool:
                     cards.setdefault(model_id, card)
         return sorted(cards.values(), key=lambda card: card.id)
 
-    def candidates(self, model: str) -> list[UpstreamServer]:
-        """Healthy servers for ``model``, rotated for round-robin; raise 404 / 503 if none."""
+    def servers_for(self, model: str) -> list[UpstreamServer]:
+        """Healthy servers for ``model``; raise 404 (unknown) or 503 (known, all down)."""
         healthy = [s for s in self.servers if s.healthy and model in s.models]
         if not healthy:
             if any(model in s.models for s in self.servers):
@@ -164,6 +169,11 @@ class UpstreamPool:
             if any(s.healthy for s in self.servers):
                 raise model_not_found(model)
             raise model_unavailable(model)
+        return healthy
+
+    def candidates(self, model: str) -> list[UpstreamServer]:
+        """``servers_for(model)`` rotated one step per call: round-robin."""
+        healthy = self.servers_for(model)
         start = next(self._turn) % len(healthy)
         return healthy[start:] + healthy[:start]
 
@@ -197,6 +207,10 @@ class UpstreamPool:
                 last_error = f"connect failed: {exc}"
                 self.eject(server, last_error)
                 continue
+            except httpx.TimeoutException:
+                raise upstream_timeout(model) from None
+            except httpx.HTTPError as exc:
+                raise upstream_failed(model, exc) from None
             try:
                 yield response
             finally:

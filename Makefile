@@ -11,7 +11,7 @@ MODEL_VENV := var/model-server/venv
 MODEL_NAME ?= smollm2-135m-instruct
 MODEL_DIR := var/models/$(MODEL_NAME)
 UV = $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
-APT_PACKAGES_TEST := postgresql
+APT_PACKAGES_TEST := postgresql redis-server
 
 .PHONY: help
 help: ## Show this help
@@ -58,6 +58,11 @@ lint: install ## ruff check, ruff format --check, mypy --strict
 format: install ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix src tests loadtests model-server
 	$(BIN)/ruff format src tests loadtests model-server
+
+.PHONY: bench
+bench: install ## Benchmarks: gateway overhead against an instant fake upstream (wrk)
+	@bash .ci/system-deps.sh wrk
+	$(BIN)/python loadtests/bench_gateway.py
 
 .PHONY: unit
 unit: install ## Only the fast tests (no model server, no browser)

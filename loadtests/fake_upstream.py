@@ -1,0 +1,65 @@
+"""An instant OpenAI-compatible upstream for benchmarks that isolate the gateway's own cost.
+
+Answers /health, /v1/models, /v1/chat/completions (JSON, or a short SSE stream) with no delay.
+Run: python loadtests/fake_upstream.py PORT
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from aiohttp import web
+
+MODEL = "bench-model"
+USAGE = {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20}
+ANSWER = json.dumps({
+    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1, "model": MODEL,
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "an instant answer"},
+                 "finish_reason": "stop"}],
+    "usage": USAGE,
+}).encode()  # fmt: skip
+
+
+def chunk(delta: dict[str, str], usage: dict[str, int] | None = None) -> bytes:
+    choices = [] if usage else [{"index": 0, "delta": delta, "finish_reason": None}]
+    body = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": MODEL,
+            "choices": choices, "usage": usage}  # fmt: skip
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+STREAM = b"".join(
+    [chunk({"role": "assistant", "content": ""})]
+    + [chunk({"content": f"word{i} "}) for i in range(8)]
+    + [chunk({}, USAGE), b"data: [DONE]\n\n"]
+)
+
+
+async def health(_: web.Request) -> web.Response:
+    return web.Response(text="")
+
+
+async def models(_: web.Request) -> web.Response:
+    return web.json_response({"object": "list", "data": [{"id": MODEL, "object": "model"}]})
+
+
+async def chat(request: web.Request) -> web.StreamResponse:
+    body = await request.json()
+    if not body.get("stream"):
+        return web.Response(body=ANSWER, content_type="application/json")
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    await response.write(STREAM)
+    await response.write_eof()
+    return response
+
+
+def main() -> None:
+    app = web.Application()
+    app.add_routes([web.get("/health", health), web.get("/v1/models", models),
+                    web.post("/v1/chat/completions", chat)])  # fmt: skip
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -48,12 +48,11 @@ def wait_http(url: str, timeout: float = 60) -> None:
 
 
 def wrk(url: str, body: dict[str, object], key: str | None) -> dict[str, float]:
-    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
     headers = 'wrk.headers["Content-Type"] = "application/json"\n'
     if key:
         headers += f'wrk.headers["Authorization"] = "Bearer {key}"\n'
-    script.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(json.dumps(body))}\n{headers}')
-    script.close()
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(json.dumps(body))}\n{headers}')
     result = subprocess.run(
         ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{DURATION}", "--latency", "-s", script.name, url],
         capture_output=True, text=True, timeout=120, check=True,

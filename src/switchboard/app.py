@@ -30,6 +30,9 @@ from switchboard.gateway.service import GatewayService
 from switchboard.gateway.upstream import UpstreamPool
 from switchboard.health.controllers import HealthController
 from switchboard.keys.services import KeyService
+from switchboard.observability.access import AccessMiddleware
+from switchboard.observability.business import refresh_forever
+from switchboard.observability.controllers import MetricsController
 from switchboard.observability.logging import configure_logging
 from switchboard.observability.request_id import add_request_id_header
 from switchboard.settings import Settings, get_settings
@@ -102,18 +105,18 @@ async def open_resources(
     await pool.start()
     cache = build_cache(settings)
     gateway = GatewayService(settings, pool, RateLimiter(), cache, usage)
-    retention = (
-        asyncio.create_task(_prune_forever(settings), name="usage-retention")
-        if settings.usage_retention_days
-        else None
-    )
+    background = [
+        asyncio.create_task(refresh_forever(settings.business_metrics_interval), name="business")
+    ]
+    if settings.usage_retention_days:
+        background.append(asyncio.create_task(_prune_forever(settings), name="usage-retention"))
     try:
         yield Resources(settings, db, pool, keys, usage, cache, gateway)
     finally:
-        if retention:
-            retention.cancel()
+        for task in background:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await retention
+                await task
         await pool.aclose()
         await usage.aclose()  # flushes what is buffered: nothing is lost on a clean stop
         await cache.aclose()
@@ -144,6 +147,7 @@ def create_app(
     app = Litestar(
         route_handlers=[
             HealthController,
+            MetricsController,
             CompletionsController,
             PagesController,
             create_static_files_router(
@@ -177,7 +181,10 @@ def create_app(
                 }
             ),
         ),
+        logging_config=None,  # ours (JSON lines on stdout) is already in place
         debug=False,
     )
     publish_request_schemas(app.openapi_schema, example_model=settings.default_model)
+    # Wrapped here, not as Litestar middleware, so that unrouted requests (404) are counted too.
+    app.asgi_handler = AccessMiddleware(app.asgi_handler)
     return app

@@ -80,6 +80,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # --- HTTP -------------------------------------------------------------------------------
     max_body_bytes: int = 1_048_576
 
+    # --- observability ----------------------------------------------------------------------
+    metrics_token: str = ""
+    """Bearer token Prometheus sends to /metrics; empty: /metrics answers loopback clients only."""
+    business_metrics_interval: float = 60.0
+    """Seconds between the database aggregates behind the business gauges."""
+
     # --- logging ----------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_prompts: bool = False
@@ -132,7 +138,8 @@ def _check(settings: Settings) -> None:
         if getattr(settings, name) <= 0:
             fail(name, "must be positive")
     seconds = ("upstream_connect_timeout", "upstream_first_byte_timeout", "upstream_total_timeout",
-               "upstream_health_interval", "usage_flush_interval", "cache_ttl")  # fmt: skip
+               "upstream_health_interval", "usage_flush_interval", "cache_ttl",
+               "business_metrics_interval")  # fmt: skip
     for name in seconds:
         if getattr(settings, name) <= 0:
             fail(name, "must be a positive number of seconds")

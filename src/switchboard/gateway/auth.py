@@ -36,6 +36,7 @@ async def authenticate(request: Request[Any, Any, Any], keys: KeyService) -> Cal
             f"Incorrect, expired or revoked API key provided: {shown}. "
             "Create a key with `switchboard keys create` or on the Keys page."
         )
+    request.scope.setdefault("state", {})["user_id"] = owner.user_id  # for the access log
     return Caller(
         user_id=owner.user_id,
         key_id=owner.key_id,

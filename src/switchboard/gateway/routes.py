@@ -180,6 +180,7 @@ async def _complete(
     kind: Kind, request: Request[Any, Any, Any], gateway: GatewayService, caller: Caller
 ) -> Response[Any]:
     parsed = parse_request(kind, await request.body())
+    request.scope.setdefault("state", {})["model"] = parsed.request.model
     policy = CachePolicy.from_header(request.headers.get("cache-control"))
     if parsed.request.stream:
         return _stream_response(await gateway.complete(parsed, caller, cache_policy=policy))

@@ -43,6 +43,15 @@ from switchboard.gateway.relay import (
     upstream_error,
 )
 from switchboard.gateway.upstream import UpstreamPool
+from switchboard.observability.metrics import (
+    ACTIVE_STREAMS,
+    CACHE_REQUESTS,
+    RATE_LIMITED,
+    TIME_TO_FIRST_TOKEN,
+    TOKENS,
+    UPSTREAM_ERRORS,
+    UPSTREAM_LATENCY,
+)
 from switchboard.settings import Settings
 from switchboard.usage.writer import UsageEvent, UsageWriter
 
@@ -176,6 +185,7 @@ class GatewayService:
             key = cache_key(PATHS[parsed.kind], body) if is_cacheable(body) else None
             if key and cache_policy.read:
                 cached = await self.cache.get(key)
+                CACHE_REQUESTS.labels("hit" if cached else "miss").inc()
                 if cached is not None:
                     return self._from_cache(cached, asked_usage, caller, outcome, reservation)
             store_key = key if cache_policy.write else None
@@ -242,6 +252,7 @@ class GatewayService:
             )  # fmt: skip
         except GatewayError as error:
             outcome.status = error.status
+            RATE_LIMITED.labels(error.type).inc()
             self._record(caller, outcome)
             raise
 
@@ -370,6 +381,7 @@ class GatewayService:
             outcome.status = 499
             raise
         except Exception as exc:  # the model server died mid-stream: tell the client in-band
+            UPSTREAM_ERRORS.labels("stream").inc()
             outcome.status = 502
             error = GatewayError(502, f"The model server failed mid-stream: {exc}",
                                  type="server_error", code="upstream_error")  # fmt: skip
@@ -407,6 +419,7 @@ class GatewayService:
     ) -> AsyncIterator[bytes]:
         """Wrap a stream so that usage is recorded however it ends (done, error, client gone)."""
         assert events is not None
+        ACTIVE_STREAMS.inc()
         try:
             async for event in events:
                 yield event
@@ -414,13 +427,30 @@ class GatewayService:
             outcome.status = 499
             raise
         finally:
+            ACTIVE_STREAMS.dec()
             with contextlib.suppress(Exception):
                 await events.aclose()  # type: ignore[attr-defined]
             self._finish(caller, outcome, reservation)
 
     def _finish(self, caller: Caller, outcome: Outcome, reservation: Reservation) -> None:
         reservation.settle(outcome.usage.total_tokens)
+        self._observe(outcome)
         self._record(caller, outcome)
+
+    def _observe(self, outcome: Outcome) -> None:
+        """Model-labelled metrics, for models a server serves (bounded labels)."""
+        if outcome.status == 404 or not any(
+            outcome.model in server.models for server in self.pool.servers
+        ):
+            return
+        TOKENS.labels(outcome.model, "prompt").inc(outcome.usage.prompt_tokens)
+        TOKENS.labels(outcome.model, "completion").inc(outcome.usage.completion_tokens)
+        if outcome.ttft_ms is not None and not outcome.cache_hit:
+            TIME_TO_FIRST_TOKEN.labels(outcome.model).observe(outcome.ttft_ms / 1000)
+        if outcome.status < 400 and not outcome.cache_hit:
+            UPSTREAM_LATENCY.labels(outcome.model).observe(outcome.latency_ms / 1000)
+        if outcome.status in (502, 504):
+            UPSTREAM_ERRORS.labels("timeout" if outcome.status == 504 else "status").inc()
 
     def _record(self, caller: Caller, outcome: Outcome) -> None:
         self.usage.record(

@@ -29,6 +29,7 @@ from switchboard.gateway.errors import (
     upstream_timeout,
 )
 from switchboard.gateway.protocol import ModelCard
+from switchboard.observability.metrics import UPSTREAM_ERRORS
 from switchboard.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -204,6 +205,7 @@ class UpstreamPool:
             try:
                 response = await self.client.send(request, stream=True)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                UPSTREAM_ERRORS.labels("connect").inc()
                 last_error = f"connect failed: {exc}"
                 self.eject(server, last_error)
                 continue

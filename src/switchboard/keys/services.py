@@ -17,6 +17,7 @@ from typing import Any
 
 from switchboard.accounts.tables import User
 from switchboard.keys.tables import ApiKey
+from switchboard.observability.metrics import timed
 
 KEY_PREFIX = "sk-sb-"
 
@@ -98,7 +99,8 @@ class KeyService:
         if cached and cached[0] > time.monotonic():
             owner = cached[1]
         else:
-            owner = await self._load(digest)
+            with timed("key_lookup"):
+                owner = await self._load(digest)
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[digest] = (time.monotonic() + self.cache_ttl, owner)

@@ -9,6 +9,8 @@ from typing import Any
 
 import msgspec
 
+from switchboard.observability.log_counter import LogCounter
+
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
@@ -33,7 +35,7 @@ def configure_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [handler, LogCounter()]
     root.setLevel(level)
     # Per-request client logs would drown the useful lines (and can carry URLs with secrets).
     for noisy in ("httpx", "httpcore", "aiohttp.access"):

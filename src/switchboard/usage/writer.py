@@ -15,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from switchboard.observability.metrics import timed
 from switchboard.usage.tables import UsageRecord
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,8 @@ class UsageWriter:
             written = 0
             while self._buffer:
                 batch = self._buffer[: self.batch_size]
-                await UsageRecord.insert(*(_row(event) for event in batch))
+                with timed("usage_insert"):
+                    await UsageRecord.insert(*(_row(event) for event in batch))
                 del self._buffer[: len(batch)]
                 written += len(batch)
                 if self.on_flushed:

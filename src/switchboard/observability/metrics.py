@@ -1,0 +1,103 @@
+"""Gateway metrics (prometheus-client), one module so every name is in one place.
+
+Labels stay bounded: routes are templates (``/v1/models/{model_id:path}``, ``unmatched``), models
+are only those a model server serves, statuses are codes. With several worker processes set
+``PROMETHEUS_MULTIPROC_DIR`` (``switchboard serve`` does) and ``/metrics`` aggregates them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+from switchboard import __version__
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+HTTP_REQUESTS = Counter(
+    "switchboard_http_requests", "HTTP requests by method, route template and status",
+    ["method", "route", "status"],
+)  # fmt: skip
+HTTP_DURATION = Histogram(
+    "switchboard_http_request_duration_seconds", "Time to the end of the response body",
+    ["method", "route"], buckets=LATENCY_BUCKETS,
+)  # fmt: skip
+UPSTREAM_LATENCY = Histogram(
+    "switchboard_upstream_latency_seconds", "Model server call time (whole answer)",
+    ["model"], buckets=LATENCY_BUCKETS,
+)  # fmt: skip
+TIME_TO_FIRST_TOKEN = Histogram(
+    "switchboard_time_to_first_token_seconds", "Request start to first generated text",
+    ["model"], buckets=LATENCY_BUCKETS,
+)  # fmt: skip
+TOKENS = Counter("switchboard_tokens", "Tokens by model and kind", ["model", "kind"])
+CACHE_REQUESTS = Counter("switchboard_cache_requests", "Cache lookups by result", ["result"])
+RATE_LIMITED = Counter("switchboard_rate_limited", "Requests refused by a limit", ["limit"])
+ACTIVE_STREAMS = Gauge(
+    "switchboard_active_streams", "Streams being relayed now", multiprocess_mode="livesum"
+)
+UPSTREAM_ERRORS = Counter("switchboard_upstream_errors", "Model server failures by kind", ["kind"])
+DB_QUERY_DURATION = Histogram(
+    "switchboard_db_query_duration_seconds", "Database time by operation", ["operation"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)  # fmt: skip
+BUILD_INFO = Gauge(
+    "switchboard_build_info", "Build information", ["version"], multiprocess_mode="max"
+)
+LOG_MESSAGES = Counter("switchboard_log_messages", "Log lines by level", ["level"])
+
+# Business gauges: computed periodically from the database (see business.py).
+ACTIVE_USERS = Gauge(
+    "switchboard_active_users", "Users with a request in the window", ["window"],
+    multiprocess_mode="max",
+)  # fmt: skip
+TOKENS_TODAY = Gauge(
+    "switchboard_tokens_today", "Tokens used since 00:00 UTC", multiprocess_mode="max"
+)
+ACTIVE_KEYS = Gauge(
+    "switchboard_active_keys", "Keys neither revoked nor expired", multiprocess_mode="max"
+)
+TOP_USER_TOKENS = Gauge(
+    "switchboard_top_user_tokens", "Tokens today of the top users (top 10)", ["rank", "user"],
+    multiprocess_mode="max",
+)  # fmt: skip
+REQUESTS_TODAY = Gauge(
+    "switchboard_requests_today", "Completion requests since 00:00 UTC", multiprocess_mode="max"
+)
+
+BUILD_INFO.labels(version=__version__).set(1)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics text, aggregated over worker processes in multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+class timed:
+    """``with timed("usage_insert"):`` observes the database time of a block."""
+
+    def __init__(self, operation: str) -> None:
+        self.operation = operation
+        self.started = 0.0
+
+    def __enter__(self) -> None:
+        self.started = time.perf_counter()
+
+    def __exit__(self, *_: Any) -> None:
+        DB_QUERY_DURATION.labels(self.operation).observe(time.perf_counter() - self.started)

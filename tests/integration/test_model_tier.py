@@ -5,12 +5,19 @@ from __future__ import annotations
 import httpx
 import openai
 
+from tests.conftest import mint_key_in
 from tests.integration.conftest import MODEL, AppFactory
+from tests.support.live import LiveServer
+
+
+def sdk(app: LiveServer) -> openai.OpenAI:
+    secret = app.run(mint_key_in(app.app, "tier-user"))
+    return openai.OpenAI(base_url=f"{app.url}/v1", api_key=secret, max_retries=0)
 
 
 def test_chat_completion_through_the_app_with_the_openai_sdk(live_app: AppFactory) -> None:
     app = live_app()
-    client = openai.OpenAI(base_url=f"{app.url}/v1", api_key="unused-yet", max_retries=0)
+    client = sdk(app)
     completion = client.chat.completions.create(
         model=MODEL,
         messages=[{"role": "user", "content": "Name three colours."}],
@@ -26,7 +33,7 @@ def test_chat_completion_through_the_app_with_the_openai_sdk(live_app: AppFactor
 
 def test_streamed_chat_arrives_in_chunks_with_usage(live_app: AppFactory) -> None:
     app = live_app()
-    client = openai.OpenAI(base_url=f"{app.url}/v1", api_key="unused-yet", max_retries=0)
+    client = sdk(app)
     stream = client.chat.completions.create(
         model=MODEL,
         messages=[{"role": "user", "content": "Count from one to ten."}],
@@ -44,7 +51,7 @@ def test_streamed_chat_arrives_in_chunks_with_usage(live_app: AppFactory) -> Non
 
 def test_text_completion_and_models(live_app: AppFactory) -> None:
     app = live_app()
-    client = openai.OpenAI(base_url=f"{app.url}/v1", api_key="unused-yet", max_retries=0)
+    client = sdk(app)
     assert [m.id for m in client.models.list()] == [MODEL]
     completion = client.completions.create(model=MODEL, prompt="The sky is", max_tokens=8)
     assert completion.choices[0].text

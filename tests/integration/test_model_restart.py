@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from switchboard.devstack.model_server import ModelServer
+from tests.conftest import mint_key_in
 from tests.integration.conftest import AppFactory
 
 
@@ -37,9 +38,11 @@ def test_readiness_follows_the_model_server(
     assert response.status_code == 503
     down = response.json()["checks"]
     assert any(k.startswith("model_server") and v != "ok" for k, v in down.items())
+    secret = app.run(mint_key_in(app.app, "restart-user"))
     chat = httpx.post(
         f"{app.url}/v1/chat/completions",
         json={"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "x"}]},
+        headers={"Authorization": f"Bearer {secret}"},
         timeout=10,
     )
     assert chat.status_code == 503

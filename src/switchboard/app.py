@@ -9,17 +9,24 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 from litestar import Litestar
+from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.middleware.session.server_side import ServerSideSessionConfig
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
+from litestar.stores.file import FileStore
 
+from switchboard.accounts.controllers import AccountsController
+from switchboard.accounts.throttle import SignInThrottle
+from switchboard.chat.controllers import ChatController
 from switchboard.db.engine import AnyEngine, build_engine, close_engine, open_engine
 from switchboard.db.registry import install_engine, migrate
 from switchboard.gateway.cache import MemoryCache, RedisCache, ResponseCache
@@ -29,6 +36,7 @@ from switchboard.gateway.routes import CompletionsController
 from switchboard.gateway.service import GatewayService
 from switchboard.gateway.upstream import UpstreamPool
 from switchboard.health.controllers import HealthController
+from switchboard.keys.controllers import KeysController
 from switchboard.keys.services import KeyService
 from switchboard.observability.access import AccessMiddleware
 from switchboard.observability.business import refresh_forever
@@ -39,7 +47,6 @@ from switchboard.settings import Settings, get_settings
 from switchboard.usage.queries import prune
 from switchboard.usage.writer import UsageEvent, UsageWriter
 from switchboard.web.errors import handle_exception
-from switchboard.web.pages import PagesController
 from switchboard.web.templating import template_config, templates_dir
 
 log = logging.getLogger(__name__)
@@ -123,12 +130,26 @@ async def open_resources(
         await close_engine(db)
 
 
+def session_config(settings: Settings) -> ServerSideSessionConfig:
+    """Server-side sessions: an opaque id in an HttpOnly, SameSite=Lax cookie (Secure behind
+    HTTPS); the data in a file store under the data dir, shared by the worker processes."""
+    return ServerSideSessionConfig(
+        key="sb_session",
+        max_age=14 * 24 * 3600,
+        httponly=True,
+        samesite="lax",
+        secure=settings.secure_cookies,
+        exclude=["/v1", "/metrics", "/healthz", "/readyz", "/static"],
+    )
+
+
 def create_app(
     settings: Settings | None = None, *, upstream_transport: httpx.AsyncBaseTransport | None = None
 ) -> Litestar:
     """Build the app. ``upstream_transport`` lets unit tests stand in for the model server."""
     settings = settings or get_settings()
     configure_logging(settings.log_level)
+    throttle = SignInThrottle()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -149,13 +170,16 @@ def create_app(
             HealthController,
             MetricsController,
             CompletionsController,
-            PagesController,
+            AccountsController,
+            ChatController,
+            KeysController,
             create_static_files_router(
                 path="/static", directories=[templates_dir() / "static"], name="static"
             ),
         ],
         dependencies={
             "settings": Provide(lambda: settings, sync_to_thread=False),
+            "throttle": Provide(lambda: throttle, sync_to_thread=False),
             "db": provide("db"),
             "upstream_pool": provide("pool"),
             "gateway": provide("gateway"),
@@ -164,6 +188,16 @@ def create_app(
         },
         lifespan=[lifespan],
         before_send=[add_request_id_header],
+        middleware=[session_config(settings).middleware],
+        csrf_config=CSRFConfig(
+            secret=settings.secret_key,
+            cookie_secure=settings.secure_cookies,
+            cookie_samesite="lax",
+            exclude=["/v1", "/metrics", "/healthz", "/readyz", "/static"],
+        ),
+        stores={
+            "sessions": FileStore(Path(settings.data_dir) / "sessions", create_directories=True)
+        },
         exception_handlers={Exception: handle_exception},
         template_config=template_config(),
         request_max_body_size=settings.max_body_bytes,

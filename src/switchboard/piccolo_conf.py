@@ -16,5 +16,6 @@ APP_REGISTRY = AppRegistry(
         "switchboard.accounts.piccolo_app",
         "switchboard.keys.piccolo_app",
         "switchboard.usage.piccolo_app",
+        "switchboard.chat.piccolo_app",
     ]
 )

@@ -103,6 +103,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         return [url.strip().rstrip("/") for url in self.upstream_urls.split(",") if url.strip()]
 
     @property
+    def secure_cookies(self) -> bool:
+        """Cookies marked Secure when the public URL is HTTPS."""
+        return self.public_url.startswith("https://")
+
+    @property
     def base_url(self) -> str:
         return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import httpx
 import openai
 
+from switchboard.accounts.services import create_user
 from tests.conftest import mint_key_in
 from tests.integration.conftest import MODEL, AppFactory
 from tests.support.live import LiveServer
+from tests.support.web_session import WebSession
 
 
 def sdk(app: LiveServer) -> openai.OpenAI:
@@ -61,9 +63,15 @@ def test_text_completion_and_models(live_app: AppFactory) -> None:
 
 def test_the_page_shows_an_answer_generated_by_the_model(live_app: AppFactory) -> None:
     app = live_app()
-    response = httpx.post(f"{app.url}/ask", data={"message": "Say hello."}, timeout=120)
-    assert response.status_code == 200
-    answer = response.text.split('<p id="answer">', 1)[1].split("</p>", 1)[0]
+    app.run(create_user("reader", password="a long password"))
+    session = WebSession(app.url)
+    assert session.sign_in("reader", "a long password").status_code == 303
+    conversation = session.new_conversation()
+    # without JavaScript the form posts, the server generates, then shows the conversation
+    sent = session.post(f"/chat/{conversation}/messages", {"content": "Say hello."})
+    assert sent.status_code == 303
+    page = session.get(f"/chat/{conversation}").text
+    answer = page.split('class="body markdown">', 1)[1].split("</div>", 1)[0]
     assert len(answer.strip()) > 0
 
 

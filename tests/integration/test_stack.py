@@ -14,6 +14,7 @@ import httpx
 from switchboard.devstack.model_server import ModelServer
 from tests.conftest import REPO_ROOT
 from tests.support.live import free_port
+from tests.support.web_session import WebSession
 
 
 def test_stack_reaches_ready_answers_and_stops_on_sigterm(
@@ -48,10 +49,22 @@ def test_stack_reaches_ready_answers_and_stops_on_sigterm(
             break
     assert lines, "the runner printed nothing"
     assert lines[-1].startswith(f"switchboard: ready: open http://127.0.0.1:{port}/"), lines
+    hint = process.stdout.readline() + process.stdout.readline()
+    assert "no administrator yet" in hint
+    assert "switchboard users create YOUR_NAME --admin" in hint
     try:
-        page = httpx.post(f"http://127.0.0.1:{port}/ask", data={"message": "Hello"}, timeout=120)
-        assert page.status_code == 200
-        assert '<p id="answer">' in page.text
+        created = subprocess.run(
+            [sys.executable, "-m", "switchboard.cli", "users", "create", "first", "--admin",
+             "--password", "first-admin-pw"],
+            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert created.returncode == 0, created.stderr
+        session = WebSession(f"http://127.0.0.1:{port}")
+        assert session.sign_in("first", "first-admin-pw").status_code == 303
+        conversation = session.new_conversation()
+        sent = session.post(f"/chat/{conversation}/messages", {"content": "Hello"})
+        assert sent.status_code == 303
+        assert 'class="body markdown"><p>' in session.get(f"/chat/{conversation}").text
     finally:
         process.send_signal(signal.SIGTERM)
         rest, _ = process.communicate(timeout=60)

@@ -6,6 +6,7 @@ stops both cleanly on Ctrl-C or SIGTERM.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -51,6 +52,20 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float) -> No
     raise RuntimeError(f"the app was not ready after {timeout:.0f}s ({url}/readyz)")
 
 
+async def has_admin(settings: Settings) -> bool:
+    from switchboard.accounts.tables import User
+    from switchboard.db.engine import build_engine, close_engine, open_engine
+    from switchboard.db.registry import install_engine
+
+    engine = build_engine(settings.resolved_database_url)
+    install_engine(engine)
+    await open_engine(engine, 1)
+    try:
+        return bool(await User.exists().where(User.role == "admin"))
+    finally:
+        await close_engine(engine)
+
+
 def run_stack(settings: Settings) -> int:
     stop = threading.Event()
 
@@ -86,6 +101,9 @@ def run_stack(settings: Settings) -> int:
         app = subprocess.Popen(app_command(settings), env=env, cwd=Path.cwd())
         wait_ready(settings.base_url, app, timeout=120)
         say(f"ready: open {settings.base_url}/   (API: {settings.base_url}/v1 · Ctrl-C stops)")
+        if not asyncio.run(has_admin(settings)):
+            say("no administrator yet: create the first one (it asks a password) with")
+            say("  .venv/bin/switchboard users create YOUR_NAME --admin")
         while not stop.is_set():
             if app.poll() is not None:
                 say(f"the app exited with {app.returncode}")

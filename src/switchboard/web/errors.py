@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlencode
 
 import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
-from litestar.response import Template
+from litestar.response import Redirect, Template
 
 from switchboard.gateway.errors import GatewayError, from_http_exception
 from switchboard.observability.request_id import request_id_of
@@ -54,9 +55,14 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
             media_type=MediaType.JSON,
             headers=error.headers,
         )
-    if "application/json" in request.headers.get(
-        "accept", ""
-    ) and "text/html" not in request.headers.get("accept", ""):
+    if error.status == 401 and not path.startswith("/metrics"):
+        # Session missing or expired: go (back) to the sign-in page, then return here.
+        target = "/signin?" + urlencode({"next": request.url.path})
+        if request.headers.get("hx-request") == "true":
+            return Response(content=b"", status_code=401, headers={"HX-Redirect": target})
+        return Redirect(target, status_code=303)
+    accept = request.headers.get("accept", "")
+    if "application/json" in accept and "text/html" not in accept:
         return Response(
             content=msgspec.json.encode({"detail": error.message, "request_id": request_id}),
             status_code=error.status,

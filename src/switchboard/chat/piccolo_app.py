@@ -1,0 +1,15 @@
+"""Piccolo app for chat."""
+
+import os
+
+from piccolo.conf.apps import AppConfig
+
+from switchboard.chat.tables import Conversation, Message
+
+APP_CONFIG = AppConfig(
+    app_name="chat",
+    migrations_folder_path=os.path.join(os.path.dirname(__file__), "piccolo_migrations"),
+    table_classes=[Conversation, Message],
+    migration_dependencies=["switchboard.accounts.piccolo_app"],
+    commands=[],
+)

@@ -1,0 +1,118 @@
+"""Conversations: listing, search, creation and changes, always scoped to their owner."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from switchboard.chat.tables import Conversation, Message
+from switchboard.db.engine import is_postgres
+
+PAGE_SIZE = 20
+TITLE_LENGTH = 60
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def title_from(text: str) -> str:
+    words = " ".join(text.split())
+    return words if len(words) <= TITLE_LENGTH else words[: TITLE_LENGTH - 1].rstrip() + "…"
+
+
+async def list_conversations(
+    user_id: int, *, query: str = "", page: int = 0
+) -> list[dict[str, Any]]:
+    """Newest first; ``query`` matches titles and message contents (case-insensitive)."""
+    select = Conversation.select(
+        Conversation.id, Conversation.title, Conversation.updated_at
+    ).where(Conversation.user == user_id)
+    if query.strip():
+        pattern = f"%{query.strip()}%"
+        in_messages = Message.select(Message.conversation).where(
+            _contains(Message.content, pattern)
+        )
+        select = select.where(
+            _contains(Conversation.title, pattern) | Conversation.id.is_in(in_messages)
+        )
+    rows: list[dict[str, Any]] = (
+        await select.order_by(Conversation.updated_at, ascending=False)
+        .order_by(Conversation.id, ascending=False)
+        .limit(PAGE_SIZE + 1)
+        .offset(page * PAGE_SIZE)
+    )
+    return rows
+
+
+def _contains(column: Any, pattern: str) -> Any:
+    """Case-insensitive match: ILIKE on PostgreSQL; SQLite's LIKE already ignores case."""
+    return column.ilike(pattern) if is_postgres(Conversation._meta.db) else column.like(pattern)
+
+
+async def owned(conversation_id: int, user_id: int) -> Conversation | None:
+    """The conversation if it belongs to ``user_id`` (others' look like missing ones)."""
+    return (
+        await Conversation.objects()
+        .where((Conversation.id == conversation_id) & (Conversation.user == user_id))
+        .first()
+    )
+
+
+async def create_conversation(user_id: int, model: str) -> Conversation:
+    conversation = Conversation(user=user_id, model=model)
+    await conversation.save()
+    return conversation
+
+
+async def messages_of(conversation_id: int) -> list[Message]:
+    return (
+        await Message.objects().where(Message.conversation == conversation_id).order_by(Message.id)
+    )
+
+
+async def add_message(
+    conversation: Conversation, role: str, content: str, status: str = "complete"
+) -> Message:
+    message = Message(conversation=conversation.id, role=role, content=content, status=status)
+    await message.save()
+    changes: dict[Any, Any] = {Conversation.updated_at: now()}
+    if role == "user" and conversation.title == "New chat":
+        changes[Conversation.title] = title_from(content)
+        conversation.title = changes[Conversation.title]
+    await Conversation.update(changes).where(Conversation.id == conversation.id)
+    return message
+
+
+async def rename(conversation: Conversation, title: str) -> None:
+    conversation.title = title_from(title) or "Untitled"
+    await Conversation.update({Conversation.title: conversation.title}).where(
+        Conversation.id == conversation.id
+    )
+
+
+async def delete(conversation: Conversation) -> None:
+    await Conversation.delete().where(Conversation.id == conversation.id)
+
+
+async def finish_message(
+    message_id: int, content: str, status: str, error: str = "", tokens: int = 0
+) -> None:
+    await Message.update(
+        {Message.content: content, Message.status: status, Message.error: error,
+         Message.completion_tokens: tokens}
+    ).where(Message.id == message_id)  # fmt: skip
+
+
+async def request_stop(message_id: int) -> bool:
+    changed = (
+        await Message.update({Message.status: "stopping"})
+        .where((Message.id == message_id) & (Message.status == "streaming"))
+        .returning(Message.id)
+    )
+    return bool(changed)
+
+
+async def is_stopping(message_id: int) -> bool:
+    row = await Message.select(Message.status).where(Message.id == message_id).first()
+    return row is None or row["status"] == "stopping"

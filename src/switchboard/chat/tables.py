@@ -1,0 +1,33 @@
+"""Conversations and their messages."""
+
+from __future__ import annotations
+
+from piccolo.columns import Float, ForeignKey, Integer, OnDelete, Serial, Text, Timestamptz, Varchar
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.table import Table
+
+from switchboard.accounts.tables import User
+
+
+class Conversation(Table, tablename="conversations"):
+    id: Serial
+    user = ForeignKey(references=User, on_delete=OnDelete.cascade, index=True)
+    title = Varchar(length=200, default="New chat")
+    system_prompt = Text(default="")
+    model = Varchar(length=128, default="")
+    temperature = Float(default=0.7)
+    max_tokens = Integer(default=512)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow(), index=True)
+
+
+class Message(Table, tablename="messages"):
+    id: Serial
+    conversation = ForeignKey(references=Conversation, on_delete=OnDelete.cascade, index=True)
+    role = Varchar(length=16)
+    content = Text(default="")
+    status = Varchar(length=16, default="complete")
+    """complete | streaming | stopping | stopped | error"""
+    error = Text(default="")
+    completion_tokens = Integer(default=0)
+    created_at = Timestamptz(default=TimestamptzNow())

@@ -1,0 +1,77 @@
+"""The API keys page: create (secret shown once), list, revoke — one's own keys only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, URLEncodedBody
+from litestar.response import Template
+
+from switchboard.accounts.guards import current_user, requires_user
+from switchboard.keys.services import KeyService
+from switchboard.web.rendering import page
+
+
+class NewKeyForm(msgspec.Struct):
+    name: str = ""
+    expires_days: str = ""
+
+
+class KeysController(Controller):
+    path = "/keys"
+    guards = [requires_user]
+    include_in_schema = False
+
+    async def _render(
+        self, request: Request[Any, Any, Any], keys: KeyService, **extra: Any
+    ) -> Template:
+        user = await current_user(request)
+        assert user is not None
+        listed = await keys.list_for_user(int(user.id))
+        context = {"user": user, "keys": listed, "created": None, "error": None, **extra}
+        return page(
+            request, "keys/page.html", context, status_code=400 if extra.get("error") else 200
+        )
+
+    @get("/", name="keys")
+    async def index(
+        self, request: Request[Any, Any, Any], keys: NamedDependency[KeyService]
+    ) -> Template:
+        return await self._render(request, keys)
+
+    @post("/", status_code=200)
+    async def create(
+        self, request: Request[Any, Any, Any], data: URLEncodedBody[NewKeyForm],
+        keys: NamedDependency[KeyService],
+    ) -> Template:  # fmt: skip
+        user = await current_user(request)
+        assert user is not None
+        expires: float | None = None
+        if data.expires_days.strip():
+            try:
+                expires = float(data.expires_days)
+                if not 0 < expires <= 3650:
+                    raise ValueError
+            except ValueError:
+                return await self._render(
+                    request, keys, error="Expiry is a number of days, 1 to 3650."
+                )
+        minted = await keys.mint(int(user.id), name=data.name.strip(), expires_days=expires)
+        return await self._render(request, keys, created=minted)
+
+    @post("/{key_id:int}/revoke", status_code=200)
+    async def revoke(
+        self,
+        request: Request[Any, Any, Any],
+        key_id: FromPath[int],
+        keys: NamedDependency[KeyService],
+    ) -> Template:
+        user = await current_user(request)
+        assert user is not None
+        if not await keys.revoke(key_id, user_id=int(user.id)):
+            raise NotFoundException("That key does not exist or is already revoked.")
+        return await self._render(request, keys)

@@ -1,0 +1,35 @@
+"""Pages and fragments from the same template blocks (jinja2-fragments): the whole page on
+normal navigation, only the ``content`` block when htmx asks (``HX-Request``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jinja2_fragments.litestar import HTMXBlockTemplate
+from litestar import Request
+from litestar.response import Template
+
+
+def page(
+    request: Request[Any, Any, Any],
+    template: str,
+    context: dict[str, Any],
+    *,
+    block: str = "content",
+    status_code: int = 200,
+) -> Template:
+    if request.headers.get("hx-request") == "true" and request.headers.get("hx-boosted") != "true":
+        return HTMXBlockTemplate(
+            template_name=template, block_name=block, context=context, status_code=status_code
+        )
+    return Template(template_name=template, context=context, status_code=status_code)
+
+
+async def render_block(
+    request: Request[Any, Any, Any], template: str, block: str, **context: Any
+) -> str:
+    """One block of a template as a string (for SSE payloads)."""
+    from jinja2_fragments import render_block as render
+
+    environment = request.app.template_engine.engine  # type: ignore[union-attr]
+    return str(render(environment, template, block, **context))

@@ -11,7 +11,7 @@ MODEL_VENV := var/model-server/venv
 MODEL_NAME ?= smollm2-135m-instruct
 MODEL_DIR := var/models/$(MODEL_NAME)
 UV = $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
-APT_PACKAGES_TEST := postgresql redis-server
+APT_PACKAGES_TEST := postgresql redis-server chromium
 
 .PHONY: help
 help: ## Show this help

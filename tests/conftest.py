@@ -21,6 +21,8 @@ from switchboard.settings import Settings, load_settings  # noqa: E402
 from tests.support.fake_upstream import FakeUpstream  # noqa: E402
 from tests.support.live import LiveServer  # noqa: E402
 
+pytest_plugins = ["tests.support.stack_fixtures"]
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 

@@ -1,0 +1,92 @@
+"""End to end in Chromium: sign in, watch an answer stream in, stop one, find the conversation
+after a reload, rename and delete it, create and revoke a key."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from switchboard.accounts.services import create_user
+from tests.e2e.conftest import screenshot
+from tests.support.live import LiveServer
+from tests.support.stack_fixtures import AppFactory
+
+PASSWORD = "e2e password 123"
+
+
+@pytest.fixture
+def app(live_app: AppFactory) -> LiveServer:
+    server = live_app()
+    server.run(create_user("eve", password=PASSWORD))
+    return server
+
+
+def sign_in(page: Page, app: LiveServer) -> None:
+    page.goto(f"{app.url}/chat")
+    expect(page).to_have_url(re.compile(r"/signin"))
+    screenshot(page, "signin")
+    page.get_by_label("Username").fill("eve")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"/chat$"))
+
+
+def test_chat_streams_survives_reload_and_can_be_renamed_and_deleted(
+    page: Page, app: LiveServer
+) -> None:
+    sign_in(page, app)
+    page.get_by_role("button", name="+ New chat").first.click()
+    expect(page).to_have_url(re.compile(r"/chat/\d+$"))
+    box = page.get_by_label("Message")
+    box.fill("Tell me about the moon in three sentences.")
+    box.press("Enter")  # Enter sends
+    streaming = page.locator(".message.assistant .text").last
+    expect(streaming).not_to_be_empty()
+    first_length = len(streaming.inner_text())
+    page.wait_for_timeout(700)
+    grown = page.locator(".message.assistant").last.inner_text()
+    assert len(grown) > first_length  # the answer grows while it streams
+    expect(page.locator(".message.assistant .markdown").last).to_be_visible(timeout=120_000)
+    screenshot(page, "chat")
+    answer = page.locator(".message.assistant .markdown").last.inner_text()
+    page.reload()
+    expect(page.locator(".message.user").last).to_contain_text("Tell me about the moon")
+    assert page.locator(".message.assistant .markdown").last.inner_text() == answer
+    expect(page.locator(".conversations a[aria-current=page]")).to_contain_text(
+        "Tell me about the moon"
+    )
+
+    page.get_by_label("Title").fill("Moon facts")
+    page.get_by_role("button", name="Rename").click()
+    expect(page.locator(".conversations a[aria-current=page]")).to_have_text("Moon facts")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete").click()
+    expect(page).to_have_url(re.compile(r"/chat/?$"))
+    expect(page.locator(".conversations")).not_to_contain_text("Moon facts")
+
+
+def test_stop_a_long_answer(page: Page, app: LiveServer) -> None:
+    sign_in(page, app)
+    page.get_by_role("button", name="+ New chat").first.click()
+    box = page.get_by_label("Message")
+    box.fill("Write a very long essay about the history of computing.")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator(".message.assistant .text").last).not_to_be_empty()
+    page.get_by_role("button", name="Stop").click()
+    expect(page.locator(".message.assistant .badge").last).to_have_text("Stopped", timeout=30_000)
+    page.reload()
+    expect(page.locator(".message.assistant .badge").last).to_have_text("Stopped")
+
+
+def test_create_and_revoke_a_key(page: Page, app: LiveServer) -> None:
+    sign_in(page, app)
+    page.get_by_role("link", name="API keys").click()
+    page.get_by_label("Name").fill("laptop")
+    page.get_by_role("button", name="Create key").click()
+    expect(page.locator("#new-key")).to_contain_text("sk-sb-")
+    screenshot(page, "keys")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Revoke").click()
+    expect(page.locator("table.keys")).to_contain_text("revoked")

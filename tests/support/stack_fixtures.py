@@ -1,0 +1,65 @@
+"""Fixtures for the real stack: the vLLM CPU server (once per run) and the app on a socket."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from switchboard.app import create_app
+from switchboard.devstack.model_server import ModelServer
+from switchboard.settings import Settings, load_settings
+from tests.conftest import ARTIFACTS, REPO_ROOT
+from tests.support.live import LiveServer
+
+MODEL = "smollm2-135m-instruct"
+# Not 8001: a developer's `make run` may be using it while the suite runs.
+MODEL_PORT = int(os.environ.get("SWITCHBOARD_TEST_MODEL_PORT", "18001"))
+
+
+@pytest.fixture(scope="session")
+def model_server() -> Iterator[ModelServer]:
+    """vLLM's OpenAI server on the CPU with SmolLM2-135M-Instruct, started once per run."""
+    settings = load_settings({"SWITCHBOARD_DATA_DIR": str(REPO_ROOT / "var")}, dotenv=Path("/none"))
+    server = ModelServer(settings, port=MODEL_PORT, log_path=ARTIFACTS / "model-server.log")
+    server.install()
+    server.start()
+    try:
+        server.wait_ready(timeout=900)
+        yield server
+    finally:
+        server.stop()
+
+
+AppFactory = Callable[..., LiveServer]
+
+
+@pytest.fixture
+def live_app(model_server: ModelServer, tmp_path: Path) -> Iterator[AppFactory]:
+    """Start the app on a free port in front of the real model server (settings overridable)."""
+    started: list[LiveServer] = []
+
+    def start(**overrides: Any) -> LiveServer:
+        settings = app_settings(model_server, tmp_path, **overrides)
+        server = LiveServer(create_app(settings)).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def app_settings(model_server: ModelServer, data_dir: Path, **overrides: Any) -> Settings:
+    env = {
+        "SWITCHBOARD_ENVIRONMENT": "test",
+        "SWITCHBOARD_DATA_DIR": str(data_dir),
+        "SWITCHBOARD_UPSTREAM_URLS": f"{model_server.url}/v1",
+        "SWITCHBOARD_UPSTREAM_HEALTH_INTERVAL": "0.5",
+        "SWITCHBOARD_DEFAULT_MODEL": MODEL,
+    }
+    env.update({f"SWITCHBOARD_{k.upper()}": str(v) for k, v in overrides.items()})
+    return load_settings(env, dotenv=Path("/none"))

@@ -24,6 +24,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 from litestar.stores.file import FileStore
 
+from switchboard.accounts.admin import AdminController
 from switchboard.accounts.controllers import AccountsController
 from switchboard.accounts.throttle import SignInThrottle
 from switchboard.chat.controllers import ChatController
@@ -44,6 +45,7 @@ from switchboard.observability.controllers import MetricsController
 from switchboard.observability.logging import configure_logging
 from switchboard.observability.request_id import add_request_id_header
 from switchboard.settings import Settings, get_settings
+from switchboard.usage.controllers import UsageController
 from switchboard.usage.queries import prune
 from switchboard.usage.writer import UsageEvent, UsageWriter
 from switchboard.web.errors import handle_exception
@@ -173,6 +175,8 @@ def create_app(
             AccountsController,
             ChatController,
             KeysController,
+            UsageController,
+            AdminController,
             create_static_files_router(
                 path="/static", directories=[templates_dir() / "static"], name="static"
             ),

@@ -1,0 +1,80 @@
+"""The usage page: requests and tokens per day for the signed-in user; admins see everyone's
+totals per user and per key."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from typing import Any
+
+from litestar import Controller, Request, get
+from litestar.response import Template
+
+from switchboard.accounts.guards import current_user, requires_user
+from switchboard.accounts.tables import User
+from switchboard.keys.tables import ApiKey
+from switchboard.usage.chart import bar_chart
+from switchboard.usage.queries import daily_totals
+from switchboard.web.rendering import page
+
+DAYS = 30
+
+
+def _days(since: dt.date) -> list[dt.date]:
+    today = dt.datetime.now(dt.UTC).date()
+    return [since + dt.timedelta(days=n) for n in range((today - since).days + 1)]
+
+
+class UsageController(Controller):
+    path = "/usage"
+    guards = [requires_user]
+    include_in_schema = False
+
+    @get("/", name="usage")
+    async def index(self, request: Request[Any, Any, Any]) -> Template:
+        user = await current_user(request)
+        assert user is not None
+        now = dt.datetime.now(dt.UTC)
+        since = (now - dt.timedelta(days=DAYS - 1)).replace(
+            hour=0, minute=0, second=0, microsecond=0
+        )
+        mine = {t.day: t for t in await daily_totals("user", since=since, subject_id=int(user.id))}
+        days = _days(since.date())
+        requests = [(d, mine[d].requests if d in mine else 0) for d in days]
+        tokens = [(d, mine[d].total_tokens if d in mine else 0) for d in days]
+        context: dict[str, Any] = {
+            "user": user,
+            "requests_chart": bar_chart(requests, "requests"),
+            "tokens_chart": bar_chart(tokens, "tokens"),
+            "total_requests": sum(value for _, value in requests),
+            "total_tokens": sum(value for _, value in tokens),
+            "per_user": [],
+            "per_key": [],
+        }
+        if user.role == "admin":
+            context["per_user"] = await _totals("user", since)
+            context["per_key"] = await _totals("key", since)
+        return page(request, "usage/page.html", context)
+
+
+async def _totals(by: str, since: dt.datetime) -> list[dict[str, Any]]:
+    sums: defaultdict[int | None, dict[str, int]] = defaultdict(
+        lambda: {"requests": 0, "tokens": 0}
+    )
+    for total in await daily_totals(by, since=since):  # type: ignore[arg-type]
+        sums[total.subject_id]["requests"] += total.requests
+        sums[total.subject_id]["tokens"] += total.total_tokens
+    ids = [i for i in sums if i is not None] or [-1]
+    names: dict[int, str] = {}
+    if by == "user":
+        for row in await User.select(User.id, User.username).where(User.id.is_in(ids)):
+            names[row["id"]] = row["username"]
+    else:
+        owner = ApiKey.user.username.as_alias("owner")
+        for row in await ApiKey.select(ApiKey.id, ApiKey.prefix, owner).where(ApiKey.id.is_in(ids)):
+            names[row["id"]] = f"{row['prefix']}… ({row['owner']})"
+    rows = [
+        {"name": names.get(i, f"#{i}") if i is not None else "browser", **v}
+        for i, v in sums.items()
+    ]
+    return sorted(rows, key=lambda row: row["tokens"], reverse=True)

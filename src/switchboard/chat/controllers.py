@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
-from litestar.exceptions import NotFoundException
-from litestar.params import FromPath, FromQuery, URLEncodedBody
+from litestar.exceptions import NotFoundException, ValidationException
+from litestar.params import FromPath, FromQuery, MultipartBody, URLEncodedBody
 from litestar.plugins.htmx import ClientRedirect
 from litestar.response import Redirect, Stream, Template
 
 from switchboard.accounts.guards import current_user, requires_user
 from switchboard.accounts.tables import User
-from switchboard.chat import services
+from switchboard.chat import services, transfer
 from switchboard.chat.markdown import render_markdown
 from switchboard.chat.streaming import stream_reply
 from switchboard.chat.tables import Conversation, Message
@@ -32,6 +34,41 @@ class MessageForm(msgspec.Struct):
 
 class RenameForm(msgspec.Struct):
     title: str = ""
+
+
+class SettingsForm(msgspec.Struct):
+    system_prompt: str = ""
+    model: str = ""
+    temperature: str = "0.7"
+    max_tokens: str = "512"
+
+
+@dataclass
+class ImportForm:
+    file: UploadFile
+
+
+def _settings_errors(
+    data: SettingsForm, models: list[str], max_len: int
+) -> tuple[dict[str, Any], list[str]]:
+    errors: list[str] = []
+    changes: dict[str, Any] = {"system_prompt": data.system_prompt.strip()[:20_000]}
+    if data.model and data.model not in models:
+        errors.append(f"Unknown model {data.model!r}.")
+    changes["model"] = data.model
+    try:
+        changes["temperature"] = float(data.temperature)
+        if not 0 <= changes["temperature"] <= 2:
+            raise ValueError
+    except ValueError:
+        errors.append("Temperature is a number from 0 to 2.")
+    try:
+        changes["max_tokens"] = int(data.max_tokens)
+        if not 1 <= changes["max_tokens"] <= max_len:
+            raise ValueError
+    except ValueError:
+        errors.append(f"Max tokens is a whole number from 1 to {max_len}.")
+    return changes, errors
 
 
 async def _user(request: Request[Any, Any, Any]) -> User:
@@ -188,6 +225,95 @@ class ChatController(Controller):
             raise NotFoundException("That message does not exist.")
         await services.request_stop(message_id)
 
+    @post("/{conversation_id:int}/settings", status_code=303)
+    async def settings(
+        self,
+        request: Request[Any, Any, Any],
+        conversation_id: FromPath[int],
+        data: URLEncodedBody[SettingsForm],
+        gateway: NamedDependency[GatewayService],
+        settings: NamedDependency[Settings],
+    ) -> Template | Redirect:
+        user, conversation = await _conversation(request, conversation_id)
+        models = [card.id for card in gateway.list_models().data]
+        changes, errors = _settings_errors(data, models, settings.model_max_len)
+        if errors:
+            context = {**await self._page_context(user, conversation), "settings_errors": errors}
+            return page(request, TEMPLATE, context, status_code=400)
+        await services.update_settings(conversation, changes)
+        return Redirect(f"/chat/{conversation.id}", status_code=303)
+
+    @post("/{conversation_id:int}/regenerate", status_code=200)
+    async def regenerate(
+        self,
+        request: Request[Any, Any, Any],
+        conversation_id: FromPath[int],
+        gateway: NamedDependency[GatewayService],
+    ) -> Template | Redirect:
+        user, conversation = await _conversation(request, conversation_id)
+        asked, _ = await services.last_messages(conversation.id)
+        if asked is None:
+            raise ValidationException("There is no question to answer again yet.")
+        await services.drop_after(conversation.id, int(asked.id))
+        return await _answer_again(request, gateway, user, conversation, self)
+
+    @post("/{conversation_id:int}/edit", status_code=200)
+    async def edit(
+        self,
+        request: Request[Any, Any, Any],
+        conversation_id: FromPath[int],
+        data: URLEncodedBody[MessageForm],
+        gateway: NamedDependency[GatewayService],
+    ) -> Template | Redirect:
+        user, conversation = await _conversation(request, conversation_id)
+        asked, _ = await services.last_messages(conversation.id)
+        if asked is None or not data.content.strip():
+            raise ValidationException("Type the new message first.")
+        await services.replace_content(int(asked.id), data.content.strip())
+        await services.drop_after(conversation.id, int(asked.id))
+        return await _answer_again(request, gateway, user, conversation, self)
+
+    @get("/{conversation_id:int}/export.md")
+    async def export_markdown(
+        self, request: Request[Any, Any, Any], conversation_id: FromPath[int]
+    ) -> Response[Any]:
+        _, conversation = await _conversation(request, conversation_id)
+        exported = await transfer.export_one(conversation)
+        return _download(
+            transfer.as_markdown(exported), f"conversation-{conversation.id}.md", "text/markdown"
+        )
+
+    @get("/{conversation_id:int}/export.json")
+    async def export_json(
+        self, request: Request[Any, Any, Any], conversation_id: FromPath[int]
+    ) -> Response[Any]:
+        _, conversation = await _conversation(request, conversation_id)
+        exported = transfer.Export(conversations=[await transfer.export_one(conversation)])
+        return _download(
+            msgspec.json.encode(exported),
+            f"conversation-{conversation.id}.json",
+            "application/json",
+        )
+
+    @get("/export.json")
+    async def export_everything(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        user = await _user(request)
+        exported = await transfer.export_all(int(user.id))
+        return _download(msgspec.json.encode(exported), "conversations.json", "application/json")
+
+    @post("/import", status_code=303, request_max_body_size=64 * 1024 * 1024)
+    async def import_json(
+        self, request: Request[Any, Any, Any], data: MultipartBody[ImportForm]
+    ) -> Template | Redirect:
+        user = await _user(request)
+        try:
+            parsed = transfer.parse_import(await data.file.read())
+        except transfer.ImportError_ as exc:
+            context = {**await self._page_context(user, None), "import_error": str(exc)[:300]}
+            return page(request, TEMPLATE, context, status_code=400)
+        await transfer.import_all(int(user.id), parsed)
+        return Redirect("/chat", status_code=303)
+
     @post("/{conversation_id:int}/rename", status_code=303)
     async def rename(
         self,
@@ -208,6 +334,31 @@ class ChatController(Controller):
         if request.headers.get("hx-request") == "true":
             return ClientRedirect("/chat")
         return Redirect("/chat", status_code=303)
+
+
+async def _answer_again(
+    request: Request[Any, Any, Any],
+    gateway: GatewayService,
+    user: User,
+    conversation: Conversation,
+    controller: ChatController,
+) -> Template | Redirect:
+    """Add a fresh reply to the conversation: streamed (htmx) or generated here (no JS)."""
+    reply = await services.add_message(conversation, "assistant", "", status="streaming")
+    if request.headers.get("hx-request") != "true":
+        async for _ in stream_reply(gateway, user, conversation, int(reply.id), _no_render):
+            pass
+        return Redirect(f"/chat/{conversation.id}", status_code=303)
+    context = await controller._page_context(user, conversation)
+    return page(request, TEMPLATE, context, block="message_list")
+
+
+def _download(body: bytes | str, filename: str, media_type: str) -> Response[Any]:
+    return Response(
+        content=body,
+        media_type=media_type,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 async def _no_render(_: int) -> str:

@@ -116,3 +116,29 @@ async def request_stop(message_id: int) -> bool:
 async def is_stopping(message_id: int) -> bool:
     row = await Message.select(Message.status).where(Message.id == message_id).first()
     return row is None or row["status"] == "stopping"
+
+
+async def last_messages(conversation_id: int) -> tuple[Message | None, Message | None]:
+    """The last user message and the last assistant message."""
+    messages = await messages_of(conversation_id)
+    user = next((m for m in reversed(messages) if m.role == "user"), None)
+    assistant = next((m for m in reversed(messages) if m.role == "assistant"), None)
+    return user, assistant
+
+
+async def drop_after(conversation_id: int, message_id: int) -> None:
+    """Delete the messages that follow ``message_id`` (to answer it again)."""
+    await Message.delete().where(
+        (Message.conversation == conversation_id) & (Message.id > message_id)
+    )
+
+
+async def replace_content(message_id: int, content: str) -> None:
+    await Message.update({Message.content: content}).where(Message.id == message_id)
+
+
+async def update_settings(conversation: Conversation, changes: dict[str, Any]) -> None:
+    columns = {getattr(Conversation, name): value for name, value in changes.items()}
+    await Conversation.update(columns).where(Conversation.id == conversation.id)
+    for name, value in changes.items():
+        setattr(conversation, name, value)

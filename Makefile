@@ -11,7 +11,7 @@ MODEL_VENV := var/model-server/venv
 MODEL_NAME ?= smollm2-135m-instruct
 MODEL_DIR := var/models/$(MODEL_NAME)
 UV = $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
-APT_PACKAGES_TEST := postgresql redis-server chromium
+APT_PACKAGES_TEST := postgresql redis-server chromium prometheus prometheus-alertmanager prometheus-node-exporter
 
 .PHONY: help
 help: ## Show this help
@@ -50,14 +50,14 @@ test: install model system-deps ## Run the whole suite with coverage (real vLLM,
 
 .PHONY: lint
 lint: install ## ruff check, ruff format --check, mypy --strict
-	$(BIN)/ruff check src tests loadtests model-server
-	$(BIN)/ruff format --check src tests loadtests model-server
+	$(BIN)/ruff check src tests loadtests model-server grafana
+	$(BIN)/ruff format --check src tests loadtests model-server grafana
 	$(BIN)/mypy --strict src
 
 .PHONY: format
 format: install ## Apply ruff's fixes and formatting
-	$(BIN)/ruff check --fix src tests loadtests model-server
-	$(BIN)/ruff format src tests loadtests model-server
+	$(BIN)/ruff check --fix src tests loadtests model-server grafana
+	$(BIN)/ruff format src tests loadtests model-server grafana
 
 .PHONY: bench
 bench: install ## Benchmarks: gateway overhead against an instant fake upstream (wrk)

@@ -94,5 +94,12 @@ def live_fake(make_settings: SettingsFactory, fake_upstream: FakeUpstream) -> It
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that stop shared servers (marked ``disruptive``) run last."""
-    items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)
+    """Browser tests run after the others, and tests that stop shared servers (marked
+    ``disruptive``) run last."""
+
+    def order(item: pytest.Item) -> int:
+        if item.get_closest_marker("disruptive"):
+            return 2
+        return 1 if "/e2e/" in str(item.path) else 0
+
+    items.sort(key=order)

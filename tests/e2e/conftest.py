@@ -19,8 +19,10 @@ CHROMIUM_FLAGS = [
 ]  # fmt: skip
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Module-scoped: Playwright's sync API runs an event loop in this thread while it is open,
+    which other tests' asyncio.run() and async tests cannot share."""
     executable = shutil.which("chromium") or "/usr/bin/chromium"
     if not Path(executable).exists():
         pytest.fail("Chromium is not installed (make system-deps installs Debian's chromium)")

@@ -80,6 +80,37 @@ def test_stop_a_long_answer(page: Page, app: LiveServer) -> None:
     expect(page.locator(".message.assistant .badge").last).to_have_text("Stopped")
 
 
+def test_model_server_down_shows_a_message(page: Page, live_app: AppFactory) -> None:
+    # This app's model server is unreachable (nothing listens on its port).
+    down = live_app(upstream_urls="http://127.0.0.1:9/v1", upstream_connect_timeout=1)
+    down.run(create_user("eve", password=PASSWORD))
+    sign_in(page, down)
+    page.get_by_role("button", name="+ New chat").first.click()
+    page.get_by_label("Message").fill("Are you there?")
+    page.get_by_role("button", name="Send").click()
+    alert = page.locator(".message.assistant [role=alert]").last
+    expect(alert).to_contain_text("unavailable")
+    expect(alert).to_contain_text("request id")
+    screenshot(page, "model-down")
+
+
+def test_usage_and_admin_pages(page: Page, app: LiveServer) -> None:
+    app.run(create_user("root", password=PASSWORD, role="admin"))
+    page.goto(f"{app.url}/signin")
+    page.get_by_label("Username").fill("root")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("link", name="Usage").click()
+    expect(page.locator("svg.chart, p.muted").first).to_be_visible()
+    screenshot(page, "usage")
+    page.get_by_role("link", name="Users").click()
+    expect(page.locator("table")).to_contain_text("eve")
+    screenshot(page, "admin")
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    page.goto(f"{app.url}/chat")
+    screenshot(page, "chat-phone")
+
+
 def test_create_and_revoke_a_key(page: Page, app: LiveServer) -> None:
     sign_in(page, app)
     page.get_by_role("link", name="API keys").click()

@@ -10,9 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from switchboard.accounts.services import create_user
 from switchboard.accounts.tables import User
 from tests.integration.conftest import AppFactory
 from tests.support.postgres import PostgresServer
+from tests.support.web_session import WebSession
 
 pytestmark = pytest.mark.postgres
 
@@ -41,8 +43,15 @@ def test_app_runs_on_postgres_and_readiness_follows_it(
         return [row["username"] for row in await User.select(User.username)]
 
     assert app.run(roundtrip()) == ["pg-check"]
-    answer = httpx.post(f"{app.url}/ask", data={"message": "Hi"}, timeout=120)
-    assert answer.status_code == 200
+    # the workspace on PostgreSQL: sign in, chat (answer stored), search (ILIKE here)
+    app.run(create_user("pg-user", password="pg-password"))
+    session = WebSession(app.url)
+    assert session.sign_in("pg-user", "pg-password").status_code == 303
+    conversation = session.new_conversation()
+    sent = session.post(f"/chat/{conversation}/messages", {"content": "Hello PostgreSQL"})
+    assert sent.status_code == 303
+    assert 'class="body markdown"><p>' in session.get(f"/chat/{conversation}").text
+    assert "Hello PostgreSQL" in session.get("/chat/list?q=hello%20postgres", htmx=True).text
 
     postgres.stop()
     response = httpx.get(f"{app.url}/readyz", timeout=10)

@@ -143,6 +143,12 @@ def test_a_member_never_reaches_another_members_conversations(app: LiveServer) -
         ("post", f"/chat/{conversation}/rename", {"title": "mine now"}),
         ("post", f"/chat/{conversation}/delete", None),
         ("get", f"/chat/{conversation}/messages/1/stream", None),
+        ("post", f"/chat/{conversation}/messages/1/stop", None),
+        ("post", f"/chat/{conversation}/settings", {"temperature": "1"}),
+        ("post", f"/chat/{conversation}/regenerate", None),
+        ("post", f"/chat/{conversation}/edit", {"content": "x"}),
+        ("get", f"/chat/{conversation}/export.md", None),
+        ("get", f"/chat/{conversation}/export.json", None),
     ]:
         response = ben.get(path) if method == "get" else ben.post(path, data)
         assert response.status_code == 404, (method, path, response.status_code)

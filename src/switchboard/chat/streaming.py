@@ -90,7 +90,8 @@ async def stream_reply(
     try:
         completion = await gateway.complete(parsed, caller)
     except GatewayError as exc:
-        await finish_message(message_id, "", "error", exc.message)
+        reference = f" (request id {request_id})" if request_id else ""
+        await finish_message(message_id, "", "error", exc.message + reference)
         yield sse("done", await render_done(message_id))
         return
     assert completion.events is not None

@@ -78,6 +78,13 @@ REQUESTS_TODAY = Gauge(
 )
 
 BUILD_INFO.labels(version=__version__).set(1)
+# Known label values start at zero, so rates and increases exist before the first event.
+for _result in ("hit", "miss"):
+    CACHE_REQUESTS.labels(_result)
+for _limit in ("requests", "tokens"):
+    RATE_LIMITED.labels(_limit)
+for _kind in ("connect", "timeout", "status", "stream"):
+    UPSTREAM_ERRORS.labels(_kind)
 
 
 def exposition() -> tuple[bytes, str]:

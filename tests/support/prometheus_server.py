@@ -1,0 +1,89 @@
+"""Real Prometheus and node-exporter processes (Debian's packages) on free loopback ports."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from tests.support.live import free_port
+
+
+def _binary(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        raise RuntimeError(f"{name} is not installed (make system-deps installs it)")
+    return found
+
+
+def _wait(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not become ready")
+
+
+class NodeExporter:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [_binary("prometheus-node-exporter"), f"--web.listen-address=127.0.0.1:{self.port}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        _wait(f"http://127.0.0.1:{self.port}/metrics", self.process)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+class PrometheusServer:
+    """Scrapes the given targets every second and loads the given rule files."""
+
+    def __init__(self, base: Path, targets: dict[str, str], rule_files: list[Path]) -> None:
+        self.port = free_port()
+        base.mkdir(parents=True, exist_ok=True)
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(path) for path in rule_files],
+            "scrape_configs": [
+                {"job_name": job, "static_configs": [{"targets": [target]}]}
+                for job, target in targets.items()
+            ],
+        }
+        (base / "prometheus.yml").write_text(yaml.safe_dump(config))
+        self.process = subprocess.Popen(
+            [_binary("prometheus"), f"--config.file={base / 'prometheus.yml'}",
+             f"--storage.tsdb.path={base / 'data'}", f"--web.listen-address=127.0.0.1:{self.port}"],
+            stdout=subprocess.DEVNULL, stderr=(base / "prometheus.log").open("wb"),
+        )  # fmt: skip
+        _wait(f"{self.url}/-/ready", self.process)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def query(self, expr: str) -> dict[str, Any]:
+        response = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=30)
+        body: dict[str, Any] = response.json()
+        return body
+
+    def targets_up(self) -> dict[str, bool]:
+        active = httpx.get(f"{self.url}/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
+        return {t["labels"]["job"]: t["health"] == "up" for t in active}
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)

@@ -449,6 +449,25 @@ BUSINESS = Dashboard(
             kind="bargauge",
             source="gateway",
         ),
+        Panel(
+            "Top API keys by tokens today",
+            [("max by (key) (switchboard_top_key_tokens)", "{{key}}")],
+            "short",
+            kind="bargauge",
+            source="gateway",
+        ),
+        Panel(
+            "Conversations and messages per hour",
+            [
+                ("sum(increase(switchboard_conversations_created_total[1h]))", "conversations"),
+                (
+                    "sum by (role) (increase(switchboard_messages_created_total[1h]))",
+                    "{{role}} messages",
+                ),
+            ],
+            "short",
+            source="gateway",
+        ),
     ],
 )
 

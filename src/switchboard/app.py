@@ -94,7 +94,7 @@ async def open_resources(
     db = build_engine(settings.resolved_database_url)
     install_engine(db)
     await open_engine(db, settings.database_pool_size)
-    await migrate()
+    await migrate(settings.resolved_database_url)
     keys = KeyService()
 
     async def touch_keys(batch: list[UsageEvent]) -> None:

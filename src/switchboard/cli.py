@@ -14,9 +14,11 @@ from switchboard.settings import SettingsError, get_settings
 
 
 def _serve(_: argparse.Namespace) -> int:
-    from switchboard.devstack.stack import app_command
+    from switchboard.devstack.stack import app_command, prepare_multiprocess_metrics
 
-    command = app_command(get_settings())
+    settings = get_settings()
+    prepare_multiprocess_metrics(settings)
+    command = app_command(settings)
     os.execv(command[0], command)  # noqa: S606 - replace this process with the server
 
 
@@ -38,7 +40,7 @@ def with_database(work: Callable[[argparse.Namespace], Awaitable[int]]) -> Calla
             install_engine(engine)
             await open_engine(engine, 2)
             try:
-                await migrate()
+                await migrate(get_settings().resolved_database_url)
                 return await work(args)
             finally:
                 await close_engine(engine)

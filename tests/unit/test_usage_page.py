@@ -42,6 +42,7 @@ def test_members_see_their_usage_and_admins_everyones(live_fake: LiveServer) -> 
     assert "<strong>3</strong> requests, <strong>33</strong> tokens" in page
     assert ": 33 tokens</title>" in page
     assert "Per user" not in page
+    assert "3 requests · 33 tokens" in mia.get("/keys").text  # the keys page shows usage too
 
     root = WebSession(live_fake.url)
     assert root.sign_in("root", "pw-long-enough").status_code == 303

@@ -7,6 +7,7 @@ from typing import Any
 
 from switchboard.chat.tables import Conversation, Message
 from switchboard.db.engine import is_postgres
+from switchboard.observability.metrics import CONVERSATIONS_CREATED, MESSAGES_CREATED
 
 PAGE_SIZE = 20
 TITLE_LENGTH = 60
@@ -62,6 +63,7 @@ async def owned(conversation_id: int, user_id: int) -> Conversation | None:
 async def create_conversation(user_id: int, model: str) -> Conversation:
     conversation = Conversation(user=user_id, model=model)
     await conversation.save()
+    CONVERSATIONS_CREATED.inc()
     return conversation
 
 
@@ -76,6 +78,7 @@ async def add_message(
 ) -> Message:
     message = Message(conversation=conversation.id, role=role, content=content, status=status)
     await message.save()
+    MESSAGES_CREATED.labels(role).inc()
     changes: dict[Any, Any] = {Conversation.updated_at: now()}
     if role == "user" and conversation.title == "New chat":
         changes[Conversation.title] = title_from(content)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import fcntl
 import io
 import logging
 import os
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 from piccolo.apps.migrations.commands.forwards import run_forwards
 from piccolo.apps.migrations.tables import Migration
@@ -15,6 +19,7 @@ from piccolo.table import Table
 from switchboard.db.engine import AnyEngine
 
 CONF_MODULE = "switchboard.piccolo_conf"
+ADVISORY_LOCK_ID = 7_262_024  # any constant shared by every Switchboard process
 log = logging.getLogger(__name__)
 
 
@@ -29,15 +34,43 @@ def install_engine(engine: AnyEngine) -> None:
         table._meta.db = engine
 
 
-async def migrate() -> None:
-    """Apply every pending migration of every app (idempotent).
+@contextlib.asynccontextmanager
+async def migration_lock(database_url: str) -> AsyncIterator[None]:
+    """One process migrates at a time (several workers start together): a file lock beside
+    the SQLite file, a PostgreSQL advisory lock otherwise."""
+    if database_url.startswith("sqlite:///"):
+        path = Path(database_url.removeprefix("sqlite:///")).with_suffix(".migrate.lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w") as handle:
+            await asyncio.to_thread(fcntl.flock, handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    import asyncpg
+
+    connection = await asyncpg.connect(database_url.replace("postgres://", "postgresql://", 1))
+    try:
+        await connection.execute("SELECT pg_advisory_lock($1)", ADVISORY_LOCK_ID)
+        try:
+            yield
+        finally:
+            await connection.execute("SELECT pg_advisory_unlock($1)", ADVISORY_LOCK_ID)
+    finally:
+        await connection.close()
+
+
+async def migrate(database_url: str) -> None:
+    """Apply every pending migration of every app (idempotent, one process at a time).
 
     Piccolo prints its progress; it goes to the log as one line so stdout stays JSON lines.
     """
     os.environ.setdefault("PICCOLO_CONF", CONF_MODULE)
     printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        result = await run_forwards("all")
+    async with migration_lock(database_url):
+        with contextlib.redirect_stdout(printed):
+            result = await run_forwards("all")
     if not result.success:
         raise RuntimeError(f"database migration failed: {result.message}\n{printed.getvalue()}")
     ran = [line.strip() for line in printed.getvalue().splitlines() if "[forwards]" in line]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,6 +39,17 @@ def app_command(settings: Settings) -> list[str]:
         "--workers", str(settings.workers),
         "--no-access-log",
     ]  # fmt: skip
+
+
+def prepare_multiprocess_metrics(settings: Settings) -> None:
+    """With several workers, prometheus-client keeps each worker's values in files that
+    /metrics aggregates: point it at a fresh directory before the workers start."""
+    if settings.workers <= 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    directory = Path(settings.data_dir) / "prometheus-multiproc"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory.resolve())
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
@@ -97,6 +109,7 @@ def run_stack(settings: Settings) -> int:
 
             model.wait_ready(progress=progress)
         say("model server healthy; starting the app")
+        prepare_multiprocess_metrics(settings)
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src")}
         app = subprocess.Popen(app_command(settings), env=env, cwd=Path.cwd())
         wait_ready(settings.base_url, app, timeout=120)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -35,7 +36,9 @@ from switchboard.gateway.service import (
     parse_request,
 )
 from switchboard.keys.services import KeyService
+from switchboard.observability.request_id import request_id_of
 
+log = logging.getLogger(__name__)
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 SECURITY: list[dict[str, list[str]]] = [{"BearerAuth": []}]
 
@@ -181,6 +184,8 @@ async def _complete(
 ) -> Response[Any]:
     parsed = parse_request(kind, await request.body())
     request.scope.setdefault("state", {})["model"] = parsed.request.model
+    if gateway.settings.log_prompts:  # debugging only: off by default
+        log.info("prompt", extra={"request_id": request_id_of(request.scope), "body": parsed.body})
     policy = CachePolicy.from_header(request.headers.get("cache-control"))
     if parsed.request.stream:
         return _stream_response(await gateway.complete(parsed, caller, cache_policy=policy))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import msgspec
@@ -13,6 +14,7 @@ from litestar.response import Template
 
 from switchboard.accounts.guards import current_user, requires_user
 from switchboard.keys.services import KeyService
+from switchboard.usage.queries import daily_totals
 from switchboard.web.rendering import page
 
 
@@ -32,6 +34,14 @@ class KeysController(Controller):
         user = await current_user(request)
         assert user is not None
         listed = await keys.list_for_user(int(user.id))
+        since = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
+        usage: dict[int | None, list[int]] = {}
+        for total in await daily_totals("key", since=since):
+            seen = usage.setdefault(total.subject_id, [0, 0])
+            seen[0] += total.requests
+            seen[1] += total.total_tokens
+        for key in listed:
+            key["requests_30d"], key["tokens_30d"] = usage.get(key["id"], [0, 0])
         context = {"user": user, "keys": listed, "created": None, "error": None, **extra}
         return page(
             request, "keys/page.html", context, status_code=400 if extra.get("error") else 200

@@ -13,6 +13,7 @@ from switchboard.observability.metrics import (
     ACTIVE_USERS,
     REQUESTS_TODAY,
     TOKENS_TODAY,
+    TOP_KEY_TOKENS,
     TOP_USER_TOKENS,
     timed,
 )
@@ -56,6 +57,16 @@ async def refresh_business_metrics() -> None:
                 User.id.is_in([r["user_id"] for r in top] or [-1])
             )
         }
+        top_keys = await UsageRecord.raw(
+            "SELECT u.key_id, SUM(u.total_tokens) AS tokens, k.prefix FROM usage_records u "
+            "JOIN api_keys k ON k.id = u.key_id WHERE u.created_at >= {} "
+            "GROUP BY u.key_id, k.prefix ORDER BY tokens DESC LIMIT {}",
+            midnight,
+            TOP_N,
+        )
+    TOP_KEY_TOKENS.clear()
+    for rank, row in enumerate(top_keys, start=1):
+        TOP_KEY_TOKENS.labels(str(rank), f"{row['prefix']}…").set(row["tokens"])
     TOP_USER_TOKENS.clear()
     for rank, row in enumerate(top, start=1):
         TOP_USER_TOKENS.labels(str(rank), names.get(row["user_id"], "?")).set(row["tokens"])

@@ -73,6 +73,12 @@ TOP_USER_TOKENS = Gauge(
     "switchboard_top_user_tokens", "Tokens today of the top users (top 10)", ["rank", "user"],
     multiprocess_mode="max",
 )  # fmt: skip
+TOP_KEY_TOKENS = Gauge(
+    "switchboard_top_key_tokens", "Tokens today of the top API keys (top 10)", ["rank", "key"],
+    multiprocess_mode="max",
+)  # fmt: skip
+CONVERSATIONS_CREATED = Counter("switchboard_conversations_created", "Conversations started")
+MESSAGES_CREATED = Counter("switchboard_messages_created", "Chat messages stored", ["role"])
 REQUESTS_TODAY = Gauge(
     "switchboard_requests_today", "Completion requests since 00:00 UTC", multiprocess_mode="max"
 )
@@ -85,6 +91,8 @@ for _limit in ("requests", "tokens"):
     RATE_LIMITED.labels(_limit)
 for _kind in ("connect", "timeout", "status", "stream"):
     UPSTREAM_ERRORS.labels(_kind)
+for _role in ("user", "assistant"):
+    MESSAGES_CREATED.labels(_role)
 
 
 def exposition() -> tuple[bytes, str]:

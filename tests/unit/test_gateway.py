@@ -230,3 +230,27 @@ async def test_openapi_schema_describes_the_v1_operations(client: AsyncTestClien
     temperature = request_schema["properties"]["temperature"]["anyOf"][0]
     assert (temperature["minimum"], temperature["maximum"]) == (0.0, 2.0)
     assert set(request_schema["required"]) == {"model", "messages"}
+
+
+async def test_a_stream_closed_right_after_done_is_recorded_as_complete(
+    client: AsyncTestClient[Any],
+) -> None:
+    """Clients hang up as soon as they read [DONE]; that is a finished request, not a 499."""
+    gateway = client.app.state.resources.gateway
+    from switchboard.gateway.service import Caller, parse_request
+
+    parsed = parse_request("chat", msgspec.json.encode(chat("a b", stream=True)))
+    completion = await gateway.complete(
+        parsed, Caller(user_id=None, key_id=None, rpm=10, tpm=10**6)
+    )
+    assert completion.events is not None
+    async for event in completion.events:
+        if event == b"data: [DONE]\n\n":
+            break  # the client goes away here
+    await completion.events.aclose()  # type: ignore[attr-defined]
+    assert completion.outcome.status == 200
+    await client.app.state.resources.usage.flush()
+    from switchboard.usage.tables import UsageRecord
+
+    rows = await UsageRecord.select(UsageRecord.status, UsageRecord.completion_tokens)
+    assert rows == [{"status": 200, "completion_tokens": 2}]

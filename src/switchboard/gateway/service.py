@@ -89,6 +89,8 @@ class Outcome:
     first_token_at: float | None = None
     status: int = 200
     cache_hit: bool = False
+    delivered: bool = False
+    """The stream's final ``[DONE]`` went out: a hang-up after it is not an abort."""
     copies: int = 1
     """Choices to repeat (n > 1 with greedy sampling; see greedy.py)."""
 
@@ -378,7 +380,8 @@ class GatewayService:
                     yield DONE_EVENT
                     return
         except (asyncio.CancelledError, GeneratorExit):
-            outcome.status = 499
+            if not outcome.delivered:
+                outcome.status = 499
             raise
         except Exception as exc:  # the model server died mid-stream: tell the client in-band
             UPSTREAM_ERRORS.labels("stream").inc()
@@ -422,9 +425,12 @@ class GatewayService:
         ACTIVE_STREAMS.inc()
         try:
             async for event in events:
+                if event == DONE_EVENT:
+                    outcome.delivered = True
                 yield event
         except (asyncio.CancelledError, GeneratorExit):
-            outcome.status = 499
+            if not outcome.delivered:
+                outcome.status = 499
             raise
         finally:
             ACTIVE_STREAMS.dec()

@@ -118,3 +118,21 @@ async def test_retention_prunes_old_rows_in_batches(client: AsyncTestClient[Any]
     deleted = await prune(dt.datetime.now(dt.UTC) - dt.timedelta(days=90), batch=10)
     assert deleted == 23
     assert await UsageRecord.count() == 2
+
+
+async def test_totals_for_one_user_or_key_use_the_composite_indexes(
+    client: AsyncTestClient[Any],
+) -> None:
+    """The page's queries must not scan the whole table (millions of rows)."""
+    for column, index in (
+        ("user_id", "usage_records_user_time"),
+        ("key_id", "usage_records_key_time"),
+    ):
+        plan = await UsageRecord.raw(
+            "EXPLAIN QUERY PLAN SELECT date(created_at), COUNT(*) FROM usage_records "
+            f"WHERE created_at >= {{}} AND created_at < {{}} AND {column} = {{}} "
+            "GROUP BY date(created_at)",
+            dt.datetime(2026, 1, 1, tzinfo=dt.UTC), dt.datetime(2026, 2, 1, tzinfo=dt.UTC), 1,
+        )  # fmt: skip
+        details = " ".join(str(row["detail"]) for row in plan)
+        assert index in details, details

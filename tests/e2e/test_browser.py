@@ -49,6 +49,8 @@ def test_chat_streams_survives_reload_and_can_be_renamed_and_deleted(
     grown = page.locator(".message.assistant").last.inner_text()
     assert len(grown) > first_length  # the answer grows while it streams
     expect(page.locator(".message.assistant .markdown").last).to_be_visible(timeout=120_000)
+    # the first message titled the conversation: the sidebar shows it without a reload
+    expect(page.locator(".conversations")).to_contain_text("Tell me about the moon")
     screenshot(page, "chat")
     answer = page.locator(".message.assistant .markdown").last.inner_text()
     page.reload()

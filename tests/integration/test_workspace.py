@@ -68,6 +68,7 @@ def test_chat_streams_persists_and_reloads(app: LiveServer) -> None:
     sent = ann.post(f"/chat/{conversation}/messages", {"content": "Say hello in one sentence."},
                     htmx=True)  # fmt: skip
     assert sent.status_code == 200
+    assert sent.headers.get("hx-trigger") == "conversations-changed"  # titled: sidebar reloads
     stream_path = re.search(r'sse-connect="([^"]+)"', sent.text)
     assert stream_path, sent.text
     events = ann.stream_events(stream_path.group(1))

@@ -163,15 +163,12 @@ class ChatController(Controller):
                 "form_error": "Type a message first.",
             }
             return page(request, TEMPLATE, context, status_code=400, block="composer")
-        asked = await services.add_message(conversation, "user", text)
-        reply = await services.add_message(conversation, "assistant", "", status="streaming")
-        if request.headers.get("hx-request") != "true":
-            # Without JavaScript: generate here, then show the conversation.
-            async for _ in stream_reply(gateway, user, conversation, int(reply.id), _no_render):
-                pass
-            return Redirect(f"/chat/{conversation.id}", status_code=303)
-        context = {"conversation": conversation, "messages": [_view(asked), _view(reply)]}
-        return page(request, TEMPLATE, context, block="exchange")
+        first_title = conversation.title
+        await services.add_message(conversation, "user", text)
+        response = await _answer_again(request, gateway, user, conversation, self)
+        if conversation.title != first_title and isinstance(response, Template):
+            response.headers["HX-Trigger"] = "conversations-changed"  # the sidebar reloads
+        return response
 
     @get("/{conversation_id:int}/messages/{message_id:int}/stream")
     async def stream(

@@ -30,7 +30,7 @@ from switchboard.accounts.throttle import SignInThrottle
 from switchboard.chat.controllers import ChatController
 from switchboard.db.engine import AnyEngine, build_engine, close_engine, open_engine
 from switchboard.db.registry import install_engine, migrate
-from switchboard.gateway.cache import MemoryCache, RedisCache, ResponseCache
+from switchboard.gateway.cache import MemoryCache, RedisCache, ResponseCache, SafeCache
 from switchboard.gateway.limits import RateLimiter
 from switchboard.gateway.openapi import publish_request_schemas
 from switchboard.gateway.routes import CompletionsController
@@ -64,13 +64,14 @@ class Resources:
     pool: UpstreamPool
     keys: KeyService
     usage: UsageWriter
-    cache: ResponseCache
+    cache: SafeCache
     gateway: GatewayService
 
 
 def build_cache(settings: Settings) -> ResponseCache:
     if settings.redis_url:
-        return RedisCache(settings.redis_url, settings.cache_ttl, settings.cache_max_bytes)
+        return RedisCache(settings.redis_url, settings.cache_ttl, settings.cache_max_bytes,
+                          settings.redis_timeout)  # fmt: skip
     return MemoryCache(settings.cache_max_entries, settings.cache_max_bytes, settings.cache_ttl)
 
 
@@ -87,49 +88,59 @@ async def _prune_forever(settings: Settings) -> None:
         await asyncio.sleep(RETENTION_EVERY_SECONDS)
 
 
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 @asynccontextmanager
 async def open_resources(
     settings: Settings, upstream_transport: httpx.AsyncBaseTransport | None = None
 ) -> AsyncIterator[Resources]:
-    db = build_engine(settings.resolved_database_url)
-    install_engine(db)
-    await open_engine(db, settings.database_pool_size)
-    await migrate(settings.resolved_database_url)
-    keys = KeyService()
+    """Open everything in order; on the way out: stop taking completions and let streams in
+    flight finish (``shutdown_grace``), flush usage, then close the pool, the cache and the
+    database. Each closing step runs even if one before it failed."""
+    async with contextlib.AsyncExitStack() as stack:
+        db = build_engine(settings.resolved_database_url)
+        install_engine(db)
+        await open_engine(db, settings.database_pool_size)
+        stack.push_async_callback(close_engine, db)
+        await migrate(settings.resolved_database_url)
+        keys = KeyService()
 
-    async def touch_keys(batch: list[UsageEvent]) -> None:
-        last_used: dict[int, dt.datetime] = {}
-        for event in batch:
-            if event.key_id is not None:
-                last_used[event.key_id] = max(event.at, last_used.get(event.key_id, event.at))
-        await keys.touch(last_used)
+        async def touch_keys(batch: list[UsageEvent]) -> None:
+            used = {event.key_id for event in batch if event.key_id is not None}
+            await keys.touch(used, max(event.at for event in batch))
 
-    usage = UsageWriter(
-        flush_interval=settings.usage_flush_interval,
-        batch_size=settings.usage_batch_size,
-        on_flushed=touch_keys,
-    )
-    usage.start()
-    pool = UpstreamPool(settings, transport=upstream_transport)
-    await pool.start()
-    cache = build_cache(settings)
-    gateway = GatewayService(settings, pool, RateLimiter(), cache, usage)
-    background = [
-        asyncio.create_task(refresh_forever(settings.business_metrics_interval), name="business")
-    ]
-    if settings.usage_retention_days:
-        background.append(asyncio.create_task(_prune_forever(settings), name="usage-retention"))
-    try:
-        yield Resources(settings, db, pool, keys, usage, cache, gateway)
-    finally:
+        cache = SafeCache(build_cache(settings), settings.cache_max_bytes)
+        stack.push_async_callback(cache.aclose)
+        pool = UpstreamPool(settings, transport=upstream_transport)
+        stack.push_async_callback(pool.aclose)
+        usage = UsageWriter(
+            flush_interval=settings.usage_flush_interval,
+            batch_size=settings.usage_batch_size,
+            max_buffered=settings.usage_buffer_max,
+            on_flushed=touch_keys,
+        )
+        usage.start()
+        stack.push_async_callback(usage.aclose)  # flushes what is buffered
+        await pool.start()
+        gateway = GatewayService(settings, pool, RateLimiter(), cache, usage)
+        background = [asyncio.create_task(refresh_forever(settings.business_metrics_interval),
+                                          name="business")]  # fmt: skip
+        if settings.usage_retention_days:
+            background.append(asyncio.create_task(_prune_forever(settings), name="usage-retention"))
         for task in background:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await pool.aclose()
-        await usage.aclose()  # flushes what is buffered: nothing is lost on a clean stop
-        await cache.aclose()
-        await close_engine(db)
+            stack.push_async_callback(_cancel, task)
+        stack.push_async_callback(_drain, gateway, settings.shutdown_grace)
+        yield Resources(settings, db, pool, keys, usage, cache, gateway)
+
+
+async def _drain(gateway: GatewayService, grace: float) -> None:
+    if not await gateway.drain(grace):
+        log.warning("streams still running after the shutdown grace period: closing them",
+                    extra={"streams": gateway.in_flight.count})  # fmt: skip
 
 
 def session_config(settings: Settings) -> ServerSideSessionConfig:

@@ -59,7 +59,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Seconds between health probes of the model servers (an ejected server is re-probed)."""
 
     max_tokens_cap: int = 0
-    """Upper bound applied to every request's max_tokens (0: none; the model's context bounds)."""
+    """Upper bound on every request's max_tokens; also set on requests that name none.
+    0: the model's context length (as the model server reports it)."""
 
     # --- gateway controls -------------------------------------------------------------------
     default_rpm: int = 60
@@ -70,10 +71,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     cache_max_bytes: int = 64 * 1024 * 1024
     cache_ttl: float = 600.0
     """Seconds a deterministic answer stays cached."""
+    cache_scope: Literal["user", "global"] = "user"
+    """``user``: each person's answers are cached for them only; ``global``: shared by all
+    (only where every user may see every other user's prompts)."""
     redis_url: str = ""
     """Redis for the response cache shared by several replicas; empty: in-process memory."""
+    redis_timeout: float = 0.5
+    """Seconds a Redis call may take before it counts as failed (a cache miss, not a hang)."""
     usage_flush_interval: float = 1.0
     usage_batch_size: int = 500
+    usage_buffer_max: int = 100_000
+    """Usage rows held in memory while the database is unreachable; beyond, the oldest are
+    dropped (counted in switchboard_usage_dropped_total)."""
+    shutdown_grace: float = 30.0
+    """Seconds a stopping gateway lets streams in flight finish before it closes them."""
     usage_retention_days: int = 90
     """Usage rows older than this are pruned (in small batches, hourly); 0 keeps everything."""
 
@@ -129,7 +140,8 @@ def _check(settings: Settings) -> None:
         ("redis://", "rediss://", "unix://")
     ):
         fail("redis_url", f"{settings.redis_url!r} must start with redis:// or rediss://")
-    for name in ("max_tokens_cap", "cache_max_entries", "cache_max_bytes", "usage_retention_days"):
+    for name in ("max_tokens_cap", "cache_max_entries", "cache_max_bytes", "usage_retention_days",
+                 "shutdown_grace"):  # fmt: skip
         if getattr(settings, name) < 0:
             fail(name, "must not be negative")
     if not settings.upstream_url_list:
@@ -138,13 +150,13 @@ def _check(settings: Settings) -> None:
         if not upstream.startswith(("http://", "https://")):
             fail("upstream_urls", f"{upstream!r} is not an http(s) URL")
     positive = ("max_body_bytes", "database_pool_size", "model_max_len", "workers",
-                "default_rpm", "default_tpm", "usage_batch_size")  # fmt: skip
+                "default_rpm", "default_tpm", "usage_batch_size", "usage_buffer_max")  # fmt: skip
     for name in positive:
         if getattr(settings, name) <= 0:
             fail(name, "must be positive")
     seconds = ("upstream_connect_timeout", "upstream_first_byte_timeout", "upstream_total_timeout",
                "upstream_health_interval", "usage_flush_interval", "cache_ttl",
-               "business_metrics_interval")  # fmt: skip
+               "business_metrics_interval", "redis_timeout")  # fmt: skip
     for name in seconds:
         if getattr(settings, name) <= 0:
             fail(name, "must be a positive number of seconds")

@@ -13,15 +13,27 @@ import httpx
 MODEL = "fake-model"
 
 
-def _chunk(model: str, delta: dict[str, Any], finish: str | None = None) -> bytes:
-    body = {
+def _chunk(
+    model: str, delta: dict[str, Any], finish: str | None = None, usage: Any = None
+) -> bytes:
+    body: dict[str, Any] = {
         "id": "chatcmpl-fake",
         "object": "chat.completion.chunk",
         "created": 1,
         "model": model,
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
     }
+    if usage is not None:
+        body["usage"] = usage
     return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+def _usage(prompt: int, completion: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
 
 
 @dataclass
@@ -107,12 +119,23 @@ class FakeUpstream:
     async def stream(
         body: dict[str, Any], words: list[str], usage: dict[str, int]
     ) -> AsyncIterator[bytes]:
-        """One event per chunk, as vLLM sends them."""
+        """One event per chunk, as vLLM sends them (usage in each one with
+        ``continuous_usage_stats``)."""
         model = body["model"]
-        events = [_chunk(model, {"role": "assistant", "content": ""})]
-        events += [_chunk(model, {"content": word + " "}) for word in words]
-        events.append(_chunk(model, {}, finish="stop"))
-        if (body.get("stream_options") or {}).get("include_usage"):
+        options = body.get("stream_options") or {}
+        continuous = bool(options.get("include_usage") and options.get("continuous_usage_stats"))
+        prompt = usage["prompt_tokens"]
+
+        def so_far(count: int) -> dict[str, int] | None:
+            return _usage(prompt, count) if continuous else None
+
+        events = [_chunk(model, {"role": "assistant", "content": ""}, usage=so_far(0))]
+        events += [
+            _chunk(model, {"content": word + " "}, usage=so_far(i + 1))
+            for i, word in enumerate(words)
+        ]
+        events.append(_chunk(model, {}, finish="stop", usage=so_far(len(words))))
+        if options.get("include_usage"):
             final = {
                 "id": "chatcmpl-fake",
                 "object": "chat.completion.chunk",

@@ -35,11 +35,11 @@ def test_only_deterministic_requests_are_cacheable() -> None:
 
 
 def test_the_key_is_canonical_and_ignores_what_does_not_change_the_answer() -> None:
-    a = cache_key("/chat/completions", {"model": "m", "temperature": 0, "user": "u1"})
-    b = cache_key("/chat/completions", {"user": "u2", "temperature": 0, "model": "m"})
+    a = cache_key("/chat/completions", {"model": "m", "temperature": 0, "user": "u1"}, "global")
+    b = cache_key("/chat/completions", {"user": "u2", "temperature": 0, "model": "m"}, "global")
     assert a == b
-    assert a != cache_key("/completions", {"model": "m", "temperature": 0})
-    assert a != cache_key("/chat/completions", {"model": "m", "temperature": 0, "seed": 1})
+    assert a != cache_key("/completions", {"model": "m", "temperature": 0}, "global")
+    assert a != cache_key("/chat/completions", {"model": "m", "temperature": 0, "seed": 1}, "global")
 
 
 async def test_memory_cache_evicts_least_recently_used_beyond_its_entries() -> None:
@@ -99,12 +99,14 @@ async def test_a_streamed_hit_is_replayed_as_sse(
     assert second.headers["content-type"].startswith("text/event-stream")
     assert second.text == first.text
     assert second.text.endswith("data: [DONE]\n\n")
-    with_usage = await client.post(
-        CHAT, json=chat(stream=True, stream_options={"include_usage": True})
-    )
+    assert len(fake_upstream.requests) == 1
+    # asking for usage changes the answer's shape: its own entry, replayed with the usage chunk
+    usage_body = chat(stream=True, stream_options={"include_usage": True})
+    assert (await client.post(CHAT, json=usage_body)).headers["x-cache"] == "miss"
+    with_usage = await client.post(CHAT, json=usage_body)
     assert with_usage.headers["x-cache"] == "hit"
     assert '"usage":{"prompt_tokens":7' in with_usage.text.replace(" ", "")
-    assert len(fake_upstream.requests) == 1
+    assert len(fake_upstream.requests) == 2
 
 
 @pytest.mark.parametrize(("directive", "stored"), [("no-cache", True), ("no-store", False)])

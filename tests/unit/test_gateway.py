@@ -32,7 +32,10 @@ async def test_chat_completion_is_relayed(client: AsyncTestClient[Any]) -> None:
 async def test_vllm_sampling_extras_pass_through(
     client: AsyncTestClient[Any], fake_upstream: FakeUpstream
 ) -> None:
-    extras = {"top_k": 5, "min_p": 0.1, "repetition_penalty": 1.1, "guided_choice": ["a", "b"]}
+    extras = {
+        "top_k": 5, "min_p": 0.1, "repetition_penalty": 1.1, "min_tokens": 1,
+        "structured_outputs": {"choice": ["a", "b"]}, "response_format": {"type": "json_object"},
+    }  # fmt: skip
     response = await client.post(CHAT, json=chat(**extras))
     assert response.status_code == 200
     sent = fake_upstream.requests[-1]
@@ -83,7 +86,10 @@ async def test_stream_relays_every_event_and_hides_usage_unless_asked(
     assert text == "x y "
     assert all(p.get("usage") is None for p in payloads[:-1])
     # the gateway still asked the model server for usage, to account for it
-    assert fake_upstream.requests[-1]["stream_options"] == {"include_usage": True}
+    assert fake_upstream.requests[-1]["stream_options"] == {
+        "include_usage": True,
+        "continuous_usage_stats": True,
+    }
 
 
 async def test_stream_with_include_usage_ends_with_the_usage_chunk(
@@ -237,17 +243,19 @@ async def test_a_stream_closed_right_after_done_is_recorded_as_complete(
 ) -> None:
     """Clients hang up as soon as they read [DONE]; that is a finished request, not a 499."""
     gateway = client.app.state.resources.gateway
-    from switchboard.gateway.service import Caller, parse_request
+    from switchboard.gateway.accounting import Caller
+    from switchboard.gateway.chunks import DONE
+    from switchboard.gateway.parsing import parse_request
 
     parsed = parse_request("chat", msgspec.json.encode(chat("a b", stream=True)))
     completion = await gateway.complete(
         parsed, Caller(user_id=None, key_id=None, rpm=10, tpm=10**6)
     )
     assert completion.events is not None
-    async for event in completion.events:
-        if event == b"data: [DONE]\n\n":
+    async for item in completion.events:
+        if item is DONE:
             break  # the client goes away here
-    await completion.events.aclose()  # type: ignore[attr-defined]
+    await completion.events.aclose()
     assert completion.outcome.status == 200
     await client.app.state.resources.usage.flush()
     from switchboard.usage.tables import UsageRecord

@@ -18,7 +18,7 @@ from switchboard.accounts.guards import current_user, requires_user
 from switchboard.accounts.tables import User
 from switchboard.chat import services, transfer
 from switchboard.chat.markdown import render_markdown
-from switchboard.chat.streaming import stream_reply
+from switchboard.chat.streaming import follow_reply, stream_reply
 from switchboard.chat.tables import Conversation, Message
 from switchboard.gateway.service import GatewayService
 from switchboard.observability.request_id import request_id_of
@@ -91,7 +91,7 @@ def _view(message: Message) -> dict[str, Any]:
     return {
         "id": message.id, "role": message.role, "status": message.status, "error": message.error,
         "html": render_markdown(message.content) if message.role == "assistant" else None,
-        "text": message.content,
+        "text": message.content, "live": message.status in services.LIVE,
     }  # fmt: skip
 
 
@@ -194,17 +194,12 @@ class ChatController(Controller):
                 request, TEMPLATE, "message", message=_view(done), conversation=conversation
             )
 
-        if message.status != "streaming":  # already finished (a reload): just show it
-
-            async def finished() -> Any:
-                from switchboard.chat.streaming import sse
-
-                yield sse("done", await render_done(int(message.id)))
-
-            events = finished()
-        else:
+        if await services.claim(int(message.id)):  # this request generates the reply
             events = stream_reply(gateway, user, conversation, int(message.id), render_done,
                                   request_id_of(request.scope))  # fmt: skip
+        else:  # another request generates it, or it is finished (a reload): wait, then show it
+            wait = gateway.settings.upstream_total_timeout
+            events = follow_reply(int(message.id), render_done, wait)
         return Stream(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
     @post("/{conversation_id:int}/messages/{message_id:int}/stop", status_code=204)
@@ -341,8 +336,11 @@ async def _answer_again(
     controller: ChatController,
 ) -> Template | Redirect:
     """Add a fresh reply to the conversation: streamed (htmx) or generated here (no JS)."""
-    reply = await services.add_message(conversation, "assistant", "", status="streaming")
-    if request.headers.get("hx-request") != "true":
+    no_js = request.headers.get("hx-request") != "true"  # then the reply is generated right here
+    reply = await services.add_message(
+        conversation, "assistant", "", status="generating" if no_js else "streaming"
+    )
+    if no_js:
         async for _ in stream_reply(gateway, user, conversation, int(reply.id), _no_render):
             pass
         return Redirect(f"/chat/{conversation.id}", status_code=303)

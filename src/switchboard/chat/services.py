@@ -11,6 +11,10 @@ from switchboard.observability.metrics import CONVERSATIONS_CREATED, MESSAGES_CR
 
 PAGE_SIZE = 20
 TITLE_LENGTH = 60
+# An assistant message is "streaming" until one request claims it ("generating"); "stopping" is
+# asked by the stop button; the rest are final.
+LIVE = ("streaming", "generating", "stopping")
+FINAL = ("complete", "stopped", "error")
 
 
 def now() -> dt.datetime:
@@ -107,18 +111,41 @@ async def finish_message(
     ).where(Message.id == message_id)  # fmt: skip
 
 
+async def claim(message_id: int) -> bool:
+    """Take the generation of a waiting reply: one conditional update, so that of two requests
+    for the same message (a reload, an EventSource reconnect) exactly one generates."""
+    claimed = (
+        await Message.update({Message.status: "generating"})
+        .where((Message.id == message_id) & (Message.status == "streaming"))
+        .returning(Message.id)
+    )
+    return bool(claimed)
+
+
 async def request_stop(message_id: int) -> bool:
+    """Ask the generating request to stop; a reply nobody generates yet just ends empty."""
+    unclaimed = (
+        await Message.update({Message.status: "stopped"})
+        .where((Message.id == message_id) & (Message.status == "streaming"))
+        .returning(Message.id)
+    )
+    if unclaimed:
+        return True
     changed = (
         await Message.update({Message.status: "stopping"})
-        .where((Message.id == message_id) & (Message.status == "streaming"))
+        .where((Message.id == message_id) & (Message.status == "generating"))
         .returning(Message.id)
     )
     return bool(changed)
 
 
-async def is_stopping(message_id: int) -> bool:
+async def status_of(message_id: int) -> str | None:
     row = await Message.select(Message.status).where(Message.id == message_id).first()
-    return row is None or row["status"] == "stopping"
+    return None if row is None else str(row["status"])
+
+
+async def is_stopping(message_id: int) -> bool:
+    return await status_of(message_id) in (None, "stopping")
 
 
 async def last_messages(conversation_id: int) -> tuple[Message | None, Message | None]:

@@ -1,25 +1,33 @@
 """A reply streaming into the page: the gateway service in process, SSE out to htmx.
 
 Events: ``delta`` (escaped text to append) and, last, ``done`` (the finished message rendered
-from Markdown). Stop sets the message to ``stopping`` in the database (so it works whichever
-worker serves the stream); the stream checks it a few times a second, closes the upstream request
-and keeps the partial answer marked as stopped. A closed page does the same.
+from Markdown). The service yields typed items (gateway/chunks.py); nothing here parses SSE.
+Exactly one request generates a reply: the one that claimed it (services.claim); any other
+request for the same message (a reload, a reconnect) waits for it to finish and shows it. Stop
+sets the message to ``stopping`` in the database (so it works whichever worker serves the
+stream); the stream checks it a few times a second, closes the upstream request and keeps the
+partial answer marked as stopped. A closed page does the same. A stream that fails keeps what
+was generated, marked as failed with the reason shown.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import msgspec
 
 from switchboard.accounts.tables import User
-from switchboard.chat.services import finish_message, is_stopping, messages_of
+from switchboard.chat.services import LIVE, finish_message, is_stopping, messages_of, status_of
 from switchboard.chat.tables import Conversation, Message
+from switchboard.gateway.accounting import Caller
+from switchboard.gateway.chunks import Chunk, StreamDone, StreamFailed
 from switchboard.gateway.errors import GatewayError
+from switchboard.gateway.parsing import ParsedRequest
 from switchboard.gateway.protocol import (
     AssistantMessage,
     ChatCompletionRequest,
@@ -27,22 +35,10 @@ from switchboard.gateway.protocol import (
     SystemMessage,
     UserMessage,
 )
-from switchboard.gateway.relay import event_data
-from switchboard.gateway.service import Caller, GatewayService, ParsedRequest
+from switchboard.gateway.service import GatewayService
 
 STOP_CHECK_SECONDS = 0.25
-
-
-class _Delta(msgspec.Struct):
-    content: str | None = None
-
-
-class _Choice(msgspec.Struct):
-    delta: _Delta = msgspec.field(default_factory=_Delta)
-
-
-class _Chunk(msgspec.Struct):
-    choices: list[_Choice] = []
+RenderDone = Callable[[int], Awaitable[str]]
 
 
 def sse(event: str, payload: str) -> bytes:
@@ -57,7 +53,7 @@ def build_request(conversation: Conversation, history: list[Message], model: str
     for message in history:
         if message.role == "user":
             messages.append(UserMessage(content=message.content))
-        elif message.role == "assistant" and message.content and message.status != "streaming":
+        elif message.role == "assistant" and message.content and message.status not in LIVE:
             messages.append(AssistantMessage(content=message.content))
     request = ChatCompletionRequest(
         model=conversation.model or model,
@@ -75,50 +71,59 @@ async def stream_reply(
     user: User,
     conversation: Conversation,
     message_id: int,
-    render_done: Callable[[int], Any],
+    render_done: RenderDone,
     request_id: str = "",
 ) -> AsyncIterator[bytes]:
-    """Generate the reply to the conversation into message ``message_id``, as SSE events."""
+    """Generate the reply into message ``message_id`` (claimed by the caller), as SSE events."""
     history = [m for m in await messages_of(conversation.id) if m.id != message_id]
     parsed = build_request(conversation, history, gateway.settings.default_model)
     caller = Caller(
         user_id=int(user.id), key_id=None, rpm=user.default_rpm, tpm=user.default_tpm,
         source="web", request_id=request_id,
     )  # fmt: skip
-    pieces: list[str] = []
-    status, error = "complete", ""
+    reference = f" (request id {request_id})" if request_id else ""
     try:
         completion = await gateway.complete(parsed, caller)
     except GatewayError as exc:
-        reference = f" (request id {request_id})" if request_id else ""
         await finish_message(message_id, "", "error", exc.message + reference)
         yield sse("done", await render_done(message_id))
         return
     assert completion.events is not None
+    pieces: list[str] = []
+    status, error = "error", "The answer broke off before it was complete." + reference
     checked = time.monotonic()
     try:
-        async for event in completion.events:
-            data = event_data(event)
-            if data is None or data == b"[DONE]":
-                continue
-            chunk = msgspec.json.decode(data, type=_Chunk)
-            if chunk.choices and chunk.choices[0].delta.content:
-                piece = chunk.choices[0].delta.content
-                pieces.append(piece)
-                yield sse("delta", html.escape(piece))
-            if time.monotonic() - checked > STOP_CHECK_SECONDS:
-                checked = time.monotonic()
-                if await is_stopping(message_id):
-                    status = "stopped"
-                    break
+        async with contextlib.aclosing(completion.events) as items:  # closes the upstream
+            async for item in items:
+                if isinstance(item, Chunk) and item.text:
+                    pieces.append(item.text)
+                    yield sse("delta", html.escape(item.text))
+                elif isinstance(item, StreamFailed):
+                    error = item.error.message + reference
+                elif isinstance(item, StreamDone):
+                    status, error = "complete", ""
+                if time.monotonic() - checked > STOP_CHECK_SECONDS:
+                    checked = time.monotonic()
+                    if await is_stopping(message_id):
+                        status, error = "stopped", ""
+                        break
     except (asyncio.CancelledError, GeneratorExit):
-        status = "stopped"  # the page went away: keep what was generated
+        status, error = "stopped", ""  # the page went away: keep what was generated
         raise
-    except Exception as exc:
-        status, error = "error", f"The answer broke off: {exc}"
     finally:
-        await completion.events.aclose()  # type: ignore[attr-defined]  # closes the upstream
-        await finish_message(
-            message_id, "".join(pieces), status, error, completion.outcome.usage.completion_tokens
-        )
+        tokens = completion.outcome.usage.completion_tokens
+        await finish_message(message_id, "".join(pieces), status, error, tokens)
+    yield sse("done", await render_done(message_id))
+
+
+async def follow_reply(
+    message_id: int, render_done: RenderDone, patience: float
+) -> AsyncIterator[bytes]:
+    """Another request generates this reply: wait for it to end, then show it (never start a
+    second generation)."""
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:  # the generator may be another worker: ask the database
+        if await status_of(message_id) not in LIVE:
+            break
+        await asyncio.sleep(STOP_CHECK_SECONDS)
     yield sse("done", await render_done(message_id))

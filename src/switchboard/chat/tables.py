@@ -27,7 +27,7 @@ class Message(Table, tablename="messages"):
     role = Varchar(length=16)
     content = Text(default="")
     status = Varchar(length=16, default="complete")
-    """complete | streaming | stopping | stopped | error"""
+    """streaming (waiting) | generating | stopping | complete | stopped | error"""
     error = Text(default="")
     completion_tokens = Integer(default=0)
     created_at = Timestamptz(default=TimestamptzNow())

@@ -55,7 +55,7 @@ async def export_one(conversation: Conversation) -> ExportedConversation:
                 created_at=m.created_at,
             )
             for m in messages
-            if m.role in ("user", "assistant") and m.status != "streaming"
+            if m.role in ("user", "assistant") and m.status not in services.LIVE
         ],
     )
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from litestar import Request
 
+from switchboard.gateway.accounting import Caller
 from switchboard.gateway.errors import GatewayError
-from switchboard.gateway.service import Caller
 from switchboard.keys.services import KeyService
 from switchboard.observability.request_id import request_id_of
 

@@ -1,14 +1,17 @@
 """Response cache for deterministic requests (temperature 0, or a seed).
 
-Keyed on the endpoint and the canonical request body (sorted keys, without fields that do not
-change the answer). In memory by default (LRU bounded in entries and bytes, with a TTL); Redis
-when ``SWITCHBOARD_REDIS_URL`` is set, so several gateway replicas share it. A cached stream is
-kept as its SSE events and replayed as SSE.
+Keyed on the endpoint, the scope (each user's own cache by default, ``SWITCHBOARD_CACHE_SCOPE``)
+and the request body exactly as the caller sent it (sorted keys; only ``user`` is left out), so
+every field that shapes the answer (``n``, ``stream_options`` ...) is part of the key. In memory
+by default (LRU bounded in entries and bytes, with a TTL); Redis when ``SWITCHBOARD_REDIS_URL`` is
+set, so several gateway replicas share it. A cached stream is kept as its chunks' JSON. A cache
+that fails (Redis down or slow) is a miss, never an error: ``SafeCache`` counts it and moves on.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections import OrderedDict
 from typing import Any, Literal, Protocol
@@ -16,9 +19,11 @@ from typing import Any, Literal, Protocol
 import msgspec
 
 from switchboard.gateway.protocol import Usage
+from switchboard.observability.metrics import CACHE_ERRORS
 
-# Fields that do not change what the model generates.
-_IGNORED_FIELDS = frozenset({"user", "stream_options"})
+log = logging.getLogger(__name__)
+# Fields that change neither what the model generates nor the shape of the answer.
+_IGNORED_FIELDS = frozenset({"user"})
 
 
 class CachedAnswer(msgspec.Struct, frozen=True):
@@ -26,6 +31,7 @@ class CachedAnswer(msgspec.Struct, frozen=True):
     usage: Usage
     body: bytes = b""
     events: list[bytes] = []
+    """For a stream: each chunk's JSON, as the caller received it."""
 
     @property
     def size(self) -> int:
@@ -41,10 +47,11 @@ def is_cacheable(body: dict[str, Any]) -> bool:
     return body.get("temperature") == 0 or body.get("seed") is not None
 
 
-def cache_key(path: str, body: dict[str, Any]) -> str:
+def cache_key(path: str, body: dict[str, Any], scope: str) -> str:
+    """``body`` is the caller's JSON object as sent; ``scope`` is ``user:<id>`` or ``global``."""
     canonical = {k: v for k, v in body.items() if k not in _IGNORED_FIELDS}
-    encoded = msgspec.json.encode([path, canonical], order="sorted")
-    return "sb:cache:" + hashlib.sha256(encoded).hexdigest()
+    encoded = msgspec.json.encode([path, scope, canonical], order="sorted")
+    return "sb:cache:v2:" + hashlib.sha256(encoded).hexdigest()
 
 
 class ResponseCache(Protocol):
@@ -97,12 +104,16 @@ class MemoryCache:
 
 
 class RedisCache:
-    """Shared cache for several replicas: msgpack values with a TTL (Redis evicts by its policy)."""
+    """Shared cache for several replicas: msgpack values with a TTL (Redis evicts by its policy).
 
-    def __init__(self, url: str, ttl: float, max_entry_bytes: int) -> None:
+    Every call has a socket timeout: a hung Redis makes a miss, not a hung request."""
+
+    def __init__(self, url: str, ttl: float, max_entry_bytes: int, timeout: float) -> None:
         from redis.asyncio import Redis
 
-        self.redis = Redis.from_url(url)
+        self.redis = Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False
+        )
         self.ttl = ttl
         self.max_entry_bytes = max_entry_bytes
 
@@ -121,3 +132,33 @@ class RedisCache:
 
     async def aclose(self) -> None:
         await self.redis.aclose()
+
+
+class SafeCache:
+    """A cache whose failures are misses: errors are counted (``switchboard_cache_errors_total``)
+    and logged, never raised into a request."""
+
+    def __init__(self, backend: ResponseCache, max_entry_bytes: int) -> None:
+        self.backend = backend
+        self.max_entry_bytes = max_entry_bytes
+
+    async def get(self, key: str) -> CachedAnswer | None:
+        try:
+            return await self.backend.get(key)
+        except Exception as exc:
+            self._failed("get", exc)
+            return None
+
+    async def put(self, key: str, answer: CachedAnswer) -> None:
+        try:
+            await self.backend.put(key, answer)
+        except Exception as exc:
+            self._failed("put", exc)
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()
+
+    @staticmethod
+    def _failed(operation: str, exc: Exception) -> None:
+        CACHE_ERRORS.labels(operation).inc()
+        log.warning("response cache %s failed: %s", operation, exc or type(exc).__name__)

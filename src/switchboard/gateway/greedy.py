@@ -8,8 +8,6 @@ from typing import Any
 
 import msgspec
 
-from switchboard.gateway.relay import event_data
-
 
 def fan_out_count(body: dict[str, Any]) -> int:
     """How many copies to make (1: nothing to do). Adjusts ``body`` to ask for one choice."""
@@ -32,11 +30,5 @@ def _fan_out(payload: dict[str, Any], n: int) -> dict[str, Any]:
 
 
 def fan_out_json(raw: bytes, n: int) -> bytes:
+    """A response body, or one stream chunk's JSON, with its choice repeated ``n`` times."""
     return msgspec.json.encode(_fan_out(msgspec.json.decode(raw), n))
-
-
-def fan_out_event(event: bytes, n: int) -> bytes:
-    data = event_data(event)
-    if data is None or data == b"[DONE]":
-        return event
-    return b"data: " + fan_out_json(data, n) + b"\n\n"

@@ -1,9 +1,12 @@
-"""OpenAI wire types (msgspec) for what crosses ``/v1``.
+"""OpenAI wire types (msgspec) for what crosses ``/v1`` (parsing.py validates bodies with them).
 
-Requests are validated against these structs and then relayed as the client's own JSON object, so
-sampling fields vLLM accepts beyond OpenAI's (``top_k``, ``min_p``, ``repetition_penalty`` ...) pass
-through untouched. Responses from the model server are relayed as they come; the response structs
-document the shape for the OpenAPI schema and type our own answers (cache hits, errors).
+Requests are an explicit allow-list: OpenAI's fields plus the vLLM sampling extras people rely on
+(``top_k``, ``min_p``, ``repetition_penalty``, structured outputs ...). Any other field is a 400
+that names it, so engine internals (``kv_transfer_params``, ``vllm_xargs``, ``priority``,
+``request_id``, ``prompt_logprobs``, ``chat_template``, ``logits_processors`` ...) never reach the
+model server. A valid request is relayed as the client's own JSON object. Responses from the model
+server are relayed as they come; the response structs document the shape for the OpenAPI schema
+and type our own answers (cache hits, errors).
 """
 
 from __future__ import annotations
@@ -90,11 +93,58 @@ class ToolMessage(_Message, tag="tool"):
 ChatMessage = SystemMessage | DeveloperMessage | UserMessage | AssistantMessage | ToolMessage
 
 
-class SamplingFields(msgspec.Struct, omit_defaults=True, kw_only=True):
+class JsonSchemaFormat(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
+    name: Annotated[str, Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_-]+$")]
+    description: str | None = None
+    schema: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ResponseFormat(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
+    """``text``, ``json_object`` (any JSON) or ``json_schema`` (JSON matching a schema)."""
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+
+class StructuredOutputs(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
+    """vLLM's structured outputs: constrain the answer to a JSON schema, a regex, a choice or a
+    grammar (one of them)."""
+
+    json: dict[str, Any] | None = None
+    regex: str | None = None
+    choice: list[str] | None = None
+    grammar: str | None = None
+
+
+class FunctionDefinition(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
+    name: Annotated[str, Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_-]+$")]
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class Tool(msgspec.Struct, forbid_unknown_fields=True):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class FunctionName(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+
+
+class NamedToolChoice(msgspec.Struct, forbid_unknown_fields=True):
+    type: Literal["function"]
+    function: FunctionName
+
+
+TokenId = Annotated[int, Meta(ge=0)]
+
+
+class SamplingFields(msgspec.Struct, omit_defaults=True, kw_only=True, forbid_unknown_fields=True):
     """Sampling fields shared by chat and text completions: OpenAI's, then vLLM's extras.
 
-    Other top-level fields (``logit_bias``, ``response_format``, ``tools``, vLLM's structured
-    outputs ...) are not validated here and are relayed as sent.
+    The complete list of what is relayed (docs/api.md lists it too); anything else is refused.
     """
 
     model: str
@@ -115,6 +165,14 @@ class SamplingFields(msgspec.Struct, omit_defaults=True, kw_only=True):
     repetition_penalty: Annotated[float, Meta(gt=0.0, le=2.0)] | None = None
     ignore_eos: bool | None = None
     skip_special_tokens: bool | None = None
+    spaces_between_special_tokens: bool | None = None
+    min_tokens: Annotated[int, Meta(ge=0)] | None = None
+    stop_token_ids: list[TokenId] | None = None
+    include_stop_str_in_output: bool | None = None
+    bad_words: list[StopText] | None = None
+    logit_bias: dict[str, Annotated[float, Meta(ge=-100.0, le=100.0)]] | None = None
+    response_format: ResponseFormat | None = None
+    structured_outputs: StructuredOutputs | None = None
 
 
 class ChatCompletionRequest(SamplingFields, omit_defaults=True, kw_only=True):
@@ -122,6 +180,13 @@ class ChatCompletionRequest(SamplingFields, omit_defaults=True, kw_only=True):
     max_completion_tokens: MaxTokens | None = None
     logprobs: bool | None = None
     top_logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
+    tools: list[Tool] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    # vLLM extensions for chat templates
+    chat_template_kwargs: dict[str, Any] | None = None
+    add_generation_prompt: bool | None = None
+    continue_final_message: bool | None = None
 
 
 PromptText = Annotated[str, Meta(min_length=1)]

@@ -1,7 +1,8 @@
-"""Reading what the model server sends back: error bodies, usage, SSE events."""
+"""Reading what the model server sends back: error bodies, SSE events, usage and text."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -9,37 +10,69 @@ import msgspec
 from switchboard.gateway.errors import GatewayError
 from switchboard.gateway.protocol import Usage
 
-DONE_EVENT = b"data: [DONE]\n\n"
+
+class _Delta(msgspec.Struct):
+    content: str | None = None
+
+
+class _Choice(msgspec.Struct):
+    text: str | None = None
+    delta: _Delta | None = None
+
+    @property
+    def generated(self) -> str:
+        return self.text or (self.delta.content if self.delta else None) or ""
 
 
 class _Peek(msgspec.Struct):
     """The parts of a response or stream chunk the gateway needs; the rest is relayed as is."""
 
-    choices: list[msgspec.Raw] = []
+    choices: list[_Choice] = []
     usage: Usage | None = None
+    error: Any = None
+    """An in-band error event (vLLM reports failures inside a started stream this way)."""
 
 
-class _ChoiceText(msgspec.Struct):
-    text: str | None = None
-    delta: dict[str, Any] | None = None
+@dataclass(frozen=True, slots=True)
+class ChunkInfo:
+    usage: Usage | None
+    text: str
+    """Text of the first choice (what the chat shows)."""
+    generated: bool
+    """Some choice carries generated text (time to first token)."""
+    usage_only: bool
+    """The final chunk that only reports usage."""
 
 
 def peek(payload: bytes) -> _Peek | None:
     try:
         return msgspec.json.decode(payload, type=_Peek)
-    except msgspec.DecodeError:
+    except msgspec.DecodeError:  # not JSON, or not shaped like a chunk: relayed untouched
         return None
 
 
-def has_text(choice: msgspec.Raw) -> bool:
-    """Whether a stream choice carries generated text (for time-to-first-token)."""
-    try:
-        decoded = msgspec.json.decode(choice, type=_ChoiceText)
-    except msgspec.DecodeError:
-        return False
-    if decoded.text:
-        return True
-    return bool(decoded.delta and decoded.delta.get("content"))
+def read_chunk(data: bytes) -> ChunkInfo | GatewayError | None:
+    """What one ``data:`` payload says: its usage and text, an in-band error, or ``None`` when
+    it is not a chunk the gateway understands (relayed as it is)."""
+    peeked = peek(data)
+    if peeked is None:
+        return None
+    if peeked.error is not None:
+        return upstream_error(502, data)
+    first = peeked.choices[0].generated if peeked.choices else ""
+    return ChunkInfo(
+        usage=peeked.usage,
+        text=first,
+        generated=bool(first) or any(choice.generated for choice in peeked.choices[1:]),
+        usage_only=not peeked.choices and peeked.usage is not None,
+    )
+
+
+def without_usage(data: bytes) -> bytes:
+    """The chunk without its ``usage`` (asked from the model server for accounting only)."""
+    decoded = msgspec.json.decode(data)
+    decoded.pop("usage", None)
+    return msgspec.json.encode(decoded)
 
 
 def upstream_error(status: int, payload: bytes) -> GatewayError:
@@ -50,8 +83,9 @@ def upstream_error(status: int, payload: bytes) -> GatewayError:
     except msgspec.DecodeError:
         body = None
     if isinstance(body, dict):
-        nested = body.get("error")
-        inner: dict[str, Any] = nested if isinstance(nested, dict) else body
+        inner: Any = body
+        while isinstance(inner.get("error"), dict):  # {"error": {...}}, or nested once more
+            inner = inner["error"]
         message = str(inner.get("message") or message)
         err_type = inner.get("type")
         code = inner.get("code")
@@ -70,20 +104,17 @@ def upstream_error(status: int, payload: bytes) -> GatewayError:
 
 
 class SSEEvents:
-    """Split a byte stream into complete SSE events (``...\\n\\n``), as they arrive."""
+    """Split a byte stream into the ``data:`` payloads of complete SSE events, as they arrive."""
 
     def __init__(self) -> None:
         self._buffer = b""
 
     def feed(self, chunk: bytes) -> list[bytes]:
         self._buffer += chunk
-        if b"\n\n" not in self._buffer:
+        if b"\n\n" not in self._buffer and b"\r\n\r\n" not in self._buffer:
             return []
         *events, self._buffer = self._buffer.replace(b"\r\n", b"\n").split(b"\n\n")
-        return [event + b"\n\n" for event in events if event.strip()]
-
-    def rest(self) -> bytes:
-        return self._buffer
+        return [data for event in events if (data := event_data(event)) is not None]
 
 
 def event_data(event: bytes) -> bytes | None:

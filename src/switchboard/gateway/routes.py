@@ -17,7 +17,10 @@ from litestar.openapi.spec.enums import OpenAPIType
 from litestar.params import FromPath
 from litestar.response import Stream
 
+from switchboard.gateway.accounting import Caller
 from switchboard.gateway.auth import authenticate
+from switchboard.gateway.chunks import DONE, Chunk, StreamFailed, StreamItem
+from switchboard.gateway.parsing import Kind, parse_request
 from switchboard.gateway.protocol import (
     ChatCompletionRequest,
     ChatCompletionResponse,
@@ -27,14 +30,7 @@ from switchboard.gateway.protocol import (
     ModelCard,
     ModelList,
 )
-from switchboard.gateway.service import (
-    CachePolicy,
-    Caller,
-    Completion,
-    GatewayService,
-    Kind,
-    parse_request,
-)
+from switchboard.gateway.service import CachePolicy, Completion, GatewayService
 from switchboard.keys.services import KeyService
 from switchboard.observability.request_id import request_id_of
 
@@ -204,11 +200,26 @@ async def _complete(
     )
 
 
+DONE_EVENT = b"data: [DONE]\n\n"
+
+
+def sse_event(item: StreamItem) -> bytes:
+    """One stream item as OpenAI's server-sent events: a chunk, an error (then ``[DONE]``, so
+    that clients stop reading), or the end."""
+    if isinstance(item, Chunk):
+        return b"data: " + item.data + b"\n\n"
+    if isinstance(item, StreamFailed):
+        return b"data: " + item.error.to_json() + b"\n\n" + DONE_EVENT
+    assert item is DONE
+    return DONE_EVENT
+
+
 def _stream_response(completion: Completion) -> Stream:
     async def events() -> AsyncIterator[bytes]:
         assert completion.events is not None
-        async for event in completion.events:
-            yield event
+        async with contextlib.aclosing(completion.events) as items:  # closes the upstream
+            async for item in items:
+                yield sse_event(item)
 
     return Stream(
         content=events(),

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import httpx
 import msgspec
 from httpx_aiohttp import AiohttpTransport
@@ -161,6 +162,19 @@ class UpstreamPool:
                     cards.setdefault(model_id, card)
         return sorted(cards.values(), key=lambda card: card.id)
 
+    def is_served(self, model: str) -> bool:
+        """Some server (healthy or not) serves ``model``: a bounded metric label."""
+        return any(model in server.models for server in self.servers)
+
+    def context_length(self, model: str) -> int | None:
+        """The model's context length as its servers report it (vLLM's ``max_model_len``)."""
+        lengths = [
+            card.max_model_len
+            for server in self.servers
+            if (card := server.models.get(model)) is not None and card.max_model_len
+        ]
+        return min(lengths) if lengths else None
+
     def servers_for(self, model: str) -> list[UpstreamServer]:
         """Healthy servers for ``model``; raise 404 (unknown) or 503 (known, all down)."""
         healthy = [s for s in self.servers if s.healthy and model in s.models]
@@ -179,9 +193,16 @@ class UpstreamPool:
         return healthy[start:] + healthy[:start]
 
     def eject(self, server: UpstreamServer, why: str) -> None:
-        """Take a server out of rotation until the next successful probe."""
-        if server.healthy:
-            log.warning("ejecting upstream %s: %s", server.base_url, why)
+        """Take a server out of rotation until the next successful probe — unless it is the last
+        healthy server of one of its models (a blip must not turn into 503s for everyone)."""
+        if not server.healthy:
+            return
+        for model in server.models:
+            if not any(s.healthy and model in s.models for s in self.servers if s is not server):
+                log.warning("upstream %s failed (%s) but is the last for %s: kept", server.base_url,
+                            why, model)  # fmt: skip
+                return
+        log.warning("ejecting upstream %s: %s", server.base_url, why)
         server.healthy, server.last_error = False, why
 
     @contextlib.asynccontextmanager
@@ -190,8 +211,9 @@ class UpstreamPool:
     ) -> AsyncIterator[httpx.Response]:
         """POST ``body`` to ``path`` on a server for ``model``; yield the streaming response.
 
-        Retries on the next server only when the connection failed before any byte was sent,
-        the one case where a retry cannot run the generation twice.
+        Retries on the next server only when the request never reached the upstream (connection
+        refused, DNS, connect timeout), the one case where a retry cannot run the generation
+        twice. A connection lost after the request went out is a 502, never retried.
         """
         payload = msgspec.json.encode(body)
         last_error = "no model server is answering"
@@ -204,18 +226,29 @@ class UpstreamPool:
             )
             try:
                 response = await self.client.send(request, stream=True)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            except httpx.HTTPError as exc:
+                if not never_reached(exc):  # counted by the caller's outcome (502/504)
+                    if isinstance(exc, httpx.TimeoutException):
+                        raise upstream_timeout(model) from None
+                    raise upstream_failed(model, exc) from None
                 UPSTREAM_ERRORS.labels("connect").inc()
-                last_error = f"connect failed: {exc}"
+                last_error = f"connect failed: {exc or type(exc).__name__}"
                 self.eject(server, last_error)
                 continue
-            except httpx.TimeoutException:
-                raise upstream_timeout(model) from None
-            except httpx.HTTPError as exc:
-                raise upstream_failed(model, exc) from None
             try:
                 yield response
             finally:
                 await response.aclose()
             return
         raise model_unavailable(model, last_error)
+
+
+def never_reached(exc: httpx.HTTPError) -> bool:
+    """Whether the request certainly never reached the server, so that sending it elsewhere
+    cannot run it twice. httpx-aiohttp maps aiohttp's errors coarsely (a server that drops the
+    connection after the request was sent becomes ``ConnectTimeout``), so the aiohttp error
+    underneath decides when there is one."""
+    cause = exc.__cause__
+    if isinstance(cause, aiohttp.ClientError):
+        return isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)

@@ -156,10 +156,11 @@ class KeyService:
         )
         return rows
 
-    async def touch(self, last_used: dict[int, dt.datetime]) -> None:
-        """Record when keys were last used (called by the usage writer, once per batch)."""
-        for key_id, when in last_used.items():
-            await ApiKey.update({ApiKey.last_used_at: when}).where(ApiKey.id == key_id)
+    async def touch(self, key_ids: set[int], when: dt.datetime) -> None:
+        """Record that keys were used (by the usage writer: one statement per batch, stamped
+        with the batch's newest time; last-used is as precise as the flush interval)."""
+        if key_ids:
+            await ApiKey.update({ApiKey.last_used_at: when}).where(ApiKey.id.is_in(sorted(key_ids)))
 
 
 async def user_id_for(username: str) -> int | None:

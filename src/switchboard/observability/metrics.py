@@ -44,6 +44,12 @@ TIME_TO_FIRST_TOKEN = Histogram(
 )  # fmt: skip
 TOKENS = Counter("switchboard_tokens", "Tokens by model and kind", ["model", "kind"])
 CACHE_REQUESTS = Counter("switchboard_cache_requests", "Cache lookups by result", ["result"])
+CACHE_ERRORS = Counter(
+    "switchboard_cache_errors", "Cache backend failures (each one served as a miss)", ["operation"]
+)
+USAGE_DROPPED = Counter(
+    "switchboard_usage_dropped", "Usage rows dropped because the buffer was full (database down)"
+)
 RATE_LIMITED = Counter("switchboard_rate_limited", "Requests refused by a limit", ["limit"])
 ACTIVE_STREAMS = Gauge(
     "switchboard_active_streams", "Streams being relayed now", multiprocess_mode="livesum"
@@ -87,6 +93,8 @@ BUILD_INFO.labels(version=__version__).set(1)
 # Known label values start at zero, so rates and increases exist before the first event.
 for _result in ("hit", "miss"):
     CACHE_REQUESTS.labels(_result)
+for _operation in ("get", "put"):
+    CACHE_ERRORS.labels(_operation)
 for _limit in ("requests", "tokens"):
     RATE_LIMITED.labels(_limit)
 for _kind in ("connect", "timeout", "status", "stream"):

@@ -3,7 +3,9 @@
 ``record`` only appends to an in-memory buffer; a background task inserts the buffer in one
 statement every ``flush_interval`` seconds (or sooner once ``batch_size`` rows wait). A slow
 database delays only this task, never a completion; ``aclose`` flushes what is left, so nothing
-is lost on a clean shutdown. A failed insert keeps its rows for the next attempt.
+is lost on a clean shutdown. A failed insert keeps its rows for the next attempt; while the
+database stays away the buffer holds at most ``max_buffered`` rows, and older ones are dropped,
+counted in ``switchboard_usage_dropped_total`` and logged.
 """
 
 from __future__ import annotations
@@ -15,11 +17,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from switchboard.observability.metrics import timed
+from switchboard.observability.metrics import USAGE_DROPPED, timed
 from switchboard.usage.tables import UsageRecord
 
 log = logging.getLogger(__name__)
-MAX_BUFFERED = 1_000_000  # beyond this the database is gone for good; drop the oldest, loudly
 
 
 @dataclass(frozen=True)
@@ -45,10 +46,13 @@ class UsageWriter:
         *,
         flush_interval: float,
         batch_size: int,
+        max_buffered: int = 100_000,
         on_flushed: Callable[[list[UsageEvent]], Awaitable[None]] | None = None,
     ) -> None:
         self.flush_interval = flush_interval
         self.batch_size = batch_size
+        self.max_buffered = max_buffered
+        self.dropped = 0
         self.on_flushed = on_flushed
         self._buffer: list[UsageEvent] = []
         self._wake = asyncio.Event()
@@ -58,9 +62,13 @@ class UsageWriter:
 
     def record(self, event: UsageEvent) -> None:
         self._buffer.append(event)
-        if len(self._buffer) > MAX_BUFFERED:
-            del self._buffer[: len(self._buffer) - MAX_BUFFERED]
-            log.error("usage buffer overflow: dropping oldest rows")
+        if len(self._buffer) > self.max_buffered:
+            excess = len(self._buffer) - self.max_buffered
+            del self._buffer[:excess]
+            self.dropped += excess
+            USAGE_DROPPED.inc(excess)
+            log.error("usage buffer full (is the database down?): dropped the oldest rows",
+                      extra={"dropped": excess, "dropped_total": self.dropped})  # fmt: skip
         if len(self._buffer) >= self.batch_size:
             self._wake.set()
 

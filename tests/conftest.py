@@ -3,6 +3,7 @@ SWITCHBOARD_* variable so that a developer's shell cannot change what the tests 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from switchboard.app import create_app  # noqa: E402
 from switchboard.settings import Settings, load_settings  # noqa: E402
 from tests.support.fake_upstream import FakeUpstream  # noqa: E402
 from tests.support.live import LiveServer  # noqa: E402
+from tests.support.web_session import WebSession  # noqa: E402
 
 pytest_plugins = ["tests.support.stack_fixtures"]
 
@@ -91,6 +93,16 @@ def live_fake(make_settings: SettingsFactory, fake_upstream: FakeUpstream) -> It
         yield server
     finally:
         server.stop()
+
+
+WebFactory = Callable[[str], WebSession]
+
+
+@pytest.fixture
+def web() -> Iterator[WebFactory]:
+    """Opens browser-like sessions on a base URL (``web(app.url)``); all closed after the test."""
+    with contextlib.ExitStack() as opened:
+        yield lambda base_url: opened.enter_context(WebSession(base_url))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -12,9 +12,9 @@ import pytest
 
 from switchboard.accounts.services import create_user
 from switchboard.accounts.tables import User
+from tests.conftest import WebFactory
 from tests.integration.conftest import AppFactory
 from tests.support.postgres import PostgresServer
-from tests.support.web_session import WebSession
 
 pytestmark = pytest.mark.postgres
 
@@ -32,7 +32,7 @@ def postgres() -> Iterator[PostgresServer]:
 
 
 def test_app_runs_on_postgres_and_readiness_follows_it(
-    live_app: AppFactory, postgres: PostgresServer
+    live_app: AppFactory, postgres: PostgresServer, web: WebFactory
 ) -> None:
     app = live_app(database_url=postgres.url)
     assert httpx.get(f"{app.url}/readyz", timeout=10).status_code == 200
@@ -45,7 +45,7 @@ def test_app_runs_on_postgres_and_readiness_follows_it(
     assert app.run(roundtrip()) == ["pg-check"]
     # the workspace on PostgreSQL: sign in, chat (answer stored), search (ILIKE here)
     app.run(create_user("pg-user", password="pg-password"))
-    session = WebSession(app.url)
+    session = web(app.url)
     assert session.sign_in("pg-user", "pg-password").status_code == 303
     conversation = session.new_conversation()
     sent = session.post(f"/chat/{conversation}/messages", {"content": "Hello PostgreSQL"})

@@ -59,12 +59,12 @@ def test_stack_reaches_ready_answers_and_stops_on_sigterm(
             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert created.returncode == 0, created.stderr
-        session = WebSession(f"http://127.0.0.1:{port}")
-        assert session.sign_in("first", "first-admin-pw").status_code == 303
-        conversation = session.new_conversation()
-        sent = session.post(f"/chat/{conversation}/messages", {"content": "Hello"})
-        assert sent.status_code == 303
-        assert 'class="body markdown"><p>' in session.get(f"/chat/{conversation}").text
+        with WebSession(f"http://127.0.0.1:{port}") as session:
+            assert session.sign_in("first", "first-admin-pw").status_code == 303
+            conversation = session.new_conversation()
+            sent = session.post(f"/chat/{conversation}/messages", {"content": "Hello"})
+            assert sent.status_code == 303
+            assert 'class="body markdown"><p>' in session.get(f"/chat/{conversation}").text
     finally:
         process.send_signal(signal.SIGTERM)
         rest, _ = process.communicate(timeout=60)

@@ -4,12 +4,15 @@ history, rename, delete, search, keys; and that nobody reaches someone else's th
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from switchboard.accounts.services import create_user
 from switchboard.chat.tables import Message
+from tests.conftest import WebFactory
 from tests.integration.conftest import AppFactory
 from tests.support.live import LiveServer
 from tests.support.web_session import WebSession
@@ -25,14 +28,35 @@ def app(live_app: AppFactory) -> LiveServer:
     return server
 
 
-def signed_in(app: LiveServer, name: str) -> WebSession:
-    session = WebSession(app.url)
-    assert session.sign_in(name, PASSWORD).status_code == 303
-    return session
+SignIn = Callable[[str], WebSession]
 
 
-def test_anonymous_visitors_are_sent_to_sign_in(app: LiveServer) -> None:
-    anonymous = WebSession(app.url)
+@pytest.fixture
+def signed_in(app: LiveServer, web: WebFactory) -> SignIn:
+    """A session signed in as the given user (closed after the test)."""
+
+    def sign_in(name: str) -> WebSession:
+        session = web(app.url)
+        assert session.sign_in(name, PASSWORD).status_code == 303
+        return session
+
+    return sign_in
+
+
+def cookie_attributes(response: httpx.Response, name: str) -> dict[str, str]:
+    """The attributes of the one ``name`` cookie the response sets (names lower-cased; the
+    value under ``name``)."""
+    headers = [h for h in response.headers.get_list("set-cookie") if h.startswith(f"{name}=")]
+    assert len(headers) == 1, response.headers.get_list("set-cookie")
+    attributes: dict[str, str] = {}
+    for part in headers[0].split(";"):
+        key, _, value = part.strip().partition("=")
+        attributes[key if key == name else key.lower()] = value
+    return attributes
+
+
+def test_anonymous_visitors_are_sent_to_sign_in(app: LiveServer, web: WebFactory) -> None:
+    anonymous = web(app.url)
     for path in ("/", "/chat", "/keys", "/chat/1"):
         response = anonymous.get(path)
         assert response.status_code == 303, path
@@ -45,8 +69,8 @@ def test_anonymous_visitors_are_sent_to_sign_in(app: LiveServer) -> None:
     assert 'name="password"' in page.text
 
 
-def test_sign_in_errors_throttling_and_csrf(app: LiveServer) -> None:
-    session = WebSession(app.url)
+def test_sign_in_errors_throttling_and_csrf(app: LiveServer, web: WebFactory) -> None:
+    session = web(app.url)
     wrong = session.sign_in("ann", "nope")
     assert wrong.status_code == 400
     assert "do not match" in wrong.text
@@ -57,13 +81,20 @@ def test_sign_in_errors_throttling_and_csrf(app: LiveServer) -> None:
     throttled = session.sign_in("ann", PASSWORD)  # even the right password waits now
     assert throttled.status_code == 429
     assert "Too many failed attempts" in throttled.text
-    other = signed_in(app, "ben")  # another account is not affected
+    other = web(app.url)  # another account is not affected
+    signed = other.sign_in("ben", PASSWORD)
+    assert signed.status_code == 303
     assert other.get("/chat").status_code == 200
-    assert "httponly" in other.http.get("/chat").headers.get("set-cookie", "httponly").lower()
+    # the session cookie the sign-in set: out of scripts' reach, not sent by other sites' posts
+    cookie = cookie_attributes(signed, "sb_session")
+    assert cookie["sb_session"]
+    assert "httponly" in cookie
+    assert cookie["samesite"].lower() == "lax"
+    assert cookie["path"] == "/"
 
 
-def test_chat_streams_persists_and_reloads(app: LiveServer) -> None:
-    ann = signed_in(app, "ann")
+def test_chat_streams_persists_and_reloads(app: LiveServer, signed_in: SignIn) -> None:
+    ann = signed_in("ann")
     conversation = ann.new_conversation()
     sent = ann.post(f"/chat/{conversation}/messages", {"content": "Say hello in one sentence."},
                     htmx=True)  # fmt: skip
@@ -91,8 +122,8 @@ def test_chat_streams_persists_and_reloads(app: LiveServer) -> None:
     assert [name for name, _ in again] == ["done"]
 
 
-def test_stop_keeps_the_partial_answer(app: LiveServer) -> None:
-    ann = signed_in(app, "ann")
+def test_stop_keeps_the_partial_answer(app: LiveServer, signed_in: SignIn) -> None:
+    ann = signed_in("ann")
     conversation = ann.new_conversation()
     app.run(_long_answers(conversation))
     sent = ann.post(f"/chat/{conversation}/messages", {"content": "Write a very long story."},
@@ -133,8 +164,10 @@ async def _long_answers(conversation_id: int) -> None:
     )
 
 
-def test_a_member_never_reaches_another_members_conversations(app: LiveServer) -> None:
-    ann, ben = signed_in(app, "ann"), signed_in(app, "ben")
+def test_a_member_never_reaches_another_members_conversations(
+    app: LiveServer, signed_in: SignIn
+) -> None:
+    ann, ben = signed_in("ann"), signed_in("ben")
     conversation = ann.new_conversation()
     ann.post(f"/chat/{conversation}/rename", {"title": "Ann's secret plan"})
     assert "Ann&#39;s secret plan" in ann.get(f"/chat/{conversation}").text
@@ -158,8 +191,8 @@ def test_a_member_never_reaches_another_members_conversations(app: LiveServer) -
     assert "Ann&#39;s secret plan" in ann.get(f"/chat/{conversation}").text
 
 
-def test_sidebar_search_rename_and_delete(app: LiveServer) -> None:
-    ann = signed_in(app, "ann")
+def test_sidebar_search_rename_and_delete(app: LiveServer, signed_in: SignIn) -> None:
+    ann = signed_in("ann")
     first, second = ann.new_conversation(), ann.new_conversation()
     ann.post(f"/chat/{first}/rename", {"title": "Gardening notes"})
     ann.post(f"/chat/{second}/rename", {"title": "Tax return"})
@@ -173,8 +206,8 @@ def test_sidebar_search_rename_and_delete(app: LiveServer) -> None:
     assert ann.get(f"/chat/{first}").status_code == 404
 
 
-def test_keys_page_creates_shows_once_and_revokes(app: LiveServer) -> None:
-    ann, ben = signed_in(app, "ann"), signed_in(app, "ben")
+def test_keys_page_creates_shows_once_and_revokes(app: LiveServer, signed_in: SignIn) -> None:
+    ann, ben = signed_in("ann"), signed_in("ben")
     created = ann.post("/keys", {"name": "laptop"})
     secret = re.search(r'<code id="new-key">(sk-sb-[^<]+)</code>', created.text)
     assert secret
@@ -190,10 +223,12 @@ def test_keys_page_creates_shows_once_and_revokes(app: LiveServer) -> None:
     assert "Expiry" in bad.text
 
 
-def test_model_down_shows_a_message_in_place(app: LiveServer, model_server: Any) -> None:
+def test_model_down_shows_a_message_in_place(
+    app: LiveServer, signed_in: SignIn, model_server: Any
+) -> None:
     # Stopping the shared model server is left to the disruptive tests; a model nobody serves
     # takes the same path in the gateway (no server for the model: an error, not a trace).
-    ann = signed_in(app, "ann")
+    ann = signed_in("ann")
     conversation = ann.new_conversation()
     app.run(_model(conversation, "missing-model"))
     sent = ann.post(f"/chat/{conversation}/messages", {"content": "hi"}, htmx=True)

@@ -42,11 +42,15 @@ class NodeExporter:
             [_binary("prometheus-node-exporter"), f"--web.listen-address=127.0.0.1:{self.port}"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        _wait(f"http://127.0.0.1:{self.port}/metrics", self.process)
+        try:
+            _wait(f"http://127.0.0.1:{self.port}/metrics", self.process)
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         self.process.terminate()
-        self.process.wait(timeout=10)
+        self.process.wait(timeout=60)
 
 
 class PrometheusServer:
@@ -64,12 +68,17 @@ class PrometheusServer:
             ],
         }
         (base / "prometheus.yml").write_text(yaml.safe_dump(config))
+        self.log = (base / "prometheus.log").open("wb")
         self.process = subprocess.Popen(
             [_binary("prometheus"), f"--config.file={base / 'prometheus.yml'}",
              f"--storage.tsdb.path={base / 'data'}", f"--web.listen-address=127.0.0.1:{self.port}"],
-            stdout=subprocess.DEVNULL, stderr=(base / "prometheus.log").open("wb"),
+            stdout=subprocess.DEVNULL, stderr=self.log,
         )  # fmt: skip
-        _wait(f"{self.url}/-/ready", self.process)
+        try:
+            _wait(f"{self.url}/-/ready", self.process)
+        except BaseException:
+            self.stop()
+            raise
 
     @property
     def url(self) -> str:
@@ -86,4 +95,5 @@ class PrometheusServer:
 
     def stop(self) -> None:
         self.process.terminate()
-        self.process.wait(timeout=30)
+        self.process.wait(timeout=60)
+        self.log.close()

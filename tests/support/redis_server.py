@@ -22,13 +22,15 @@ class RedisServer:
              "--appendonly", "no", "--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"],
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60  # generous: a busy machine
         while True:
             try:
-                redis.Redis(port=self.port).ping()
+                with redis.Redis(port=self.port) as client:
+                    client.ping()
                 break
             except redis.ConnectionError:
-                if time.monotonic() > deadline:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    self.stop()
                     raise
                 time.sleep(0.05)
 
@@ -38,4 +40,4 @@ class RedisServer:
 
     def stop(self) -> None:
         self.process.terminate()
-        self.process.wait(timeout=10)
+        self.process.wait(timeout=60)

@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 import re
+from types import TracebackType
 from typing import Any
 
 import httpx
 
 
 class WebSession:
+    """Close it (``with WebSession(url) as session`` or the ``web`` fixture): it holds sockets."""
+
     def __init__(self, base_url: str) -> None:
         self.http = httpx.Client(base_url=base_url, follow_redirects=False, timeout=180)
+
+    def __enter__(self) -> WebSession:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.http.close()
 
     def csrf(self) -> str:
         if "csrftoken" not in self.http.cookies:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from switchboard.accounts.services import create_user
 from switchboard.accounts.tables import User
+from tests.conftest import WebFactory
 from tests.support.live import LiveServer
-from tests.support.web_session import WebSession
 
 
 async def _user(name: str) -> dict[str, object] | None:
@@ -13,10 +13,10 @@ async def _user(name: str) -> dict[str, object] | None:
     return row
 
 
-def test_admin_manages_users_and_members_cannot(live_fake: LiveServer) -> None:
+def test_admin_manages_users_and_members_cannot(live_fake: LiveServer, web: WebFactory) -> None:
     live_fake.run(create_user("boss", password="boss-password", role="admin"))
     live_fake.run(create_user("max", password="max-password"))
-    boss, max_ = WebSession(live_fake.url), WebSession(live_fake.url)
+    boss, max_ = web(live_fake.url), web(live_fake.url)
     assert boss.sign_in("boss", "boss-password").status_code == 303
     assert max_.sign_in("max", "max-password").status_code == 303
 
@@ -42,16 +42,18 @@ def test_admin_manages_users_and_members_cannot(live_fake: LiveServer) -> None:
     assert limits.status_code == 200
     bad = boss.post(f"/admin/users/{zoe['id']}/limits", {"default_rpm": "-1", "default_tpm": "x"})
     assert bad.status_code == 400
-    assert (live_fake.run(_user("zoe")) or {}).get("default_rpm") == 7
+    zoe = live_fake.run(_user("zoe"))
+    assert zoe is not None
+    assert zoe["default_rpm"] == 7
 
     # disabling ends the user's sessions and sign-ins; enabling restores them
     max_row = live_fake.run(_user("max"))
     assert max_row is not None
     assert boss.post(f"/admin/users/{max_row['id']}/active").status_code == 200
     assert max_.get("/chat").status_code == 303  # signed out
-    assert WebSession(live_fake.url).sign_in("max", "max-password").status_code == 400
+    assert web(live_fake.url).sign_in("max", "max-password").status_code == 400
     boss.post(f"/admin/users/{max_row['id']}/active")
-    assert WebSession(live_fake.url).sign_in("max", "max-password").status_code == 303
+    assert web(live_fake.url).sign_in("max", "max-password").status_code == 303
     boss_row = live_fake.run(_user("boss"))
     assert boss_row is not None
     mine = boss.post(f"/admin/users/{boss_row['id']}/active")

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
 from switchboard.accounts.services import create_user
+from tests.conftest import WebFactory
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.live import LiveServer
 from tests.support.web_session import WebSession
 
 
 @pytest.fixture
-def ada(live_fake: LiveServer) -> Iterator[WebSession]:
+def ada(live_fake: LiveServer, web: WebFactory) -> WebSession:
     live_fake.run(create_user("ada", password="ada-password"))
     live_fake.run(create_user("bob", password="bob-password"))
-    session = WebSession(live_fake.url)
+    session = web(live_fake.url)
     assert session.sign_in("ada", "ada-password").status_code == 303
     return session
 
@@ -63,7 +63,9 @@ def test_regenerate_and_edit_answer_again(ada: WebSession, fake_upstream: FakeUp
     assert ada.post(f"/chat/{fresh}/regenerate").status_code == 400
 
 
-def test_export_and_import_round_trip(ada: WebSession, live_fake: LiveServer) -> None:
+def test_export_and_import_round_trip(
+    ada: WebSession, live_fake: LiveServer, web: WebFactory
+) -> None:
     conversation = chat_with_one_exchange(ada, "export me please")
     markdown = ada.get(f"/chat/{conversation}/export.md")
     assert markdown.headers["content-disposition"].startswith("attachment")
@@ -73,7 +75,7 @@ def test_export_and_import_round_trip(ada: WebSession, live_fake: LiveServer) ->
     assert one["format"] == everything["format"] == "switchboard.conversations"
     assert [m["role"] for m in one["conversations"][0]["messages"]] == ["user", "assistant"]
 
-    bob = WebSession(live_fake.url)
+    bob = web(live_fake.url)
     assert bob.sign_in("bob", "bob-password").status_code == 303
     assert bob.get(f"/chat/{conversation}/export.json").status_code == 404
     upload = {"file": ("conversations.json", json.dumps(everything), "application/json")}

@@ -15,15 +15,16 @@ from switchboard.observability.logging import JsonFormatter
 CHAT = "/v1/chat/completions"
 
 
-def sample(text: str, name: str, **labels: str) -> float:
-    """The value of one sample (0 if absent)."""
+def sample(text: str, name: str, absent: float | None = None, **labels: str) -> float:
+    """The value of one sample; ``absent`` if there is none (an error unless it is given)."""
     for line in text.splitlines():
         if not line.startswith(name + "{") and not line.startswith(name + " "):
             continue
         found = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
         if all(found.get(k) == v for k, v in labels.items()):
             return float(line.rsplit(" ", 1)[1])
-    return 0.0
+    assert absent is not None, f"no sample {name} {labels} in the exposition"
+    return absent
 
 
 async def test_metrics_follow_the_traffic(client: AsyncTestClient[Any]) -> None:
@@ -39,7 +40,8 @@ async def test_metrics_follow_the_traffic(client: AsyncTestClient[Any]) -> None:
     after = response.text
 
     def delta(name: str, **labels: str) -> float:
-        return sample(after, name, **labels) - sample(before, name, **labels)
+        # before the traffic a labelled series may not exist yet (0); after it, it must
+        return sample(after, name, **labels) - sample(before, name, absent=0, **labels)
 
     route = "/v1/chat/completions"
     assert delta("switchboard_http_requests_total", route=route, status="200") == 3
@@ -59,7 +61,7 @@ async def test_rate_limited_requests_are_counted(client: AsyncTestClient[Any]) -
     secret = await mint_key(client, "tiny", rpm=1)
     auth = {"Authorization": f"Bearer {secret}"}
     before = sample((await client.get("/metrics")).text, "switchboard_rate_limited_total",
-                    limit="requests")  # fmt: skip
+                    absent=0, limit="requests")  # fmt: skip
     body = {"model": "fake-model", "messages": [{"role": "user", "content": "x"}]}
     statuses = [(await client.post(CHAT, json=body, headers=auth)).status_code for _ in range(3)]
     assert statuses == [200, 429, 429]

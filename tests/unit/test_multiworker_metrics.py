@@ -1,48 +1,146 @@
-"""Several granian worker processes: /metrics counts the requests of all of them."""
+"""Several granian worker processes: /metrics counts the requests of all of them, each once."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from tests.support.live import free_port
 
+DEADLINE = 120.0
+"""Seconds the server may take to start (or a condition to hold) on a busy machine."""
+WORKERS = 2
+REQUESTS = 40
 
-def test_metrics_add_up_across_worker_processes(tmp_path: Path) -> None:
+
+def wait_until(condition: Callable[[], bool], deadline: float = DEADLINE) -> bool:
+    give_up = time.monotonic() + deadline
+    while not condition():
+        if time.monotonic() > give_up:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def healthz_in_exposition(text: str) -> float:
+    """/healthz requests in /metrics' text (0 when none was counted yet)."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("switchboard_http_requests_total{") and 'route="/healthz"' in line
+    )
+
+
+def healthz_per_process(directory: Path, scratch: Path) -> dict[int, float]:
+    """/healthz requests each process counted: prometheus-client's own reader, run on each
+    process's counter file alone (the /metrics view sums all of them)."""
+    counted: dict[int, float] = {}
+    for path in sorted(directory.glob("counter_*.db")):
+        alone = scratch / path.stem
+        alone.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, alone / path.name)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(alone))  # type: ignore[no-untyped-call]
+        value = sum(
+            sample.value
+            for family in registry.collect()
+            for sample in family.samples
+            if sample.name == "switchboard_http_requests_total"
+            and sample.labels.get("route") == "/healthz"
+        )
+        shutil.rmtree(alone)
+        if value:
+            counted[int(path.stem.removeprefix("counter_"))] = value
+    return counted
+
+
+def children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found |= {int(child) for child in (task / "children").read_text().split()}
+    return found
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("SWITCHBOARD", "PROMETHEUS"))},
-        "SWITCHBOARD_PORT": str(port), "SWITCHBOARD_WORKERS": "2",
-        "SWITCHBOARD_DATA_DIR": str(tmp_path), "SWITCHBOARD_LOG_LEVEL": "WARNING",
+        "SWITCHBOARD_PORT": str(port), "SWITCHBOARD_WORKERS": str(WORKERS),
+        "SWITCHBOARD_DATA_DIR": str(tmp_path / "data"), "SWITCHBOARD_LOG_LEVEL": "WARNING",
         "SWITCHBOARD_UPSTREAM_URLS": "http://127.0.0.1:9/v1",
     }  # fmt: skip
-    server = subprocess.Popen([sys.executable, "-m", "switchboard.cli", "serve"], env=env)
+    # its own process group: the workers are stopped with it whatever happens
+    process = subprocess.Popen(
+        [sys.executable, "-m", "switchboard.cli", "serve"], env=env, start_new_session=True
+    )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
-        time.sleep(1)  # both workers up
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
-            for _ in range(40):  # new connections spread over the workers
-                assert http.get("/healthz", headers={"Connection": "close"}).status_code == 200
-            text = http.get("/metrics").text
-        healthz = sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith("switchboard_http_requests_total{") and 'route="/healthz"' in line
-        )
-        assert healthz >= 40  # the 40 above, answered by both processes, counted once each
-        assert len(list((tmp_path / "prometheus-multiproc").glob("counter_*.db"))) >= 2
+        yield process, f"http://127.0.0.1:{port}"
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        process.terminate()
+        try:
+            process.wait(timeout=DEADLINE)
+        finally:  # whatever is left of the group (workers, if the server hung), then reap it
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=DEADLINE)
+
+
+def test_metrics_add_up_across_worker_processes(
+    server: tuple[subprocess.Popen[bytes], str], tmp_path: Path
+) -> None:
+    process, url = server
+    directory = tmp_path / "data" / "prometheus-multiproc"
+    with httpx.Client(base_url=url, timeout=DEADLINE) as http:
+
+        def metrics_answer() -> bool:
+            try:
+                return http.get("/metrics").status_code == 200
+            except httpx.TransportError:
+                assert process.poll() is None, "the server exited"
+                return False
+
+        # readiness is polled on /metrics, so no /healthz request is counted before these
+        assert wait_until(metrics_answer)
+        assert healthz_in_exposition(http.get("/metrics").text) == 0
+
+        sent = 0
+
+        def send_healthz() -> None:
+            nonlocal sent
+            # a new connection each time, so the requests spread over the workers
+            assert http.get("/healthz", headers={"Connection": "close"}).status_code == 200
+            sent += 1
+
+        for _ in range(REQUESTS):
+            send_healthz()
+
+        def every_worker_answered_some() -> bool:
+            if len(healthz_per_process(directory, tmp_path / "scratch")) == WORKERS:
+                return True
+            send_healthz()
+            return False
+
+        assert wait_until(every_worker_answered_some)
+        # A worker counts a request once its response is sent: wait until all are counted,
+        # then the figure must be exactly what was sent (fewer: lost, more: counted twice).
+        assert wait_until(lambda: healthz_in_exposition(http.get("/metrics").text) >= sent)
+        reported = healthz_in_exposition(http.get("/metrics").text)
+        per_process = healthz_per_process(directory, tmp_path / "scratch")
+
+    assert reported == sent
+    assert sum(per_process.values()) == reported
+    assert len(per_process) == WORKERS
+    assert set(per_process) <= children(process.pid)  # the counts come from granian's workers

@@ -1,13 +1,18 @@
 """Usage accounting: rows per request, batched writes, totals per day, retention."""
 
 import asyncio
+import contextlib
 import datetime as dt
+from collections.abc import Awaitable
 from typing import Any
 
+import pytest
 from litestar.testing import AsyncTestClient
+from piccolo.query.methods.raw import Raw
+from piccolo.querystring import QueryString
 
 from switchboard.keys.tables import ApiKey
-from switchboard.usage.queries import daily_totals, prune
+from switchboard.usage.queries import Subject, daily_totals, prune
 from switchboard.usage.tables import UsageRecord
 from switchboard.usage.writer import UsageEvent, UsageWriter
 
@@ -75,10 +80,14 @@ async def test_a_full_batch_wakes_the_writer(client: AsyncTestClient[Any]) -> No
     writer.start()
     for _ in range(3):
         writer.record(event())
-    for _ in range(50):
-        if await UsageRecord.count() == 3:
-            break
-        await asyncio.sleep(0.02)
+
+    # no flush is asked for: the third record alone must wake the writer (60 s: a busy machine)
+    async def written(rows: int) -> None:
+        while await UsageRecord.count() < rows:  # noqa: ASYNC110 - the database is polled
+            await asyncio.sleep(0.05)
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(written(3), timeout=60)
     assert await UsageRecord.count() == 3
     await writer.aclose()
 
@@ -120,19 +129,52 @@ async def test_retention_prunes_old_rows_in_batches(client: AsyncTestClient[Any]
     assert await UsageRecord.count() == 2
 
 
+async def issued_sql(work: Awaitable[object]) -> list[QueryString]:
+    """The queries ``work`` makes the database engine run, exactly as it runs them (not those
+    of the app's background tasks meanwhile)."""
+    engine_class = type(UsageRecord._meta.db)
+    run = engine_class.run_querystring
+    issued: list[QueryString] = []
+    this_task = asyncio.current_task()
+
+    async def recording(engine: Any, querystring: QueryString, *args: Any, **kwargs: Any) -> Any:
+        if asyncio.current_task() is this_task:
+            issued.append(querystring)
+        return await run(engine, querystring, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine_class, "run_querystring", recording)
+        await work
+    return issued
+
+
+async def query_plan(querystring: QueryString) -> str:
+    """SQLite's plan for that very query, with the same bound values."""
+    explain = QueryString("EXPLAIN QUERY PLAN {}", querystring)
+    rows = await Raw(table=UsageRecord, querystring=explain)
+    return " | ".join(str(row["detail"]) for row in rows)
+
+
 async def test_totals_for_one_user_or_key_use_the_composite_indexes(
     client: AsyncTestClient[Any],
 ) -> None:
-    """The page's queries must not scan the whole table (millions of rows)."""
-    for column, index in (
-        ("user_id", "usage_records_user_time"),
-        ("key_id", "usage_records_key_time"),
-    ):
-        plan = await UsageRecord.raw(
-            "EXPLAIN QUERY PLAN SELECT date(created_at), COUNT(*) FROM usage_records "
-            f"WHERE created_at >= {{}} AND created_at < {{}} AND {column} = {{}} "
-            "GROUP BY date(created_at)",
-            dt.datetime(2026, 1, 1, tzinfo=dt.UTC), dt.datetime(2026, 2, 1, tzinfo=dt.UTC), 1,
-        )  # fmt: skip
-        details = " ".join(str(row["detail"]) for row in plan)
-        assert index in details, details
+    """The usage queries must not scan the whole table (millions of rows): the SQL that
+    ``daily_totals`` sends is explained as sent."""
+    since = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    until = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
+    cases: list[tuple[Subject, str]] = [
+        ("user", "usage_records_user_time"),
+        ("key", "usage_records_key_time"),
+    ]
+    for by, index in cases:
+        issued = await issued_sql(daily_totals(by, since=since, until=until, subject_id=1))
+        assert len(issued) == 1, issued
+        plan = await query_plan(issued[0])
+        assert f"SEARCH usage_records USING INDEX {index} (" in plan, plan
+        assert "SCAN usage_records" not in plan, plan
+    # everyone's totals (the admin and keys pages): the time range comes from an index
+    issued = await issued_sql(daily_totals("key", since=since, until=until))
+    assert len(issued) == 1, issued
+    plan = await query_plan(issued[0])
+    assert "SEARCH usage_records USING INDEX usage_records_created_at (" in plan, plan
+    assert "SCAN usage_records" not in plan, plan

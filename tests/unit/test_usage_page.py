@@ -8,9 +8,8 @@ import httpx
 
 from switchboard.accounts.services import create_user
 from switchboard.usage.chart import bar_chart
-from tests.conftest import mint_key_in
+from tests.conftest import WebFactory, mint_key_in
 from tests.support.live import LiveServer
-from tests.support.web_session import WebSession
 
 
 def test_the_chart_is_accessible_svg() -> None:
@@ -23,7 +22,9 @@ def test_the_chart_is_accessible_svg() -> None:
     assert "No tokens" in bar_chart([], "tokens")
 
 
-def test_members_see_their_usage_and_admins_everyones(live_fake: LiveServer) -> None:
+def test_members_see_their_usage_and_admins_everyones(
+    live_fake: LiveServer, web: WebFactory
+) -> None:
     for name, role in (("mia", "member"), ("root", "admin")):
         live_fake.run(create_user(name, password="pw-long-enough", role=role))  # type: ignore[arg-type]
     secret = live_fake.run(mint_key_in(live_fake.app, "mia"))
@@ -36,7 +37,7 @@ def test_members_see_their_usage_and_admins_everyones(live_fake: LiveServer) -> 
         assert response.status_code == 200
     live_fake.run(live_fake.app.state.resources.usage.flush())
 
-    mia = WebSession(live_fake.url)
+    mia = web(live_fake.url)
     assert mia.sign_in("mia", "pw-long-enough").status_code == 303
     page = mia.get("/usage").text
     assert "<strong>3</strong> requests, <strong>33</strong> tokens" in page
@@ -44,7 +45,7 @@ def test_members_see_their_usage_and_admins_everyones(live_fake: LiveServer) -> 
     assert "Per user" not in page
     assert "3 requests · 33 tokens" in mia.get("/keys").text  # the keys page shows usage too
 
-    root = WebSession(live_fake.url)
+    root = web(live_fake.url)
     assert root.sign_in("root", "pw-long-enough").status_code == 303
     admin_page = root.get("/usage").text
     assert "Per user" in admin_page

@@ -53,6 +53,7 @@ from switchboard.web.templating import template_config, templates_dir
 
 log = logging.getLogger(__name__)
 RETENTION_EVERY_SECONDS = 3600.0
+SHUTDOWN_STATUS = 503  # recorded for a stream cut because the gateway stopped
 
 
 @dataclass
@@ -139,8 +140,9 @@ async def open_resources(
 
 async def _drain(gateway: GatewayService, grace: float) -> None:
     if not await gateway.drain(grace):
+        cut = gateway.in_flight.abandon(SHUTDOWN_STATUS)
         log.warning("streams still running after the shutdown grace period: closing them",
-                    extra={"streams": gateway.in_flight.count})  # fmt: skip
+                    extra={"streams": cut})  # fmt: skip
 
 
 def session_config(settings: Settings) -> ServerSideSessionConfig:

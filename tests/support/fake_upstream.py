@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 MODEL = "fake-model"
+HOLD_LIMIT = 300.0
+"""Seconds a held completion waits at most (a test that never releases it fails, not hangs)."""
 
 
 def _chunk(
@@ -36,6 +39,26 @@ def _usage(prompt: int, completion: int) -> dict[str, int]:
     }
 
 
+DONE_EVENT = b"data: [DONE]\n\n"
+IN_BAND_ERROR = b'data: {"error": {"message": "boom", "type": "server_error", "code": 500}}\n\n'
+"""What ``fail_after`` sends: vLLM's report of a failure inside a started stream."""
+
+
+class _EventStream(httpx.AsyncByteStream):
+    """A streamed body whose generator is closed when the client closes the response (so the
+    fake sees a hang-up, as a server would)."""
+
+    def __init__(self, events: AsyncGenerator[bytes, None]) -> None:
+        self.events = events
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for event in self.events:
+            yield event
+
+    async def aclose(self) -> None:
+        await self.events.aclose()
+
+
 @dataclass
 class FakeUpstream:
     """Answers like vLLM: echoes the last user message word by word."""
@@ -45,7 +68,18 @@ class FakeUpstream:
     requests: list[dict[str, Any]] = field(default_factory=list)
     fail_with: tuple[int, dict[str, Any]] | None = None
     delay: float = 0.0
-    """Seconds before a completion answers (to hold requests in flight)."""
+    """Seconds before a completion answers."""
+    hold: threading.Event | None = None
+    """When given, completions wait until it is set: they stay in flight, however slow the
+    machine, until the test releases them (it is set from the test's thread)."""
+    chunk_delay: float = 0.0
+    """Seconds before each event of a stream (a slow model)."""
+    fail_after: int | None = None
+    """A stream breaks off after this many words with an in-band error event (then
+    ``[DONE]``), as vLLM reports a failure inside a started stream."""
+    stream_endings: list[str] = field(default_factory=list)
+    """How each stream ended: ``finished`` (its ``[DONE]`` went out) or ``closed`` (by the
+    client, before its end)."""
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -66,6 +100,8 @@ class FakeUpstream:
         self.requests.append(body)
         if self.delay:
             await asyncio.sleep(self.delay)
+        if self.hold is not None:
+            await asyncio.to_thread(self.hold.wait, HOLD_LIMIT)
         if self.fail_with:
             status, payload = self.fail_with
             return httpx.Response(status, json=payload)
@@ -78,7 +114,7 @@ class FakeUpstream:
         if body.get("stream"):
             return httpx.Response(
                 200,
-                content=self.stream(body, words, usage),
+                stream=_EventStream(self.paced(self.stream(body, words, usage))),
                 headers={"content-type": "text/event-stream"},
             )
         if path == "/v1/completions":
@@ -106,6 +142,25 @@ class FakeUpstream:
                 "usage": usage,
             },
         )
+
+    async def paced(self, events: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
+        """The events of one stream, with this fake's per-chunk delay and failure applied."""
+        finished = False  # the final [DONE] went out
+        try:
+            sent = 0
+            async for event in events:
+                if self.fail_after is not None and sent == 1 + self.fail_after:  # role + words
+                    yield IN_BAND_ERROR
+                    finished = True
+                    yield DONE_EVENT
+                    return
+                if self.chunk_delay:
+                    await asyncio.sleep(self.chunk_delay)
+                finished = event == DONE_EVENT
+                yield event
+                sent += 1
+        finally:
+            self.stream_endings.append("finished" if finished else "closed")
 
     @staticmethod
     def answer_words(body: dict[str, Any]) -> list[str]:
@@ -145,6 +200,6 @@ class FakeUpstream:
                 "usage": usage,
             }
             events.append(b"data: " + json.dumps(final).encode() + b"\n\n")
-        events.append(b"data: [DONE]\n\n")
+        events.append(DONE_EVENT)
         for event in events:
             yield event

@@ -39,7 +39,9 @@ def test_the_key_is_canonical_and_ignores_what_does_not_change_the_answer() -> N
     b = cache_key("/chat/completions", {"user": "u2", "temperature": 0, "model": "m"}, "global")
     assert a == b
     assert a != cache_key("/completions", {"model": "m", "temperature": 0}, "global")
-    assert a != cache_key("/chat/completions", {"model": "m", "temperature": 0, "seed": 1}, "global")
+    assert a != cache_key(
+        "/chat/completions", {"model": "m", "temperature": 0, "seed": 1}, "global"
+    )
 
 
 async def test_memory_cache_evicts_least_recently_used_beyond_its_entries() -> None:

@@ -34,7 +34,7 @@ async def test_vllm_sampling_extras_pass_through(
 ) -> None:
     extras = {
         "top_k": 5, "min_p": 0.1, "repetition_penalty": 1.1, "min_tokens": 1,
-        "structured_outputs": {"choice": ["a", "b"]}, "response_format": {"type": "json_object"},
+        "response_format": {"type": "json_object"},
     }  # fmt: skip
     response = await client.post(CHAT, json=chat(**extras))
     assert response.status_code == 200

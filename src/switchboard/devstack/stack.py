@@ -37,6 +37,8 @@ def app_command(settings: Settings) -> list[str]:
         "--host", settings.host,
         "--port", str(settings.port),
         "--workers", str(settings.workers),
+        # a worker that does not stop is killed: SIGTERM during start-up must not hang
+        "--workers-kill-timeout", str(max(10, int(settings.shutdown_grace) + 10)),
         "--no-access-log",
     ]  # fmt: skip
 

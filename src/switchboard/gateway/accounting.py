@@ -107,7 +107,7 @@ class Recorder:
         )
 
 
-@dataclass
+@dataclass(eq=False)
 class Ticket:
     """One request's books: ``close`` settles the reservation with the tokens really used and
     writes the usage row; only the first call counts."""

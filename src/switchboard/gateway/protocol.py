@@ -1,7 +1,8 @@
 """OpenAI wire types (msgspec) for what crosses ``/v1`` (parsing.py validates bodies with them).
 
-Requests are an explicit allow-list: OpenAI's fields plus the vLLM sampling extras people rely on
-(``top_k``, ``min_p``, ``repetition_penalty``, structured outputs ...). Any other field is a 400
+Requests are an explicit allow-list: OpenAI's fields (structured output through
+``response_format``, tools) plus the vLLM sampling extras people rely on (``top_k``, ``min_p``,
+``repetition_penalty`` ...). Any other field is a 400
 that names it, so engine internals (``kv_transfer_params``, ``vllm_xargs``, ``priority``,
 ``request_id``, ``prompt_logprobs``, ``chat_template``, ``logits_processors`` ...) never reach the
 model server. A valid request is relayed as the client's own JSON object. Responses from the model
@@ -107,16 +108,6 @@ class ResponseFormat(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=T
     json_schema: JsonSchemaFormat | None = None
 
 
-class StructuredOutputs(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
-    """vLLM's structured outputs: constrain the answer to a JSON schema, a regex, a choice or a
-    grammar (one of them)."""
-
-    json: dict[str, Any] | None = None
-    regex: str | None = None
-    choice: list[str] | None = None
-    grammar: str | None = None
-
-
 class FunctionDefinition(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
     name: Annotated[str, Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_-]+$")]
     description: str | None = None
@@ -172,7 +163,6 @@ class SamplingFields(msgspec.Struct, omit_defaults=True, kw_only=True, forbid_un
     bad_words: list[StopText] | None = None
     logit_bias: dict[str, Annotated[float, Meta(ge=-100.0, le=100.0)]] | None = None
     response_format: ResponseFormat | None = None
-    structured_outputs: StructuredOutputs | None = None
 
 
 class ChatCompletionRequest(SamplingFields, omit_defaults=True, kw_only=True):
@@ -180,7 +170,7 @@ class ChatCompletionRequest(SamplingFields, omit_defaults=True, kw_only=True):
     max_completion_tokens: MaxTokens | None = None
     logprobs: bool | None = None
     top_logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
-    tools: list[Tool] | None = None
+    tools: Annotated[list[Tool], Meta(min_length=1, max_length=128)] | None = None
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
     # vLLM extensions for chat templates

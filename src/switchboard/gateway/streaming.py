@@ -58,23 +58,36 @@ _OPENED = _Opened()
 
 
 class InFlight:
-    """Streams being relayed now, so that shutdown can let them finish."""
+    """Streams being relayed now, so that shutdown can let them finish — or close their books
+    when they outlive the grace period."""
 
     def __init__(self) -> None:
-        self.count = 0
+        self._tickets: set[Ticket] = set()
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def enter(self) -> None:
-        self.count += 1
+    @property
+    def count(self) -> int:
+        return len(self._tickets)
+
+    def enter(self, ticket: Ticket) -> None:
+        self._tickets.add(ticket)
         self._idle.clear()
         ACTIVE_STREAMS.inc()
 
-    def leave(self) -> None:
-        self.count -= 1
+    def leave(self, ticket: Ticket) -> None:
+        self._tickets.discard(ticket)
         ACTIVE_STREAMS.dec()
-        if self.count == 0:
+        if not self._tickets:
             self._idle.set()
+
+    def abandon(self, status: int) -> int:
+        """Close the books of every stream still running (with the tokens generated so far), so
+        that their usage rows are written before the usage writer's last flush. The streams
+        themselves end when the upstream pool closes."""
+        for ticket in list(self._tickets):
+            ticket.close(status)
+        return self.count
 
     async def wait_idle(self, grace: float) -> bool:
         """Wait until no stream is in flight (at most ``grace`` seconds); True if none is."""
@@ -104,7 +117,7 @@ async def _relay(
 ) -> AsyncGenerator[StreamItem | _Opened, None]:
     outcome = ticket.outcome
     opened = False
-    in_flight.enter()
+    in_flight.enter(ticket)
     try:
         async with opening as response:
             if response.status_code >= 400:
@@ -129,7 +142,7 @@ async def _relay(
             raise failure from None
         yield StreamFailed(failure)  # told in-band: the 200 and the first chunks went out
     finally:
-        in_flight.leave()
+        in_flight.leave(ticket)
         ticket.close()
 
 

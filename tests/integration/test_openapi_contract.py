@@ -8,10 +8,12 @@ No check on response time: a generated prompt (up to 256 long messages) can take
 on the CPU model of a busy 2-core machine. Each request may take up to REQUEST_TIMEOUT, and
 Schemathesis reads only the configuration file given here (not a ``schemathesis.toml`` it
 would otherwise look for in the working directory and its parents), which sets no limit.
+Generated bodies leave out the tool-calling fields (schemathesis_hooks.py says why).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -20,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from switchboard.usage.tables import UsageRecord
-from tests.conftest import ARTIFACTS, mint_key_in
+from tests.conftest import ARTIFACTS, REPO_ROOT, mint_key_in
 from tests.integration.conftest import AppFactory
 
 REQUEST_TIMEOUT = 300
@@ -50,6 +52,8 @@ def test_v1_conforms_to_its_schema_under_every_check(live_app: AppFactory, tmp_p
             "--report-junit-path", str(ARTIFACTS / "schemathesis.xml"),
         ],
         capture_output=True, text=True, timeout=RUN_TIMEOUT, cwd=tmp_path,
+        env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.integration.schemathesis_hooks",
+             "PYTHONPATH": str(REPO_ROOT)},
     )  # fmt: skip
     (ARTIFACTS / "schemathesis.txt").write_text(result.stdout + result.stderr)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

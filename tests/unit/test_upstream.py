@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import re
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -109,3 +114,107 @@ async def test_failures_after_sending_are_not_retried(
         assert response.status_code == status
         assert response.json()["error"]["code"] == code
         assert len(failing.requests) == 1  # the generation may have started: never sent twice
+
+
+class RawUpstream:
+    """A model server on a real socket (the pool's aiohttp transport underneath): it lists the
+    model; completions are answered, or (``drop``) read in full and the connection closed with
+    no answer — the request reached the server, which may be generating."""
+
+    def __init__(self, drop: bool) -> None:
+        self.drop = drop
+        self.completions = 0
+        self.server: asyncio.Server | None = None
+        # its own loop in a thread: the test client blocks the test's loop while it starts
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def start(self) -> str:
+        self.thread.start()
+
+        async def listen() -> asyncio.Server:
+            return await asyncio.start_server(self.serve, "127.0.0.1", 0)
+
+        self.server = asyncio.run_coroutine_threadsafe(listen(), self.loop).result(60)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/v1"
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = (await reader.readuntil(b"\r\n\r\n")).decode()
+            length = re.search(r"content-length: (\d+)", head, re.IGNORECASE)
+            if length:
+                await reader.readexactly(int(length.group(1)))
+            if head.startswith("GET"):
+                body = json.dumps({"object": "list", "data": [{"id": "fake-model", "created": 1}]})
+            else:
+                self.completions += 1
+                if self.drop:
+                    return  # the request arrived; the connection drops without an answer
+                body = json.dumps({
+                    "id": "c", "object": "chat.completion", "created": 1, "model": "fake-model",
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
+                                 "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                })  # fmt: skip
+            writer.write(
+                f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
+                f"{len(body)}\r\nconnection: close\r\n\r\n{body}".encode()
+            )
+            await writer.drain()
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    def stop(self) -> None:
+        assert self.server is not None
+        server = self.server
+
+        async def close() -> None:
+            server.close()
+            await server.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(close(), self.loop).result(60)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(60)
+        self.loop.close()
+
+
+async def test_a_connection_lost_after_the_request_was_sent_is_not_retried(
+    make_settings: SettingsFactory,
+) -> None:
+    dropping, answering = RawUpstream(drop=True), RawUpstream(drop=False)
+    urls = f"{dropping.start()},{answering.start()}"
+    try:
+        app = create_app(make_settings(upstream_urls=urls, upstream_health_interval=3600))
+        async with AsyncTestClient(app=app) as client:
+            client.headers["Authorization"] = "Bearer " + await mint_key(client, "once")
+            statuses = sorted([(await client.post(CHAT, json=BODY)).status_code for _ in "ab"])
+            pool = client.app.state.resources.pool
+            healthy = [server.healthy for server in pool.servers]
+    finally:
+        dropping.stop()
+        answering.stop()
+    # round-robin: one request each; the dropped one is a 502, never sent again elsewhere
+    assert statuses == [200, 502]
+    assert (dropping.completions, answering.completions) == (1, 1)
+    assert healthy == [True, True]  # not ejected: it was reachable
+
+
+async def test_the_last_server_of_a_model_is_not_ejected_by_one_failed_connect(
+    make_settings: SettingsFactory, fake_upstream: FakeUpstream
+) -> None:
+    refusals = [1]
+
+    async def refuse_once(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and refusals:
+            refusals.pop()
+            raise httpx.ConnectError("connection refused", request=request)
+        return await fake_upstream.handle(request)
+
+    settings = make_settings(upstream_health_interval=3600)  # no probe comes to the rescue
+    app = create_app(settings, upstream_transport=httpx.MockTransport(refuse_once))
+    async with AsyncTestClient(app=app) as client:
+        client.headers["Authorization"] = "Bearer " + await mint_key(client, "blip")
+        assert (await client.post(CHAT, json=BODY)).status_code == 503
+        assert (await client.post(CHAT, json=BODY)).status_code == 200  # still in rotation

@@ -101,11 +101,25 @@ class JsonSchemaFormat(msgspec.Struct, omit_defaults=True, forbid_unknown_fields
     strict: bool | None = None
 
 
-class ResponseFormat(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
-    """``text``, ``json_object`` (any JSON) or ``json_schema`` (JSON matching a schema)."""
+class _ResponseFormat(msgspec.Struct, forbid_unknown_fields=True, tag_field="type"):
+    """How the answer is shaped, told apart by ``type`` as in OpenAI's API."""
 
-    type: Literal["text", "json_object", "json_schema"]
-    json_schema: JsonSchemaFormat | None = None
+
+class TextFormat(_ResponseFormat, tag="text"):
+    """Free text (the default)."""
+
+
+class JsonObjectFormat(_ResponseFormat, tag="json_object"):
+    """Any JSON object."""
+
+
+class JsonSchemaResponseFormat(_ResponseFormat, tag="json_schema"):
+    """JSON that matches ``json_schema.schema``."""
+
+    json_schema: JsonSchemaFormat
+
+
+ResponseFormat = TextFormat | JsonObjectFormat | JsonSchemaResponseFormat
 
 
 class FunctionDefinition(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):

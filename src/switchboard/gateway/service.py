@@ -21,14 +21,14 @@ import httpx
 from switchboard.gateway.accounting import Caller, Outcome, Recorder, Ticket
 from switchboard.gateway.cache import CachedAnswer, SafeCache, cache_key, is_cacheable
 from switchboard.gateway.chunks import DONE, Chunk, StreamItem
-from switchboard.gateway.errors import GatewayError, upstream_failed, upstream_timeout
+from switchboard.gateway.errors import GatewayError, upstream_timeout
 from switchboard.gateway.greedy import fan_out_count, fan_out_json
 from switchboard.gateway.limits import RateLimiter, Reservation
 from switchboard.gateway.parsing import Kind, ParsedRequest
 from switchboard.gateway.protocol import ModelCard, ModelList, Usage
 from switchboard.gateway.relay import ChunkInfo, peek, read_chunk, upstream_error
 from switchboard.gateway.streaming import InFlight, StreamPlan, open_stream
-from switchboard.gateway.upstream import UpstreamPool
+from switchboard.gateway.upstream import UpstreamPool, as_gateway_error
 from switchboard.observability.metrics import CACHE_REQUESTS, RATE_LIMITED
 from switchboard.settings import Settings
 from switchboard.usage.writer import UsageWriter
@@ -278,10 +278,8 @@ class GatewayService:
         async with self.pool.open(outcome.model, PATHS[kind], body) as response:
             try:
                 payload = await response.aread()
-            except httpx.TimeoutException:
-                raise upstream_timeout(outcome.model) from None
             except httpx.HTTPError as exc:
-                raise upstream_failed(outcome.model, exc) from None
+                raise as_gateway_error(exc, outcome.model) from None
         if response.status_code >= 400:
             raise upstream_error(response.status_code, payload)
         if outcome.copies > 1:

@@ -30,6 +30,7 @@ from switchboard.gateway.relay import (
     upstream_error,
     without_usage,
 )
+from switchboard.gateway.upstream import timed_out
 from switchboard.observability.metrics import ACTIVE_STREAMS, UPSTREAM_ERRORS
 
 StoreAnswer = Callable[[list[bytes], Usage], Awaitable[None]]
@@ -149,7 +150,7 @@ async def _relay(
 def _as_gateway_error(exc: Exception, model: str) -> GatewayError:
     if isinstance(exc, GatewayError):
         return exc
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, httpx.HTTPError) and timed_out(exc):
         return upstream_timeout(model)
     UPSTREAM_ERRORS.labels("stream").inc()
     why = str(exc) or type(exc).__name__

@@ -24,6 +24,7 @@ import msgspec
 from httpx_aiohttp import AiohttpTransport
 
 from switchboard.gateway.errors import (
+    GatewayError,
     model_not_found,
     model_unavailable,
     upstream_failed,
@@ -228,9 +229,7 @@ class UpstreamPool:
                 response = await self.client.send(request, stream=True)
             except httpx.HTTPError as exc:
                 if not never_reached(exc):  # counted by the caller's outcome (502/504)
-                    if isinstance(exc, httpx.TimeoutException):
-                        raise upstream_timeout(model) from None
-                    raise upstream_failed(model, exc) from None
+                    raise as_gateway_error(exc, model) from None
                 UPSTREAM_ERRORS.labels("connect").inc()
                 last_error = f"connect failed: {exc or type(exc).__name__}"
                 self.eject(server, last_error)
@@ -252,3 +251,17 @@ def never_reached(exc: httpx.HTTPError) -> bool:
     if isinstance(cause, aiohttp.ClientError):
         return isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
     return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+
+
+def timed_out(exc: httpx.HTTPError) -> bool:
+    """A timeout (504), rather than a failure (502)? Again the aiohttp error underneath decides:
+    a dropped connection arrives as httpx's ``ConnectTimeout``."""
+    cause = exc.__cause__
+    if isinstance(cause, aiohttp.ClientError):
+        return isinstance(cause, TimeoutError)
+    return isinstance(exc, httpx.TimeoutException)
+
+
+def as_gateway_error(exc: httpx.HTTPError, model: str) -> GatewayError:
+    """A failed model server call as the caller sees it: 504 for a timeout, else 502."""
+    return upstream_timeout(model) if timed_out(exc) else upstream_failed(model, exc)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Serve the prepared model with vLLM's OpenAI-compatible server on the CPU (foreground).
-# Usage: serve.sh MODEL_DIR [PORT]   (environment: SERVED_NAME, MAX_MODEL_LEN, KV_CACHE_GB, HOST)
+# Usage: serve.sh MODEL_DIR [PORT]   (environment: SERVED_NAME, MAX_MODEL_LEN, KV_CACHE_GB, HOST,
+# TOOL_CALL_PARSER: how tool calls are read from the model's text; hermes's <tool_call> format)
 set -euo pipefail
 model_dir=${1:?usage: serve.sh MODEL_DIR [PORT]}
 port=${2:-8001}
@@ -19,5 +20,6 @@ exec "$venv/bin/python" -m vllm.entrypoints.openai.api_server \
   --host "${HOST:-127.0.0.1}" --port "$port" \
   --max-model-len "${MAX_MODEL_LEN:-2048}" \
   --dtype bfloat16 \
+  --enable-auto-tool-choice --tool-call-parser "${TOOL_CALL_PARSER:-hermes}" \
   --disable-uvicorn-access-log \
   ${VLLM_EXTRA_ARGS:-}

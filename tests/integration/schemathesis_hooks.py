@@ -1,11 +1,15 @@
 """Schemathesis hooks for the contract test (loaded through ``SCHEMATHESIS_HOOKS``).
 
-Generated requests leave out the tool-calling fields: what vLLM does with ``tools`` depends on
-the model and on the server's tool parser (``--enable-auto-tool-choice``), which the 135M CPU
-test model does not have, so vLLM refuses schema-valid tool requests with a 400. The gateway's
-handling of those fields (validation, relaying, streamed tool-call deltas) has tests of its own.
-Schemathesis revalidates a changed case against the schema, so a case stays positive or
-negative as it really is.
+Schema-valid requests whose acceptance depends on the model being served leave out the fields
+that make it so; vLLM rightly refuses them with a 400, which no schema can predict:
+
+- ``tools``, ``tool_choice``, ``parallel_tool_calls``: what vLLM does with them depends on the
+  model's chat template and tool parser (tool calling has its own tests);
+- ``logit_bias``: its keys are token ids of the model's vocabulary;
+- ``continue_final_message`` with ``add_generation_prompt``: vLLM allows only one of them.
+
+Only positive cases are changed (``map_case`` runs in every phase, coverage included); negative
+cases keep their violation and must still be refused.
 """
 
 from __future__ import annotations
@@ -13,12 +17,19 @@ from __future__ import annotations
 from typing import Any
 
 import schemathesis
+from schemathesis import GenerationMode
 
-MODEL_DEPENDENT = ("tools", "tool_choice", "parallel_tool_calls")
+MODEL_DEPENDENT = ("tools", "tool_choice", "parallel_tool_calls", "logit_bias")
 
 
 @schemathesis.hook
-def map_body(context: Any, body: Any) -> Any:
-    if isinstance(body, dict):
-        return {key: value for key, value in body.items() if key not in MODEL_DEPENDENT}
-    return body
+def map_case(context: Any, case: Any) -> Any:
+    body = case.body
+    positive = case.meta is None or case.meta.generation.mode == GenerationMode.POSITIVE
+    if positive and isinstance(body, dict):
+        kept = {key: value for key, value in body.items() if key not in MODEL_DEPENDENT}
+        if kept.get("continue_final_message") and kept.get("add_generation_prompt") is not False:
+            kept.pop("continue_final_message")
+        if kept != body:
+            case.body = kept
+    return case

@@ -107,6 +107,11 @@ def test_closing_a_stream_mid_way_stops_generation(
         assert any(line.startswith("data: {") for line in received)
         assert running(model_server) >= 1  # generating right now
     generated.assert_aborted()
+    # accounted for what it generated (vLLM's usage in every chunk), not 0 and not everything
+    assert wait_until(lambda: _rows(app) != [])
+    [(status, completion_tokens)] = _rows(app)
+    assert status == 499
+    assert 0 < completion_tokens < MAX_TOKENS
 
 
 def test_closing_before_the_first_token_stops_generation(
@@ -150,5 +155,16 @@ def _statuses(app: LiveServer) -> list[int]:
 
         await app.app.state.resources.usage.flush()
         return [r["status"] for r in await UsageRecord.select(UsageRecord.status)]
+
+    return app.run(read())
+
+
+def _rows(app: LiveServer) -> list[tuple[int, int]]:
+    async def read() -> list[tuple[int, int]]:
+        from switchboard.usage.tables import UsageRecord
+
+        await app.app.state.resources.usage.flush()
+        rows = await UsageRecord.select(UsageRecord.status, UsageRecord.completion_tokens)
+        return [(r["status"], r["completion_tokens"]) for r in rows]
 
     return app.run(read())

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import openai
 
 from switchboard.accounts.services import create_user
+from switchboard.devstack.model_server import ModelServer
 from tests.conftest import WebFactory, mint_key_in
 from tests.integration.conftest import MODEL, AppFactory
 from tests.support.live import LiveServer
@@ -32,22 +35,33 @@ def test_chat_completion_through_the_app_with_the_openai_sdk(live_app: AppFactor
     assert completion.usage.prompt_tokens > 5
 
 
-def test_streamed_chat_arrives_in_chunks_with_usage(live_app: AppFactory) -> None:
+def test_streamed_chat_arrives_in_chunks_with_usage(
+    live_app: AppFactory, model_server: ModelServer
+) -> None:
+    """Relayed exactly: the same deltas and usage as vLLM sends to a direct client."""
     app = live_app()
-    client = sdk(app)
-    stream = client.chat.completions.create(
-        model=MODEL,
-        messages=[{"role": "user", "content": "Count from one to ten."}],
-        max_tokens=30,
-        stream=True,
-        stream_options={"include_usage": True},
-    )
-    chunks = list(stream)
-    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) > 3
+    request: dict[str, Any] = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "Count from one to ten."}],
+        "max_tokens": 30,
+        "temperature": 0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    chunks = list(sdk(app).chat.completions.create(**request))
+    direct = openai.OpenAI(base_url=f"{model_server.url}/v1", api_key="none", max_retries=0)
+    expected = list(direct.chat.completions.create(**request))
+
+    def deltas(stream: list[Any]) -> list[str]:
+        return [c.choices[0].delta.content or "" for c in stream if c.choices]
+
+    text = "".join(deltas(chunks))
     assert text.strip()
+    assert deltas(chunks) == deltas(expected)
+    assert all(c.usage is None for c in chunks[:-1])  # usage only where asked: the last chunk
     usage = chunks[-1].usage
     assert usage is not None
+    assert usage == expected[-1].usage
     finished = [
         c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
     ]

@@ -8,7 +8,7 @@ No check on response time: a generated prompt (up to 256 long messages) can take
 on the CPU model of a busy 2-core machine. Each request may take up to REQUEST_TIMEOUT, and
 Schemathesis reads only the configuration file given here (not a ``schemathesis.toml`` it
 would otherwise look for in the working directory and its parents), which sets no limit.
-Generated bodies leave out the tool-calling fields (schemathesis_hooks.py says why).
+Positive cases leave out the fields whose acceptance depends on the model (schemathesis_hooks.py).
 """
 
 from __future__ import annotations

@@ -110,16 +110,16 @@ class RedisCache:
 
     def __init__(self, url: str, ttl: float, max_entry_bytes: int, timeout: float) -> None:
         from redis.asyncio import Redis
+        from redis.driver_info import DriverInfo
 
-        # No CLIENT SETINFO handshake (lib_name/lib_version): a connection that hangs during it
-        # is never closed by redis-py; with none, every timeout closes its connection.
+        # No CLIENT SETINFO handshake: a connection that hangs during it is never closed by
+        # redis-py; with none, every timeout closes its connection.
         self.redis = Redis.from_url(
             url,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry_on_timeout=False,
-            lib_name=None,
-            lib_version=None,
+            driver_info=DriverInfo(name=None, lib_version=None),
         )
         self.ttl = ttl
         self.max_entry_bytes = max_entry_bytes

@@ -96,8 +96,9 @@ ChatMessage = SystemMessage | DeveloperMessage | UserMessage | AssistantMessage 
 
 class JsonSchemaFormat(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
     name: Annotated[str, Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_-]+$")]
+    schema: dict[str, Any]
+    """The JSON Schema the answer must match."""
     description: str | None = None
-    schema: dict[str, Any] | None = None
     strict: bool | None = None
 
 

@@ -5,8 +5,11 @@ that make it so; vLLM rightly refuses them with a 400, which no schema can predi
 
 - ``tools``, ``tool_choice``, ``parallel_tool_calls``: what vLLM does with them depends on the
   model's chat template and tool parser (tool calling has its own tests);
-- ``logit_bias``: its keys are token ids of the model's vocabulary;
-- ``continue_final_message`` with ``add_generation_prompt``: vLLM allows only one of them.
+- ``logit_bias``, ``stop_token_ids``: token ids of the model's vocabulary;
+- ``continue_final_message`` with ``add_generation_prompt``: vLLM allows only one of them;
+- ``min_tokens`` above ``max_tokens``: vLLM refuses it (a constraint between two fields);
+- ``bad_words`` beside a JSON ``response_format``: banned words can leave the grammar no token
+  to continue with, which vLLM reports as an internal error.
 
 Only positive cases are changed (``map_case`` runs in every phase, coverage included); negative
 cases keep their violation and must still be refused.
@@ -19,7 +22,9 @@ from typing import Any
 import schemathesis
 from schemathesis import GenerationMode
 
-MODEL_DEPENDENT = ("tools", "tool_choice", "parallel_tool_calls", "logit_bias")
+MODEL_DEPENDENT = (
+    "tools", "tool_choice", "parallel_tool_calls", "logit_bias", "stop_token_ids",
+)  # fmt: skip
 
 
 @schemathesis.hook
@@ -30,6 +35,16 @@ def map_case(context: Any, case: Any) -> Any:
         kept = {key: value for key, value in body.items() if key not in MODEL_DEPENDENT}
         if kept.get("continue_final_message") and kept.get("add_generation_prompt") is not False:
             kept.pop("continue_final_message")
+        limits = [kept.get(name) for name in ("max_tokens", "max_completion_tokens")]
+        bound = min((limit for limit in limits if isinstance(limit, int)), default=None)
+        if (
+            isinstance(kept.get("min_tokens"), int)
+            and bound is not None
+            and kept["min_tokens"] > bound
+        ):
+            kept.pop("min_tokens")
+        if kept.get("response_format") and kept.get("bad_words"):
+            kept.pop("bad_words")
         if kept != body:
             case.body = kept
     return case

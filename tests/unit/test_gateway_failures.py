@@ -305,3 +305,11 @@ class TestOperatorCap:
             (r.get("max_tokens"), r.get("max_completion_tokens")) for r in fake_upstream.requests
         ]
         assert sent == [(64, None), (64, None), (None, 10)]
+
+    async def test_min_tokens_stays_within_the_cap(
+        self, client: AsyncTestClient[Any], fake_upstream: FakeUpstream
+    ) -> None:
+        response = await client.post(CHAT, json=chat(max_tokens=500, min_tokens=100))
+        assert response.status_code == 200
+        sent = fake_upstream.requests[-1]
+        assert (sent["max_tokens"], sent["min_tokens"]) == (64, 64)

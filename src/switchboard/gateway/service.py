@@ -226,6 +226,8 @@ class GatewayService:
             "max_completion_tokens",
         }:
             body["max_tokens"] = cap  # an operator's cap also bounds requests that name none
+        if isinstance(body.get("min_tokens"), int) and body["min_tokens"] > cap:
+            body["min_tokens"] = cap  # the cap is ours: keep min_tokens within it
         return body
 
     async def _reserve(

@@ -5,6 +5,8 @@ allow-list and the token cap. Each test reproduces a bug of an earlier version."
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -231,19 +233,35 @@ class TestRedisRefusing:
         assert [row["status"] for row in await usage_rows(client.app)] == [200]
 
 
+class SilentServer:
+    """Accepts TCP connections and never answers (a hung Redis), in a thread of its own."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):  # the listener closed
+            while True:
+                self.accepted.append(self.listener.accept()[0])
+
+    def close(self) -> None:
+        self.listener.close()
+        self.thread.join(DEADLINE)
+        for connection in self.accepted:
+            connection.close()
+
+
 async def test_a_hung_redis_is_a_miss_not_a_hung_request(
     make_settings: Any, fake_upstream: FakeUpstream
 ) -> None:
     from switchboard.app import create_app
 
-    connections: list[asyncio.StreamWriter] = []
-
-    async def never_answer(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        connections.append(writer)  # accepted, then silence
-
-    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    settings = make_settings(redis_url=f"redis://127.0.0.1:{port}/0")
+    silent = SilentServer()
+    settings = make_settings(redis_url=f"redis://127.0.0.1:{silent.port}/0")
     try:
         app = create_app(settings, upstream_transport=fake_upstream.transport())
         async with AsyncTestClient(app=app) as client:
@@ -256,11 +274,7 @@ async def test_a_hung_redis_is_a_miss_not_a_hung_request(
             assert response.status_code == 200, response.text
             assert response.headers["x-cache"] == "miss"
     finally:
-        for writer in connections:
-            writer.close()
-            await writer.wait_closed()
-        server.close()
-        await server.wait_closed()
+        silent.close()
 
 
 # --- what is relayed to the model server --------------------------------------------------------

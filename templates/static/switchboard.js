@@ -29,6 +29,12 @@ function addCopyButtons(root) {
 }
 document.addEventListener("DOMContentLoaded", () => addCopyButtons(document));
 document.addEventListener("htmx:afterSwap", (event) => addCopyButtons(document));
+// The composer empties once its message was accepted (a listener here: the CSP allows no inline
+// handler, and htmx runs without eval, so no hx-on attribute either).
+document.addEventListener("htmx:afterRequest", (event) => {
+  const form = event.target;
+  if (form.id === "composer" && event.detail.successful) form.reset();
+});
 document.addEventListener("htmx:sseMessage", () => {
   const list = document.getElementById("messages");
   if (list) list.lastElementChild?.scrollIntoView({ block: "end" });

@@ -1,6 +1,8 @@
 from typing import Any
 
+import pytest
 from litestar.testing import AsyncTestClient
+from litestar.types import Receive, Scope, Send
 
 from tests.support.fake_upstream import FakeUpstream
 
@@ -42,3 +44,54 @@ async def test_a_sane_incoming_request_id_is_kept(client: AsyncTestClient[Any]) 
     assert response.headers["x-request-id"] == "trace-1234567"
     response = await client.get("/healthz", headers={"X-Request-ID": "bad id\n"})
     assert response.headers["x-request-id"] != "bad id\n"
+
+
+METRICS_TOKEN = "scrape-secret-for-readyz"
+
+
+class TestReadinessDetailsNeedTheMetricsToken:
+    @pytest.fixture
+    def app_overrides(self) -> dict[str, Any]:
+        return {"metrics_token": METRICS_TOKEN}
+
+    async def test_other_callers_learn_only_the_status(
+        self, client: AsyncTestClient[Any], fake_upstream: FakeUpstream
+    ) -> None:
+        ready = await client.get("/readyz")  # the client sends an API key, not the metrics token
+        assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
+        fake_upstream.healthy = False
+        down = await client.get("/readyz", headers={"Authorization": "Bearer wrong-token"})
+        assert (down.status_code, down.json()) == (503, {"status": "unavailable"})
+        assert "upstream.test" not in down.text
+        fake_upstream.healthy = True
+
+    async def test_the_metrics_token_shows_the_checks(
+        self, client: AsyncTestClient[Any], fake_upstream: FakeUpstream
+    ) -> None:
+        fake_upstream.healthy = False
+        auth = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+        response = await client.get("/readyz", headers=auth)
+        assert response.status_code == 503
+        checks = response.json()["checks"]
+        assert checks["database"] == "ok"
+        assert checks["model_server http://upstream.test/v1"].startswith("unreachable")
+        fake_upstream.healthy = True
+
+
+async def test_without_a_token_only_loopback_callers_see_the_checks(
+    client: AsyncTestClient[Any],
+) -> None:
+    app = client.app
+    inner = app.asgi_handler
+
+    async def from_elsewhere(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["client"] = ("203.0.113.9", 40000)
+        await inner(scope, receive, send)
+
+    app.asgi_handler = from_elsewhere
+    try:
+        response = await client.get("/readyz")
+    finally:
+        app.asgi_handler = inner
+    assert (response.status_code, response.json()) == (200, {"status": "ready"})
+    assert "checks" in (await client.get("/readyz")).json()  # the test client is loopback

@@ -113,7 +113,8 @@ def run_stack(settings: Settings) -> int:
         say("model server healthy; starting the app")
         prepare_multiprocess_metrics(settings)
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src")}
-        app = subprocess.Popen(app_command(settings), env=env, cwd=Path.cwd())
+        command, cwd = app_command(settings), Path.cwd()
+        app = subprocess.Popen(command, env=env, cwd=cwd)  # our server command  # nosec B603
         wait_ready(settings.base_url, app, timeout=120)
         say(f"ready: open {settings.base_url}/   (API: {settings.base_url}/v1 · Ctrl-C stops)")
         if not asyncio.run(has_admin(settings)):

@@ -1,18 +1,22 @@
-"""Liveness and readiness probes."""
+"""Liveness and readiness probes. Readiness details (error text, model server URLs) only for
+the callers /metrics trusts: anyone else learns the status alone."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import msgspec
-from litestar import Controller, Response, get
+from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
 
 from switchboard.db.engine import AnyEngine, ping
 from switchboard.gateway.upstream import UpstreamPool
+from switchboard.observability.controllers import may_scrape
+from switchboard.settings import Settings
 
 
-class Health(msgspec.Struct):
+class Health(msgspec.Struct, omit_defaults=True):
     status: str
     checks: dict[str, str] = {}
 
@@ -28,11 +32,16 @@ class HealthController(Controller):
     @get(
         "/readyz",
         operation_id="readiness",
-        summary="Database and model server answer (503 naming what is down otherwise)",
+        summary="Database and model server answer (503 otherwise); the checks need the metrics "
+        "token (or loopback when none is set)",
         cache=False,
     )
     async def readyz(
-        self, db: NamedDependency[AnyEngine], upstream_pool: NamedDependency[UpstreamPool]
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[AnyEngine],
+        upstream_pool: NamedDependency[UpstreamPool],
+        settings: NamedDependency[Settings],
     ) -> Response[Health]:
         checks: dict[str, str] = {}
         try:
@@ -43,7 +52,6 @@ class HealthController(Controller):
         for url, state in (await upstream_pool.health()).items():
             checks[f"model_server {url}"] = state
         ready = all(state == "ok" for state in checks.values())
-        return Response(
-            Health(status="ready" if ready else "unavailable", checks=checks),
-            status_code=200 if ready else 503,
-        )
+        status = "ready" if ready else "unavailable"
+        health = Health(status, checks) if may_scrape(request, settings) else Health(status)
+        return Response(health, status_code=200 if ready else 503)

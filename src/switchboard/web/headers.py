@@ -1,0 +1,75 @@
+"""Security headers on every response: pages, fragments, JSON, errors, static files, 404s.
+
+A ``before_send`` hook (like the request id): Litestar runs it for every response it sends,
+routed or not, error or not. The policy allows the app's own scripts, styles and connections
+only: no inline script, ``on*=`` handler or ``style=`` attribute anywhere, and htmx runs with
+``allowEval`` off (``templates/base.html``), so an injected attribute cannot run code.
+
+The OpenAPI UI is the one exception, and only outside production (see ``docs_render_plugins``).
+"""
+
+from __future__ import annotations
+
+from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin, SwaggerRenderPlugin
+from litestar.types import BeforeMessageSendHookHandler, Message, Scope
+
+from switchboard.settings import Settings
+
+CSP = (
+    "default-src 'self'; frame-ancestors 'none'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'"
+)
+HSTS = "max-age=31536000; includeSubDomains"
+DOCS_PATH = "/docs"
+SWAGGER_CDN = "https://cdn.jsdelivr.net"
+DOCS_UI_PATHS = frozenset({DOCS_PATH, f"{DOCS_PATH}/swagger", f"{DOCS_PATH}/oauth2-redirect.html"})
+"""The Swagger UI's HTML pages (``/docs/openapi.json`` is not one of them)."""
+DOCS_UI_CSP = (
+    f"default-src 'self'; script-src 'self' 'unsafe-inline' {SWAGGER_CDN}; "
+    f"style-src 'self' 'unsafe-inline' {SWAGGER_CDN}; img-src 'self' data: {SWAGGER_CDN}; "
+    "frame-ancestors 'none'; object-src 'none'; base-uri 'self'; form-action 'self'"
+)
+
+
+def docs_render_plugins(settings: Settings) -> list[OpenAPIRenderPlugin]:
+    """``/docs/openapi.json`` everywhere (clients and Schemathesis read it); the Swagger UI only
+    outside production. Production has no UI, so the app's origin never runs CDN code there
+    (``/docs`` then answers the JSON document itself).
+
+    Development and test keep Litestar's UI with a relaxed CSP on its pages alone, rather than
+    vendoring swagger-ui-dist: the three files it needs weigh 1.8 MB (5.18.2) for a developer
+    convenience, and the page starts with an inline script holding the whole schema (no stable
+    hash), so vendoring would still need a nonce or a custom page.
+    """
+    if settings.environment == "production":
+        return [JsonRenderPlugin()]
+    return [SwaggerRenderPlugin()]
+
+
+def _encoded(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+
+
+def security_headers(settings: Settings) -> BeforeMessageSendHookHandler:
+    """The hook for ``Litestar(before_send=...)``. HSTS only in production (where the app is
+    behind HTTPS); each header replaces any value a handler may have set."""
+    production = settings.environment == "production"
+    common = {
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "same-origin",
+        "X-Frame-Options": "DENY",
+    }
+    if production:
+        common["Strict-Transport-Security"] = HSTS
+    strict = _encoded({"Content-Security-Policy": CSP, **common})
+    docs_ui = _encoded({"Content-Security-Policy": DOCS_UI_CSP, **common})
+    names = {name for name, _ in strict}
+
+    async def add_security_headers(message: Message, scope: Scope) -> None:
+        if message["type"] != "http.response.start":
+            return
+        relaxed = not production and scope.get("path") in DOCS_UI_PATHS
+        kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+        message["headers"] = [*kept, *(docs_ui if relaxed else strict)]
+
+    return add_security_headers

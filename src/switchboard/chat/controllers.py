@@ -3,29 +3,32 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException, ValidationException
-from litestar.params import FromPath, FromQuery, MultipartBody, URLEncodedBody
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.params import FromPath, FromQuery, MultipartBody, QueryParameter, URLEncodedBody
 from litestar.plugins.htmx import ClientRedirect
 from litestar.response import Redirect, Stream, Template
 
 from switchboard.accounts.guards import current_user, requires_user
 from switchboard.accounts.tables import User
-from switchboard.chat import services, transfer
+from switchboard.chat import import_limits, services, transfer
 from switchboard.chat.markdown import render_markdown
 from switchboard.chat.streaming import follow_reply, stream_reply
 from switchboard.chat.tables import Conversation, Message
 from switchboard.gateway.service import GatewayService
 from switchboard.observability.request_id import request_id_of
 from switchboard.settings import Settings
+from switchboard.web.errors import handle_exception
 from switchboard.web.rendering import page, render_block
 
 TEMPLATE = "chat/page.html"
+PageNumber = Annotated[int, QueryParameter(ge=0, le=services.MAX_PAGE)]
 
 
 class MessageForm(msgspec.Struct):
@@ -52,16 +55,18 @@ def _settings_errors(
     data: SettingsForm, models: list[str], max_len: int
 ) -> tuple[dict[str, Any], list[str]]:
     errors: list[str] = []
-    changes: dict[str, Any] = {"system_prompt": data.system_prompt.strip()[:20_000]}
+    system_prompt = data.system_prompt.strip()[: services.MAX_SYSTEM_PROMPT_CHARS]
+    changes: dict[str, Any] = {"system_prompt": system_prompt}
     if data.model and data.model not in models:
         errors.append(f"Unknown model {data.model!r}.")
     changes["model"] = data.model
+    low, high = services.TEMPERATURE_RANGE
     try:
         changes["temperature"] = float(data.temperature)
-        if not 0 <= changes["temperature"] <= 2:
+        if not low <= changes["temperature"] <= high:
             raise ValueError
     except ValueError:
-        errors.append("Temperature is a number from 0 to 2.")
+        errors.append(f"Temperature is a number from {low:g} to {high:g}.")
     try:
         changes["max_tokens"] = int(data.max_tokens)
         if not 1 <= changes["max_tokens"] <= max_len:
@@ -85,6 +90,12 @@ async def _conversation(
     if conversation is None:  # someone else's looks exactly like a missing one
         raise NotFoundException("That conversation does not exist.")
     return user, conversation
+
+
+def _import_too_large(request: Request[Any, Any, Any], _: Exception) -> Response[Any]:
+    """A request body over the import's limit (refused before it is read): the error page, with
+    the import's own explanation."""
+    return handle_exception(request, RequestEntityTooLarge(detail=import_limits.TOO_LARGE))
 
 
 def _view(message: Message) -> dict[str, Any]:
@@ -122,7 +133,7 @@ class ChatController(Controller):
         self,
         request: Request[Any, Any, Any],
         q: FromQuery[str] = "",
-        page_number: FromQuery[int] = 0,
+        page_number: PageNumber = 0,
     ) -> Template:
         user = await _user(request)
         rows = await services.list_conversations(int(user.id), query=q, page=page_number)
@@ -156,7 +167,7 @@ class ChatController(Controller):
         gateway: NamedDependency[GatewayService],
     ) -> Template | Redirect:
         user, conversation = await _conversation(request, conversation_id)
-        text = data.content.strip()
+        text = services.clean(data.content).strip()
         if not text:
             context = {
                 **await self._page_context(user, conversation),
@@ -293,17 +304,25 @@ class ChatController(Controller):
         exported = await transfer.export_all(int(user.id))
         return _download(msgspec.json.encode(exported), "conversations.json", "application/json")
 
-    @post("/import", status_code=303, request_max_body_size=64 * 1024 * 1024)
+    @post(
+        "/import",
+        status_code=303,
+        request_max_body_size=import_limits.MAX_IMPORT_BYTES + import_limits.MULTIPART_SLACK,
+        exception_handlers={413: _import_too_large},
+    )
     async def import_json(
-        self, request: Request[Any, Any, Any], data: MultipartBody[ImportForm]
+        self,
+        request: Request[Any, Any, Any],
+        data: MultipartBody[ImportForm],
+        settings: NamedDependency[Settings],
     ) -> Template | Redirect:
         user = await _user(request)
-        try:
-            parsed = transfer.parse_import(await data.file.read())
+        try:  # one byte more than allowed is enough to know the file is too large
+            parsed = transfer.parse_import(await data.file.read(import_limits.MAX_IMPORT_BYTES + 1))
         except transfer.ImportError_ as exc:
             context = {**await self._page_context(user, None), "import_error": str(exc)[:300]}
-            return page(request, TEMPLATE, context, status_code=400)
-        await transfer.import_all(int(user.id), parsed)
+            return page(request, TEMPLATE, context, status_code=exc.status_code)
+        await transfer.import_all(int(user.id), parsed, max_tokens=settings.model_max_len)
         return Redirect("/chat", status_code=303)
 
     @post("/{conversation_id:int}/rename", status_code=303)

@@ -5,12 +5,25 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from piccolo.columns.combination import WhereRaw
+
 from switchboard.chat.tables import Conversation, Message
 from switchboard.db.engine import is_postgres
 from switchboard.observability.metrics import CONVERSATIONS_CREATED, MESSAGES_CREATED
 
 PAGE_SIZE = 20
+MAX_PAGE = 10_000
+"""The last page number the conversation list serves (200,000 conversations in)."""
+SEARCH_MAX_CHARS = 200
+"""A longer search is cut to this many characters."""
 TITLE_LENGTH = 60
+# Bounds of a conversation's fields (the columns, the forms and imports keep to them).
+MAX_TITLE_CHARS = 200
+MAX_SYSTEM_PROMPT_CHARS = 20_000
+MAX_MODEL_CHARS = 128
+TEMPERATURE_RANGE = (0.0, 2.0)
+DEFAULT_TEMPERATURE = 0.7
+LIKE_ESCAPE = "!"
 # An assistant message is "streaming" until one request claims it ("generating"); "stopping" is
 # asked by the stop button; the rest are final.
 LIVE = ("streaming", "generating", "stopping")
@@ -21,6 +34,11 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def clean(text: str) -> str:
+    """Text as PostgreSQL can store it: without NUL characters (SQLite would keep them)."""
+    return text.replace("\x00", "")
+
+
 def title_from(text: str) -> str:
     words = " ".join(text.split())
     return words if len(words) <= TITLE_LENGTH else words[: TITLE_LENGTH - 1].rstrip() + "…"
@@ -29,18 +47,21 @@ def title_from(text: str) -> str:
 async def list_conversations(
     user_id: int, *, query: str = "", page: int = 0
 ) -> list[dict[str, Any]]:
-    """Newest first; ``query`` matches titles and message contents (case-insensitive)."""
+    """Newest first; ``query`` matches titles and message contents (case-insensitive, literally:
+    ``%`` and ``_`` are plain characters), of ``user_id``'s conversations only."""
     select = Conversation.select(
         Conversation.id, Conversation.title, Conversation.updated_at
     ).where(Conversation.user == user_id)
-    if query.strip():
-        pattern = f"%{query.strip()}%"
+    text = clean(query).strip()[:SEARCH_MAX_CHARS]
+    if text:
+        pattern = f"%{like_escape(text)}%"
         in_messages = Message.select(Message.conversation).where(
-            _contains(Message.content, pattern)
+            (Message.conversation.user == user_id) & _contains(Message.content, pattern)
         )
         select = select.where(
             _contains(Conversation.title, pattern) | Conversation.id.is_in(in_messages)
         )
+    page = min(max(page, 0), MAX_PAGE)
     rows: list[dict[str, Any]] = (
         await select.order_by(Conversation.updated_at, ascending=False)
         .order_by(Conversation.id, ascending=False)
@@ -50,9 +71,19 @@ async def list_conversations(
     return rows
 
 
-def _contains(column: Any, pattern: str) -> Any:
-    """Case-insensitive match: ILIKE on PostgreSQL; SQLite's LIKE already ignores case."""
-    return column.ilike(pattern) if is_postgres(Conversation._meta.db) else column.like(pattern)
+def like_escape(text: str) -> str:
+    """``text`` as a LIKE pattern that matches only itself (with ``ESCAPE LIKE_ESCAPE``)."""
+    for special in (LIKE_ESCAPE, "%", "_"):  # the escape character first
+        text = text.replace(special, LIKE_ESCAPE + special)
+    return text
+
+
+def _contains(column: Any, pattern: str) -> WhereRaw:
+    """Case-insensitive LIKE with an escape character (Piccolo's like() has no ESCAPE): ILIKE on
+    PostgreSQL; SQLite's LIKE already ignores case. The pattern is a bound parameter."""
+    operator = "ILIKE" if is_postgres(Conversation._meta.db) else "LIKE"
+    name = column._meta.get_full_name(with_alias=False)  # a quoted "table"."column"
+    return WhereRaw(f"{name} {operator} {{}} ESCAPE '{LIKE_ESCAPE}'", pattern)
 
 
 async def owned(conversation_id: int, user_id: int) -> Conversation | None:
@@ -80,6 +111,7 @@ async def messages_of(conversation_id: int) -> list[Message]:
 async def add_message(
     conversation: Conversation, role: str, content: str, status: str = "complete"
 ) -> Message:
+    content = clean(content)
     message = Message(conversation=conversation.id, role=role, content=content, status=status)
     await message.save()
     MESSAGES_CREATED.labels(role).inc()
@@ -92,7 +124,7 @@ async def add_message(
 
 
 async def rename(conversation: Conversation, title: str) -> None:
-    conversation.title = title_from(title) or "Untitled"
+    conversation.title = title_from(clean(title)) or "Untitled"
     await Conversation.update({Conversation.title: conversation.title}).where(
         Conversation.id == conversation.id
     )
@@ -106,7 +138,7 @@ async def finish_message(
     message_id: int, content: str, status: str, error: str = "", tokens: int = 0
 ) -> None:
     await Message.update(
-        {Message.content: content, Message.status: status, Message.error: error,
+        {Message.content: clean(content), Message.status: status, Message.error: clean(error),
          Message.completion_tokens: tokens}
     ).where(Message.id == message_id)  # fmt: skip
 
@@ -164,10 +196,11 @@ async def drop_after(conversation_id: int, message_id: int) -> None:
 
 
 async def replace_content(message_id: int, content: str) -> None:
-    await Message.update({Message.content: content}).where(Message.id == message_id)
+    await Message.update({Message.content: clean(content)}).where(Message.id == message_id)
 
 
 async def update_settings(conversation: Conversation, changes: dict[str, Any]) -> None:
+    changes = {name: clean(v) if isinstance(v, str) else v for name, v in changes.items()}
     columns = {getattr(Conversation, name): value for name, value in changes.items()}
     await Conversation.update(columns).where(Conversation.id == conversation.id)
     for name, value in changes.items():

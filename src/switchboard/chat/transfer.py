@@ -6,12 +6,12 @@ import datetime as dt
 from typing import Literal
 
 import msgspec
+from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 
-from switchboard.chat import services
+from switchboard.chat import import_limits, services
 from switchboard.chat.tables import Conversation, Message
 
 FORMAT_VERSION = 1
-MAX_IMPORT_CONVERSATIONS = 10_000
 KEPT_STATUSES = ("complete", "stopped", "error")
 
 
@@ -27,7 +27,7 @@ class ExportedConversation(msgspec.Struct):
     messages: list[ExportedMessage]
     system_prompt: str = ""
     model: str = ""
-    temperature: float = 0.7
+    temperature: float = services.DEFAULT_TEMPERATURE
     max_tokens: int = 512
     created_at: dt.datetime | None = None
 
@@ -81,37 +81,63 @@ def as_markdown(exported: ExportedConversation) -> str:
 class ImportError_(ValueError):
     """The uploaded file is not an export we can read (the message says why)."""
 
+    status_code = 400
+
+
+class ImportTooLarge(ImportError_):
+    """The file is over the import's size limit."""
+
+    status_code = 413
+
 
 def parse_import(raw: bytes) -> Export:
+    """The export in ``raw``, within the import limits (else ImportError_ says which)."""
+    if len(raw) > import_limits.MAX_IMPORT_BYTES:
+        raise ImportTooLarge(import_limits.TOO_LARGE)
     try:
         parsed = msgspec.json.decode(raw, type=Export)
     except msgspec.ValidationError as exc:
         raise ImportError_(f"That file is not a Switchboard export: {exc}") from None
     except msgspec.DecodeError:
         raise ImportError_("That file is not JSON.") from None
-    if len(parsed.conversations) > MAX_IMPORT_CONVERSATIONS:
-        raise ImportError_(f"At most {MAX_IMPORT_CONVERSATIONS} conversations per import.")
+    problem = import_limits.first_problem(parsed)
+    if problem:
+        raise ImportError_(problem)
     return parsed
 
 
-async def import_all(user_id: int, export: Export) -> int:
-    for item in export.conversations:
-        conversation = Conversation(
-            user=user_id, title=services.title_from(item.title) or "Imported",
-            system_prompt=item.system_prompt, model=item.model,
-            temperature=min(max(item.temperature, 0.0), 2.0), max_tokens=max(1, item.max_tokens),
-        )  # fmt: skip
-        await conversation.save()
-        if item.messages:
-            await Message.insert(
-                *(
-                    Message(
-                        conversation=conversation.id,
-                        role=m.role,
-                        content=m.content,
-                        status=m.status if m.status in KEPT_STATUSES else "complete",
-                    )
-                    for m in item.messages
-                )
-            )
+async def import_all(user_id: int, export: Export, *, max_tokens: int) -> int:
+    """Add the conversations to ``user_id``'s, all or none (one transaction); settings are
+    clamped into the settings form's ranges (``max_tokens``: the model's context length)."""
+    engine = Conversation._meta.db
+    # SQLite: take the write lock up front (a deferred transaction could fail to upgrade).
+    transaction = (
+        engine.transaction(transaction_type=TransactionType.immediate)
+        if isinstance(engine, SQLiteEngine)
+        else engine.transaction()
+    )
+    async with transaction:
+        for item in export.conversations:
+            await _import_one(user_id, item, max_tokens)
     return len(export.conversations)
+
+
+async def _import_one(user_id: int, item: ExportedConversation, max_tokens: int) -> None:
+    conversation = Conversation(
+        user=user_id, title=services.title_from(services.clean(item.title)) or "Imported",
+        system_prompt=services.clean(item.system_prompt), model=services.clean(item.model),
+        temperature=import_limits.clamp_temperature(item.temperature),
+        max_tokens=import_limits.clamp_max_tokens(item.max_tokens, max_tokens),
+    )  # fmt: skip
+    await conversation.save()
+    rows = [
+        Message(
+            conversation=conversation.id,
+            role=m.role,
+            content=services.clean(m.content),
+            status=m.status if m.status in KEPT_STATUSES else "complete",
+        )
+        for m in item.messages
+    ]
+    for start in range(0, len(rows), import_limits.INSERT_BATCH):
+        await Message.insert(*rows[start : start + import_limits.INSERT_BATCH])

@@ -41,8 +41,12 @@ async def daily_totals(
     since: dt.datetime,
     until: dt.datetime | None = None,
     subject_id: int | None = None,
+    user_id: int | None = None,
 ) -> list[DailyTotal]:
-    """Requests and tokens per day, per key or per user (optionally only one of them)."""
+    """Requests and tokens per day, per key or per user (optionally only one of them).
+
+    ``user_id``: only that user's requests (with ``by="key"``: their own keys' usage; a key id
+    of a deleted key can come back on SQLite, and usage rows outlive keys)."""
     column = "key_id" if by == "key" else "user_id"
     until = until or dt.datetime.now(dt.UTC)
     where = "created_at >= {} AND created_at < {}"
@@ -50,6 +54,9 @@ async def daily_totals(
     if subject_id is not None:
         where += f" AND {column} = {{}}"
         args.append(subject_id)
+    if user_id is not None:
+        where += " AND user_id = {}"
+        args.append(user_id)
     day = _day_expression()
     sql = f"""
         SELECT {day} AS day, {column} AS subject_id, COUNT(*) AS requests,
@@ -60,7 +67,7 @@ async def daily_totals(
                COALESCE(SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), 0) AS errors
         FROM usage_records WHERE {where}
         GROUP BY {day}, {column} ORDER BY day, subject_id
-    """  # noqa: S608 - column and day come from the two literals above, values are bound
+    """  # noqa: S608 - column and day come from the two literals above, values are bound  # nosec
     rows = await UsageRecord.raw(sql, *args)
     return [
         DailyTotal(

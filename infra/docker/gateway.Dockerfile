@@ -7,7 +7,7 @@ COPY pyproject.toml uv.lock README.md ./
 COPY src ./src
 COPY templates ./templates
 RUN uv build --wheel --out-dir /dist \
- && uv export --frozen --no-dev --no-emit-project --format requirements-txt > /dist/requirements.txt
+ && uv export --frozen --no-dev --extra redis --no-emit-project --format requirements-txt > /dist/requirements.txt
 
 FROM python:3.11-slim-bookworm
 RUN apt-get update \
@@ -16,7 +16,8 @@ RUN apt-get update \
  && useradd --create-home --uid 10001 switchboard
 COPY --from=build /dist /dist
 RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-cache-dir -r /dist/requirements.txt /dist/*.whl \
+ && /opt/venv/bin/pip install --no-cache-dir --require-hashes -r /dist/requirements.txt \
+ && /opt/venv/bin/pip install --no-cache-dir --no-deps /dist/*.whl \
  && rm -rf /dist
 ENV PATH=/opt/venv/bin:$PATH \
     SWITCHBOARD_HOST=0.0.0.0 SWITCHBOARD_PORT=8000 SWITCHBOARD_DATA_DIR=/var/lib/switchboard \

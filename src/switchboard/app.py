@@ -9,8 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from litestar import Litestar
@@ -19,17 +18,20 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware.session.server_side import ServerSideSessionConfig
 from litestar.openapi.config import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
-from litestar.stores.file import FileStore
+from litestar.stores.base import Store
+from litestar.stores.redis import RedisStore
 
 from switchboard.accounts.admin import AdminController
 from switchboard.accounts.controllers import AccountsController
-from switchboard.accounts.throttle import SignInThrottle
+from switchboard.accounts.sessions import DatabaseStore, session_middleware
+from switchboard.accounts.throttle import MemoryFailures, RedisFailures, SignInThrottle
 from switchboard.chat.controllers import ChatController
 from switchboard.db.engine import AnyEngine, build_engine, close_engine, open_engine
+from switchboard.db.redis import redis_client
 from switchboard.db.registry import install_engine, migrate
+from switchboard.gateway.buckets import MemoryBuckets, RedisBuckets
 from switchboard.gateway.cache import MemoryCache, RedisCache, ResponseCache, SafeCache
 from switchboard.gateway.limits import RateLimiter
 from switchboard.gateway.openapi import publish_request_schemas
@@ -49,7 +51,12 @@ from switchboard.usage.controllers import UsageController
 from switchboard.usage.queries import prune
 from switchboard.usage.writer import UsageEvent, UsageWriter
 from switchboard.web.errors import handle_exception
+from switchboard.web.forwarded import ForwardedHeaders
+from switchboard.web.headers import docs_render_plugins, security_headers
 from switchboard.web.templating import template_config, templates_dir
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
 RETENTION_EVERY_SECONDS = 3600.0
@@ -76,16 +83,22 @@ def build_cache(settings: Settings) -> ResponseCache:
     return MemoryCache(settings.cache_max_entries, settings.cache_max_bytes, settings.cache_ttl)
 
 
-async def _prune_forever(settings: Settings) -> None:
-    """Retention: drop usage rows older than the setting, hourly, in small batches."""
+async def _prune_forever(settings: Settings, sessions_in_database: bool) -> None:
+    """Retention, hourly: usage rows older than the setting (in small batches) and expired
+    sessions (Redis expires its own)."""
     while True:
         try:
-            cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=settings.usage_retention_days)
-            deleted = await prune(cutoff)
-            if deleted:
-                log.info("pruned old usage rows", extra={"deleted": deleted})
+            if settings.usage_retention_days:
+                days = settings.usage_retention_days
+                deleted = await prune(dt.datetime.now(dt.UTC) - dt.timedelta(days=days))
+                if deleted:
+                    log.info("pruned old usage rows", extra={"deleted": deleted})
+            if sessions_in_database:
+                purged = await DatabaseStore().purge_expired()
+                if purged:
+                    log.info("purged expired sessions", extra={"deleted": purged})
         except Exception:
-            log.exception("usage retention failed")
+            log.exception("retention failed")
         await asyncio.sleep(RETENTION_EVERY_SECONDS)
 
 
@@ -97,7 +110,9 @@ async def _cancel(task: asyncio.Task[None]) -> None:
 
 @asynccontextmanager
 async def open_resources(
-    settings: Settings, upstream_transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings,
+    upstream_transport: httpx.AsyncBaseTransport | None = None,
+    shared: Redis | None = None,
 ) -> AsyncIterator[Resources]:
     """Open everything in order; on the way out: stop taking completions and let streams in
     flight finish (``shutdown_grace``), flush usage, then close the pool, the cache and the
@@ -108,7 +123,9 @@ async def open_resources(
         await open_engine(db, settings.database_pool_size)
         stack.push_async_callback(close_engine, db)
         await migrate(settings.resolved_database_url)
-        keys = KeyService()
+        if shared is not None:
+            stack.push_async_callback(shared.aclose)
+        keys = KeyService(settings.key_cache_seconds, settings.max_keys_per_user)
 
         async def touch_keys(batch: list[UsageEvent]) -> None:
             used = {event.key_id for event in batch if event.key_id is not None}
@@ -127,11 +144,13 @@ async def open_resources(
         usage.start()
         stack.push_async_callback(usage.aclose)  # flushes what is buffered
         await pool.start()
-        gateway = GatewayService(settings, pool, RateLimiter(), cache, usage)
+        limiter = RateLimiter(RedisBuckets(shared) if shared is not None else MemoryBuckets())
+        stack.push_async_callback(limiter.aclose)
+        gateway = GatewayService(settings, pool, limiter, cache, usage)
         background = [asyncio.create_task(refresh_forever(settings.business_metrics_interval),
                                           name="business")]  # fmt: skip
-        if settings.usage_retention_days:
-            background.append(asyncio.create_task(_prune_forever(settings), name="usage-retention"))
+        background.append(asyncio.create_task(_prune_forever(settings, shared is None),
+                                              name="retention"))  # fmt: skip
         for task in background:
             stack.push_async_callback(_cancel, task)
         stack.push_async_callback(_drain, gateway, settings.shutdown_grace)
@@ -145,17 +164,34 @@ async def _drain(gateway: GatewayService, grace: float) -> None:
                     extra={"streams": cut})  # fmt: skip
 
 
+# Anchored: an unanchored "/v1" would also exempt "/chat/v1..." from sessions and CSRF.
+NO_SESSION_PATHS = [r"^/v1(/|$)", r"^/metrics$", r"^/healthz$", r"^/readyz$", r"^/static/"]
+
+
+def cookie_name(settings: Settings, name: str) -> str:
+    """``__Host-`` prefixed behind HTTPS: the browser then insists on Secure, path / and no
+    domain, so a sibling subdomain cannot plant or overwrite it."""
+    return f"__Host-{name}" if settings.secure_cookies else name
+
+
 def session_config(settings: Settings) -> ServerSideSessionConfig:
-    """Server-side sessions: an opaque id in an HttpOnly, SameSite=Lax cookie (Secure behind
-    HTTPS); the data in a file store under the data dir, shared by the worker processes."""
+    """Server-side sessions (accounts/sessions.py): an opaque id in an HttpOnly, SameSite=Lax
+    cookie, Secure behind HTTPS; a sliding lifetime of ``session_days``."""
     return ServerSideSessionConfig(
-        key="sb_session",
-        max_age=14 * 24 * 3600,
+        key=cookie_name(settings, "sb_session"),
+        max_age=settings.session_days * 24 * 3600,
+        renew_on_access=True,
         httponly=True,
         samesite="lax",
         secure=settings.secure_cookies,
-        exclude=["/v1", "/metrics", "/healthz", "/readyz", "/static"],
+        exclude=NO_SESSION_PATHS,
     )
+
+
+def session_store(shared: Redis | None) -> Store:
+    if shared is not None:
+        return RedisStore(shared, namespace="sb:session")
+    return DatabaseStore()
 
 
 def create_app(
@@ -164,11 +200,15 @@ def create_app(
     """Build the app. ``upstream_transport`` lets unit tests stand in for the model server."""
     settings = settings or get_settings()
     configure_logging(settings.log_level)
-    throttle = SignInThrottle()
+    # one client for the state every worker must share (limits, throttle, sessions)
+    shared = (
+        redis_client(settings.redis_url, settings.redis_timeout) if settings.redis_url else None
+    )
+    throttle = SignInThrottle(RedisFailures(shared) if shared is not None else MemoryFailures())
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with open_resources(settings, upstream_transport) as resources:
+        async with open_resources(settings, upstream_transport, shared) as resources:
             app.state.resources = resources
             log.info("switchboard ready on %s (database %s)", settings.base_url,
                      type(resources.db).__name__)  # fmt: skip
@@ -204,17 +244,16 @@ def create_app(
             "usage": provide("usage"),
         },
         lifespan=[lifespan],
-        before_send=[add_request_id_header],
-        middleware=[session_config(settings).middleware],
+        before_send=[add_request_id_header, security_headers(settings)],
+        middleware=[session_middleware(session_config(settings))],
         csrf_config=CSRFConfig(
             secret=settings.secret_key,
+            cookie_name=cookie_name(settings, "csrftoken"),
             cookie_secure=settings.secure_cookies,
             cookie_samesite="lax",
-            exclude=["/v1", "/metrics", "/healthz", "/readyz", "/static"],
+            exclude=NO_SESSION_PATHS,
         ),
-        stores={
-            "sessions": FileStore(Path(settings.data_dir) / "sessions", create_directories=True)
-        },
+        stores={"sessions": session_store(shared)},
         exception_handlers={Exception: handle_exception},
         template_config=template_config(),
         request_max_body_size=settings.max_body_bytes,
@@ -223,7 +262,7 @@ def create_app(
             version="0.1.0",
             description="OpenAI-compatible gateway and workspace in front of vLLM.",
             path="/docs",
-            render_plugins=[SwaggerRenderPlugin()],
+            render_plugins=docs_render_plugins(settings),  # no UI in production
             components=Components(
                 security_schemes={
                     "BearerAuth": SecurityScheme(
@@ -238,4 +277,6 @@ def create_app(
     publish_request_schemas(app.openapi_schema, example_model=settings.default_model)
     # Wrapped here, not as Litestar middleware, so that unrouted requests (404) are counted too.
     app.asgi_handler = AccessMiddleware(app.asgi_handler)
+    # Outermost: the access log, the throttle and /metrics' loopback check see the real client.
+    app.asgi_handler = ForwardedHeaders(app.asgi_handler, settings.trusted_proxy_networks)
     return app

@@ -19,7 +19,7 @@ def _serve(_: argparse.Namespace) -> int:
     settings = get_settings()
     prepare_multiprocess_metrics(settings)
     command = app_command(settings)
-    os.execv(command[0], command)  # noqa: S606 - replace this process with the server
+    os.execv(command[0], command)  # noqa: S606 - replace this process with the server  # nosec B606
 
 
 def _stack(_: argparse.Namespace) -> int:
@@ -56,11 +56,16 @@ async def _migrate(_: argparse.Namespace) -> int:
 
 
 async def _users_create(args: argparse.Namespace) -> int:
-    from switchboard.accounts.services import AccountError, create_user
+    from switchboard.accounts.services import AccountError, create_user, password_problem
 
     password = args.password
     if password is None and args.admin:
         password = getpass.getpass(f"password for {args.username}: ")
+    if password is not None and (
+        problem := password_problem(password, get_settings().password_min_length)
+    ):
+        print(f"switchboard: {problem}", file=sys.stderr)
+        return 1
     try:
         user = await create_user(
             args.username, password=password, role="admin" if args.admin else "member",
@@ -75,16 +80,20 @@ async def _users_create(args: argparse.Namespace) -> int:
 
 async def _keys_create(args: argparse.Namespace) -> int:
     from switchboard.accounts.services import create_user, get_user_by_name
-    from switchboard.keys.services import KeyService
+    from switchboard.keys.services import KeyLimitError, KeyService
 
     settings = get_settings()
     user = await get_user_by_name(args.user)
     if user is None:
         user = await create_user(args.user, rpm=settings.default_rpm, tpm=settings.default_tpm)
         print(f"created member {user.username!r} (no password: API access only)", file=sys.stderr)
-    minted = await KeyService().mint(
-        int(user.id), name=args.name, rpm=args.rpm, tpm=args.tpm, expires_days=args.expires
-    )
+    try:
+        minted = await KeyService(max_per_user=settings.max_keys_per_user).mint(
+            int(user.id), name=args.name, rpm=args.rpm, tpm=args.tpm, expires_days=args.expires
+        )
+    except KeyLimitError as exc:
+        print(f"switchboard: {exc}", file=sys.stderr)
+        return 1
     print(
         f"key {minted.key_id} for {user.username!r} ({minted.prefix}...); shown once:",
         file=sys.stderr,

@@ -6,6 +6,7 @@ embedded stack on one machine; ``.env.example`` lists them all.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from functools import lru_cache
@@ -15,8 +16,9 @@ from typing import Any, Literal
 import msgspec
 
 PREFIX = "SWITCHBOARD_"
-DEVELOPMENT_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - refused outside development
+DEVELOPMENT_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - dev only  # nosec B105
 EXAMPLE_SECRETS = frozenset({DEVELOPMENT_SECRET, "changethis", "change-me", "secret", ""})
+MIN_SECRET_BYTES = 32
 
 
 class SettingsError(ValueError):
@@ -31,11 +33,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
-    """Gateway worker processes (granian)."""
+    """Gateway worker processes (granian). More than one needs ``redis_url``: limits, the
+    sign-in throttle and key revocations must be shared by the workers."""
     public_url: str = ""
     """External URL (behind a proxy); defaults to http://host:port."""
     secret_key: str = DEVELOPMENT_SECRET
-    """Signs sessions and CSRF tokens. Must be set in production."""
+    """Signs sessions and CSRF tokens. Outside development and test: 32+ random bytes."""
     data_dir: str = "var"
     """Where the SQLite file, cached models and other local state live."""
     database_url: str = ""
@@ -90,10 +93,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
     # --- HTTP -------------------------------------------------------------------------------
     max_body_bytes: int = 1_048_576
+    trusted_proxies: str = ""
+    """Comma-separated addresses or networks (CIDR) of reverse proxies whose
+    ``X-Forwarded-For``/``-Proto`` are believed; empty: none (the peer is the client)."""
+
+    # --- accounts and keys ------------------------------------------------------------------
+    password_min_length: int = 12
+    session_days: int = 14
+    """Days a sign-in lasts without activity."""
+    max_keys_per_user: int = 20
+    """Active API keys one person may hold (limits are per person too: keys add no quota)."""
+    key_cache_seconds: float = 1.0
+    """Seconds a verified API key is remembered by a worker: a revoked key or a disabled user
+    stops working on every worker within this time."""
 
     # --- observability ----------------------------------------------------------------------
     metrics_token: str = ""
-    """Bearer token Prometheus sends to /metrics; empty: /metrics answers loopback clients only."""
+    """Bearer token Prometheus sends to /metrics (it also shows /readyz's checks); required in
+    production. Empty: /metrics and the checks are for loopback clients only."""
     business_metrics_interval: float = 60.0
     """Seconds between the database aggregates behind the business gauges."""
 
@@ -119,6 +136,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         return self.public_url.startswith("https://")
 
     @property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(
+            ipaddress.ip_network(part.strip(), strict=False)
+            for part in self.trusted_proxies.split(",")
+            if part.strip()
+        )
+
+    @property
     def base_url(self) -> str:
         return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
 
@@ -131,8 +156,16 @@ def _check(settings: Settings) -> None:
         fail("port", f"{settings.port} is not a TCP port")
     if not 0 < settings.model_server_port < 65536:
         fail("model_server_port", f"{settings.model_server_port} is not a TCP port")
-    if settings.environment == "production" and settings.secret_key in EXAMPLE_SECRETS:
-        fail("secret_key", "set a real secret in production (e.g. `openssl rand -hex 32`)")
+    secret = settings.secret_key
+    if settings.environment not in ("development", "test") and (
+        len(secret.encode()) < MIN_SECRET_BYTES or secret.lower() in EXAMPLE_SECRETS
+    ):
+        fail("secret_key", f"outside development and test it must be a random value of at "
+             f"least {MIN_SECRET_BYTES} bytes, not an example; make one with "
+             "`openssl rand -hex 32`")  # fmt: skip
+    if settings.environment == "production" and not settings.metrics_token:
+        fail("metrics_token", "production needs the bearer token Prometheus sends to /metrics "
+             "(and that shows /readyz's checks); make one with `openssl rand -hex 32`")  # fmt: skip
     url = settings.resolved_database_url
     if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         fail("database_url", f"{url!r} must start with sqlite:/// or postgresql://")
@@ -150,16 +183,27 @@ def _check(settings: Settings) -> None:
         if not upstream.startswith(("http://", "https://")):
             fail("upstream_urls", f"{upstream!r} is not an http(s) URL")
     positive = ("max_body_bytes", "database_pool_size", "model_max_len", "workers",
-                "default_rpm", "default_tpm", "usage_batch_size", "usage_buffer_max")  # fmt: skip
+                "default_rpm", "default_tpm", "usage_batch_size", "usage_buffer_max",
+                "password_min_length", "session_days", "max_keys_per_user")  # fmt: skip
     for name in positive:
         if getattr(settings, name) <= 0:
             fail(name, "must be positive")
     seconds = ("upstream_connect_timeout", "upstream_first_byte_timeout", "upstream_total_timeout",
                "upstream_health_interval", "usage_flush_interval", "cache_ttl",
-               "business_metrics_interval", "redis_timeout")  # fmt: skip
+               "business_metrics_interval", "redis_timeout", "key_cache_seconds")  # fmt: skip
     for name in seconds:
         if getattr(settings, name) <= 0:
             fail(name, "must be a positive number of seconds")
+    if settings.workers > 1 and not settings.redis_url:
+        fail("workers", f"{settings.workers} workers need SWITCHBOARD_REDIS_URL: rate limits, "
+             "the sign-in throttle and revocations must be shared by every worker")  # fmt: skip
+    if settings.environment == "production" and not settings.secure_cookies:
+        fail("public_url", "production needs the https:// address people use (cookies are "
+             "Secure and __Host- prefixed only behind HTTPS)")  # fmt: skip
+    try:
+        settings.trusted_proxy_networks  # noqa: B018 - parsed here to fail at start
+    except ValueError as exc:
+        fail("trusted_proxies", str(exc))
 
 
 def read_dotenv(path: Path) -> dict[str, str]:

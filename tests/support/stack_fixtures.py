@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from switchboard.app import create_app
 from switchboard.devstack.model_server import ModelServer
 from switchboard.settings import Settings, load_settings
 from tests.conftest import ARTIFACTS, REPO_ROOT
 from tests.support.live import LiveServer
+from tests.support.redis_server import RedisServer
 
 MODEL = "smollm2-135m-instruct"
 # Not 8001: a developer's `make run` may be using it while the suite runs.
@@ -63,3 +65,21 @@ def app_settings(model_server: ModelServer, data_dir: Path, **overrides: Any) ->
     }
     env.update({f"SWITCHBOARD_{k.upper()}": str(v) for k, v in overrides.items()})
     return load_settings(env, dotenv=Path("/none"))
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A throwaway redis-server for the whole run."""
+    server = RedisServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The shared redis-server, emptied for this test (ids repeat across tests' databases)."""
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.flushall()
+    return redis_server.url

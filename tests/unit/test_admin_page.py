@@ -23,16 +23,16 @@ def test_admin_manages_users_and_members_cannot(live_fake: LiveServer, web: WebF
     assert max_.get("/admin/users").status_code == 403
     assert max_.post("/admin/users", {"username": "x", "password": "12345678"}).status_code == 403
 
-    created = boss.post("/admin/users", {"username": "zoe", "password": "zoe-password"})
+    created = boss.post("/admin/users", {"username": "zoe", "password": "zoe-password-long"})
     assert created.status_code == 200
     assert "Created zoe." in created.text
     assert (
-        boss.post("/admin/users", {"username": "zoe", "password": "zoe-password"}).status_code
+        boss.post("/admin/users", {"username": "zoe", "password": "zoe-password-long"}).status_code
         == 400
     )
     short = boss.post("/admin/users", {"username": "amy", "password": "short"})
     assert short.status_code == 400
-    assert "at least 8" in short.text
+    assert "at least 12" in short.text
 
     zoe = live_fake.run(_user("zoe"))
     assert zoe is not None

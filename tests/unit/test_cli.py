@@ -23,7 +23,7 @@ def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_users_and_keys_from_the_command_line(tmp_path: Path) -> None:
-    created = cli(tmp_path, "users", "create", "ops", "--admin", "--password", "pw-123456")
+    created = cli(tmp_path, "users", "create", "ops", "--admin", "--password", "pw-123456789012")
     assert created.returncode == 0, created.stderr
     assert "created admin 'ops'" in created.stdout
     assert cli(tmp_path, "users", "create", "ops").returncode == 1

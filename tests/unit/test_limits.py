@@ -8,8 +8,9 @@ import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
+from switchboard.gateway.buckets import MemoryBuckets, Want
 from switchboard.gateway.errors import GatewayError
-from switchboard.gateway.limits import Bucket, RateLimiter, _duration
+from switchboard.gateway.limits import LimitScope, RateLimiter, _duration
 from tests.conftest import mint_key, mint_key_in
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.live import LiveServer
@@ -28,11 +29,11 @@ def body(max_tokens: int = 5) -> dict[str, Any]:
 
 
 async def test_exactly_n_of_5n_concurrent_reservations_pass() -> None:
-    limiter = RateLimiter()
+    limiter = RateLimiter(MemoryBuckets())
 
     async def attempt() -> int:
         try:
-            await limiter.reserve("key:1", rpm=7, tpm=1_000_000, tokens=10)
+            await limiter.reserve([LimitScope("key", 1, 7, 1_000_000)], 10)
         except GatewayError as error:
             return error.status
         return 200
@@ -114,23 +115,29 @@ async def test_a_token_budget_over_the_limit_is_429_tokens(
     assert limited.headers["x-ratelimit-limit-tokens"] == "100"
 
 
-async def test_bucket_refunds_and_reports(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The bucket leaks with the loop's clock: stopped here, so the figures are exact however
-    # long the steps take; then moved on by hand.
-    now = [asyncio.get_running_loop().time()]
-    monkeypatch.setattr(asyncio.get_running_loop(), "time", lambda: now[0])
-    bucket = Bucket(100)
-    assert await bucket.try_take(80)
-    assert not await bucket.try_take(30)
-    bucket.adjust(-50)
-    assert await bucket.try_take(30)
-    assert bucket.remaining() == 40
-    assert bucket.seconds_until(50) == pytest.approx(6.0)  # 10 units over, 100 a minute
-    now[0] += 6.0
-    assert bucket.remaining() == 50
-    assert bucket.seconds_until(50) == 0
-    bucket.adjust(-1000)
-    assert bucket.level == 0
+async def test_bucket_refunds_and_reports() -> None:
+    # The buckets leak with their clock: stopped here, so the figures are exact however long
+    # the steps take; then moved on by hand.
+    now = [1000.0]
+    buckets = MemoryBuckets(clock=lambda: now[0])
+    want = [Want("b", 100, 80)]
+    assert (await buckets.take(want)).refused is None
+    refused = await buckets.take([Want("b", 100, 30)])
+    assert (refused.refused, refused.levels) == (0, (80.0,))
+    buckets.adjust_soon("b", 100, -50)
+    assert (await buckets.take([Want("b", 100, 30)])).levels == (60.0,)
+    now[0] += 6.0  # 100 a minute: 10 leaked
+    assert buckets.level("b", 100) == pytest.approx(50.0)
+    buckets.adjust_soon("b", 100, -1000)
+    assert buckets.level("b", 100) == 0
+
+
+async def test_a_take_is_all_or_nothing_over_its_buckets() -> None:
+    buckets = MemoryBuckets(clock=lambda: 0.0)
+    await buckets.take([Want("user", 10, 9)])
+    refused = await buckets.take([Want("key", 10, 5), Want("user", 10, 5)])
+    assert refused.refused == 1
+    assert buckets.level("key", 10) == 0  # nothing was taken from the key either
 
 
 @pytest.mark.parametrize(

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +13,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from tests.support.live import free_port
+from tests.support.gateway_process import gateway_process
 
 DEADLINE = 120.0
 """Seconds the server may take to start (or a condition to hold) on a busy machine."""
@@ -74,28 +70,13 @@ def children(pid: int) -> set[int]:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("SWITCHBOARD", "PROMETHEUS"))},
-        "SWITCHBOARD_PORT": str(port), "SWITCHBOARD_WORKERS": str(WORKERS),
-        "SWITCHBOARD_DATA_DIR": str(tmp_path / "data"), "SWITCHBOARD_LOG_LEVEL": "WARNING",
-        "SWITCHBOARD_UPSTREAM_URLS": "http://127.0.0.1:9/v1",
-    }  # fmt: skip
-    # its own process group: the workers are stopped with it whatever happens
-    process = subprocess.Popen(
-        [sys.executable, "-m", "switchboard.cli", "serve"], env=env, start_new_session=True
-    )
-    try:
-        yield process, f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=DEADLINE)
-        finally:  # whatever is left of the group (workers, if the server hung), then reap it
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=DEADLINE)
+def server(tmp_path: Path, redis_url: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    # readiness is polled on /metrics, so no /healthz request is counted before the test's
+    with gateway_process(
+        tmp_path / "data", ready_path="/metrics", workers=WORKERS, redis_url=redis_url,
+        upstream_urls="http://127.0.0.1:9/v1",
+    ) as started:  # fmt: skip
+        yield started
 
 
 def test_metrics_add_up_across_worker_processes(

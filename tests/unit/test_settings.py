@@ -52,12 +52,42 @@ def test_a_wrong_value_fails_naming_the_variable(
         load_settings(env, dotenv=tmp_path / "none")
 
 
+PRODUCTION = {
+    "SWITCHBOARD_ENVIRONMENT": "production",
+    "SWITCHBOARD_SECRET_KEY": "a" * 64,
+    "SWITCHBOARD_METRICS_TOKEN": "m" * 32,
+    "SWITCHBOARD_PUBLIC_URL": "https://switchboard.example",
+}
+
+
 def test_production_accepts_a_real_secret(tmp_path: Path) -> None:
-    settings = load_settings(
-        {"SWITCHBOARD_ENVIRONMENT": "production", "SWITCHBOARD_SECRET_KEY": "a" * 64},
-        dotenv=tmp_path / "none",
-    )
+    settings = load_settings(PRODUCTION, dotenv=tmp_path / "none")
     assert settings.environment == "production"
+    # 32 bytes, not characters: 16 two-byte characters are enough
+    assert load_settings({**PRODUCTION, "SWITCHBOARD_SECRET_KEY": "é" * 16}, dotenv=tmp_path)
+
+
+@pytest.mark.parametrize(
+    "secret", ["a" * 31, "é" * 15 + "a", "dev-insecure-secret-change-me", "changethis", ""]
+)
+def test_production_refuses_a_short_or_example_secret(secret: str, tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="SWITCHBOARD_SECRET_KEY") as refused:
+        load_settings({**PRODUCTION, "SWITCHBOARD_SECRET_KEY": secret}, dotenv=tmp_path / "none")
+    assert "32 bytes" in str(refused.value)
+    assert "openssl rand -hex 32" in str(refused.value)
+
+
+def test_production_refuses_to_run_without_a_metrics_token(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="SWITCHBOARD_METRICS_TOKEN"):
+        load_settings({**PRODUCTION, "SWITCHBOARD_METRICS_TOKEN": ""}, dotenv=tmp_path / "none")
+
+
+@pytest.mark.parametrize("environment", ["development", "test"])
+def test_development_and_test_keep_the_example_secret_and_no_token(
+    environment: str, tmp_path: Path
+) -> None:
+    settings = load_settings({"SWITCHBOARD_ENVIRONMENT": environment}, dotenv=tmp_path / "none")
+    assert (settings.secret_key, settings.metrics_token) == ("dev-insecure-secret-change-me", "")
 
 
 def test_dotenv_is_read_and_the_environment_wins(tmp_path: Path) -> None:

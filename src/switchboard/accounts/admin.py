@@ -6,13 +6,21 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, URLEncodedBody
 from litestar.response import Template
 
 from switchboard.accounts.guards import current_user, requires_admin
-from switchboard.accounts.services import AccountError, create_user
+from switchboard.accounts.services import (
+    AccountError,
+    create_user,
+    normalise_username,
+    password_problem,
+    set_password,
+)
 from switchboard.accounts.tables import User
+from switchboard.settings import Settings
 from switchboard.web.rendering import page
 
 
@@ -20,6 +28,10 @@ class NewUserForm(msgspec.Struct):
     username: str = ""
     password: str = ""
     role: str = "member"
+
+
+class ResetForm(msgspec.Struct):
+    password: str = ""
 
 
 class LimitsForm(msgspec.Struct):
@@ -37,7 +49,10 @@ class AdminController(Controller):
             User.id, User.username, User.role, User.is_active, User.default_rpm, User.default_tpm,
             User.created_at,
         ).order_by(User.username)  # fmt: skip
-        context = {"user": await current_user(request), "users": users, "error": None, **extra}
+        context = {
+            "user": await current_user(request), "users": users, "error": None,
+            "min_length": request.app.state.resources.settings.password_min_length, **extra,
+        }  # fmt: skip
         return page(
             request, "admin/page.html", context, status_code=400 if extra.get("error") else 200
         )
@@ -48,17 +63,36 @@ class AdminController(Controller):
 
     @post("/users", status_code=200)
     async def create(
-        self, request: Request[Any, Any, Any], data: URLEncodedBody[NewUserForm]
+        self,
+        request: Request[Any, Any, Any],
+        data: URLEncodedBody[NewUserForm],
+        settings: NamedDependency[Settings],
     ) -> Template:
-        if len(data.password) < 8:
-            return await self._render(request, error="A password has at least 8 characters.")
+        if problem := password_problem(data.password, settings.password_min_length):
+            return await self._render(request, error=problem)
         if data.role not in ("member", "admin"):
             return await self._render(request, error="The role is member or admin.")
         try:
             await create_user(data.username, password=data.password, role=data.role)  # type: ignore[arg-type]
         except AccountError as exc:
             return await self._render(request, error=str(exc).capitalize() + ".")
-        return await self._render(request, notice=f"Created {data.username.strip()}.")
+        return await self._render(request, notice=f"Created {normalise_username(data.username)}.")
+
+    @post("/users/{user_id:int}/password", status_code=200)
+    async def reset_password(
+        self,
+        request: Request[Any, Any, Any],
+        user_id: FromPath[int],
+        data: URLEncodedBody[ResetForm],
+        settings: NamedDependency[Settings],
+    ) -> Template:
+        """Set a new password for someone (it ends their sessions); tell them out of band."""
+        if problem := password_problem(data.password, settings.password_min_length):
+            return await self._render(request, error=problem)
+        user = await set_password(user_id, data.password)
+        if user is None:
+            raise NotFoundException("No such user.")
+        return await self._render(request, notice=f"New password set for {user.username}.")
 
     @post("/users/{user_id:int}/active", status_code=200)
     async def toggle(self, request: Request[Any, Any, Any], user_id: FromPath[int]) -> Template:

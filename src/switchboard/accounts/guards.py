@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from litestar import Request
@@ -10,6 +11,13 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.handlers.base import BaseRouteHandler
 
 from switchboard.accounts.tables import User
+
+
+def session_for(user: User) -> dict[str, Any]:
+    """What a session holds: the user and a stamp of their password hash, so that changing the
+    password (or an admin resetting it) ends every session opened before."""
+    stamp = hashlib.sha256(f"session:{user.password_hash}".encode()).hexdigest()[:32]
+    return {"user_id": int(user.id), "auth": stamp}
 
 
 async def current_user(request: Request[Any, Any, Any]) -> User | None:
@@ -21,7 +29,7 @@ async def current_user(request: Request[Any, Any, Any]) -> User | None:
     if user_id is None:
         return None
     user = await User.objects().where((User.id == user_id) & (User.is_active == True)).first()  # noqa: E712
-    if user is None:
+    if user is None or request.session.get("auth") != session_for(user)["auth"]:
         request.clear_session()
         return None
     request.scope["state"]["user"] = user

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from piccolo.columns import Boolean, Integer, Serial, Timestamptz, Varchar
+from piccolo.columns import Boolean, Integer, Serial, Text, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
@@ -16,3 +16,12 @@ class User(Table, tablename="users"):
     default_rpm = Integer(default=60)
     default_tpm = Integer(default=100_000)
     created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Session(Table, tablename="sessions"):
+    """Server-side sessions of signed-in people (see accounts/sessions.py); the id in the cookie
+    is the key. Expired rows are purged on a schedule."""
+
+    key = Varchar(length=128, unique=True, index=True)
+    data = Text(default="")
+    expires_at = Timestamptz(null=True, default=None, index=True)

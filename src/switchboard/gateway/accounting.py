@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from switchboard.gateway.limits import Reservation
+from switchboard.gateway.limits import LimitScope, Reservation
 from switchboard.gateway.protocol import Usage
 from switchboard.observability.metrics import (
     TIME_TO_FIRST_TOKEN,
@@ -34,10 +34,20 @@ class Caller:
     tpm: int
     source: Literal["api", "web"] = "api"
     request_id: str = ""
+    user_rpm: int = 0
+    user_tpm: int = 0
+    """The owner's limits over all their keys and the chat (0: none above the key's)."""
 
     @property
-    def limit_subject(self) -> str:
-        return f"key:{self.key_id}" if self.key_id is not None else f"user:{self.user_id}"
+    def limit_scopes(self) -> list[LimitScope]:
+        """The key's limits first (their headers go out), then its owner's; the chat: the
+        person's own."""
+        if self.key_id is None:
+            return [LimitScope("user", self.user_id, self.rpm, self.tpm)]
+        scopes = [LimitScope("key", self.key_id, self.rpm, self.tpm)]
+        if self.user_id is not None and self.user_rpm and self.user_tpm:
+            scopes.append(LimitScope("user", self.user_id, self.user_rpm, self.user_tpm))
+        return scopes
 
 
 @dataclass

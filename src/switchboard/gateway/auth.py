@@ -42,6 +42,8 @@ async def authenticate(request: Request[Any, Any, Any], keys: KeyService) -> Cal
         key_id=owner.key_id,
         rpm=owner.rpm,
         tpm=owner.tpm,
+        user_rpm=owner.user_rpm,
+        user_tpm=owner.user_tpm,
         source="api",
         request_id=request_id_of(request.scope),
     )

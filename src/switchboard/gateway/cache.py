@@ -18,6 +18,7 @@ from typing import Any, Literal, Protocol
 
 import msgspec
 
+from switchboard.db.redis import redis_client
 from switchboard.gateway.protocol import Usage
 from switchboard.observability.metrics import CACHE_ERRORS
 
@@ -109,18 +110,7 @@ class RedisCache:
     Every call has a socket timeout: a hung Redis makes a miss, not a hung request."""
 
     def __init__(self, url: str, ttl: float, max_entry_bytes: int, timeout: float) -> None:
-        from redis.asyncio import Redis
-        from redis.driver_info import DriverInfo
-
-        # No CLIENT SETINFO handshake: a connection that hangs during it is never closed by
-        # redis-py; with none, every timeout closes its connection.
-        self.redis = Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry_on_timeout=False,
-            driver_info=DriverInfo(name=None, lib_version=None),
-        )
+        self.redis = redis_client(url, timeout)
         self.ttl = ttl
         self.max_entry_bytes = max_entry_bytes
 

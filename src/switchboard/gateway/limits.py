@@ -1,61 +1,36 @@
-"""Per-key rate limits: requests and tokens per minute, on aiolimiter's leaky bucket.
+"""Rate limits: requests and tokens per minute, for the API key and, above it, for its owner.
 
-A request reserves one request and an estimate of its tokens (prompt estimate + ``max_tokens``)
-before it reaches the model; when the real usage is known the token reservation is reconciled.
-Reserving never awaits, so under asyncio the check-and-take is atomic: with a limit of N and 5N
-concurrent requests, exactly N pass. Limits live in this process (one gateway worker per
-process; see docs/api.md for several workers).
+A request reserves one request and an estimate of its tokens (prompt estimate + ``max_tokens``
+for every choice) in all of its buckets at once, before it reaches the model; when the real
+usage is known the token reservation is settled. The owner's limits cap the sum of their keys
+and their chat, so minting more keys adds no quota. The buckets live in ``buckets.py``: in this
+process, or in Redis when several workers or replicas must agree.
 """
 
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from aiolimiter import AsyncLimiter
-
+from switchboard.gateway.buckets import BucketStore, Taken, Want
 from switchboard.gateway.errors import GatewayError
 
 WINDOW_SECONDS = 60.0
 
 
-class Bucket:
-    """One leaky bucket of ``capacity`` units per minute (aiolimiter) with reconciliation."""
+@dataclass(frozen=True)
+class LimitScope:
+    """One holder of limits: ``kind`` ``key`` (an API key) or ``user`` (a person), ``id``."""
 
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.limiter = AsyncLimiter(capacity, WINDOW_SECONDS)
+    kind: str
+    id: int | None
+    rpm: int
+    tpm: int
 
     @property
-    def level(self) -> float:
-        """Units currently held (leaked down to now)."""
-        self.limiter._leak()  # aiolimiter keeps the level private; refreshed before reading
-        return float(self.limiter._level)
-
-    async def try_take(self, amount: int) -> bool:
-        """Take ``amount`` now if it fits; never waits (a full bucket answers False)."""
-        if amount > self.capacity or not self.limiter.has_capacity(amount):
-            return False
-        # With capacity there, acquire() does not suspend: check and take are one atomic step.
-        await self.limiter.acquire(amount)
-        return True
-
-    def adjust(self, delta: float) -> None:
-        """Give back (negative) or take more (positive) after the fact; never below zero."""
-        self.limiter._leak()
-        self.limiter._level = max(0.0, self.limiter._level + delta)
-
-    def remaining(self) -> int:
-        return max(0, math.floor(self.capacity - self.level))
-
-    def seconds_until(self, amount: int) -> float:
-        """How long until ``amount`` units fit again."""
-        excess = self.level + amount - self.capacity
-        return 0.0 if excess <= 0 else excess * WINDOW_SECONDS / self.capacity
-
-    def seconds_until_empty(self) -> float:
-        return self.level * WINDOW_SECONDS / self.capacity
+    def name(self) -> str:
+        return f"{self.kind}:{self.id}"
 
 
 def _duration(seconds: float) -> str:
@@ -67,84 +42,89 @@ def _duration(seconds: float) -> str:
     return f"{minutes}m{secs}s" if minutes else f"{secs}s"
 
 
-@dataclass
-class KeyBuckets:
-    rpm: int
-    tpm: int
-    requests: Bucket = field(init=False)
-    tokens: Bucket = field(init=False)
+def _wait(level: float, amount: int, capacity: int) -> float:
+    """Seconds until ``amount`` fits in a bucket at ``level``."""
+    excess = level + amount - capacity
+    return 0.0 if excess <= 0 else excess * WINDOW_SECONDS / capacity
 
-    def __post_init__(self) -> None:
-        self.requests = Bucket(self.rpm)
-        self.tokens = Bucket(self.tpm)
 
-    def headers(self) -> dict[str, str]:
-        return {
-            "x-ratelimit-limit-requests": str(self.rpm),
-            "x-ratelimit-remaining-requests": str(self.requests.remaining()),
-            "x-ratelimit-reset-requests": _duration(self.requests.seconds_until_empty()),
-            "x-ratelimit-limit-tokens": str(self.tpm),
-            "x-ratelimit-remaining-tokens": str(self.tokens.remaining()),
-            "x-ratelimit-reset-tokens": _duration(self.tokens.seconds_until_empty()),
-        }
+def ratelimit_headers(scope: LimitScope, requests: float, tokens: float) -> dict[str, str]:
+    """OpenAI's ``x-ratelimit-*`` headers for the first scope (the key; the user in the chat)."""
+    return {
+        "x-ratelimit-limit-requests": str(scope.rpm),
+        "x-ratelimit-remaining-requests": str(max(0, math.floor(scope.rpm - requests))),
+        "x-ratelimit-reset-requests": _duration(requests * WINDOW_SECONDS / scope.rpm),
+        "x-ratelimit-limit-tokens": str(scope.tpm),
+        "x-ratelimit-remaining-tokens": str(max(0, math.floor(scope.tpm - tokens))),
+        "x-ratelimit-reset-tokens": _duration(tokens * WINDOW_SECONDS / scope.tpm),
+    }
 
 
 @dataclass
 class Reservation:
     """What one request holds; ``settle`` with the real token count once known."""
 
-    buckets: KeyBuckets
-    tokens: int
-    settled: bool = False
+    store: BucketStore
+    token_wants: list[Want]
+    scope: LimitScope
+    levels: tuple[float, float]
+    """The first scope's request and token levels right after the reservation."""
+    settled: bool = field(default=False)
+
+    @property
+    def tokens(self) -> int:
+        return self.token_wants[0].amount
 
     def settle(self, actual_tokens: int) -> None:
-        if not self.settled:
-            self.settled = True
-            self.buckets.tokens.adjust(actual_tokens - self.tokens)
+        if self.settled:
+            return
+        self.settled = True
+        for want in self.token_wants:
+            self.store.adjust_soon(want.key, want.capacity, actual_tokens - want.amount)
+        requests, tokens = self.levels
+        self.levels = (requests, max(0.0, tokens + actual_tokens - self.tokens))
 
     def headers(self) -> dict[str, str]:
-        return self.buckets.headers()
+        return ratelimit_headers(self.scope, *self.levels)
 
 
 class RateLimiter:
-    """Buckets per key (bounded LRU of keys seen recently)."""
+    def __init__(self, store: BucketStore) -> None:
+        self.store = store
 
-    def __init__(self, max_keys: int = 100_000) -> None:
-        self.max_keys = max_keys
-        self._buckets: OrderedDict[str, KeyBuckets] = OrderedDict()
+    async def reserve(self, scopes: Sequence[LimitScope], tokens: int) -> Reservation:
+        """Take one request and ``tokens`` in every scope now, or raise 429 with
+        ``Retry-After``. A request bigger than a whole budget still gets a turn (it takes the
+        whole budget)."""
+        wants: list[Want] = []
+        for scope in scopes:
+            wants.append(Want(f"{scope.name}:requests", scope.rpm, 1))
+            wants.append(Want(f"{scope.name}:tokens", scope.tpm, min(tokens, scope.tpm)))
+        taken = await self.store.take(wants)
+        if taken.refused is not None:
+            raise self._limited(scopes, wants, taken)
+        return Reservation(self.store, wants[1::2], scopes[0], (taken.levels[0], taken.levels[1]))
 
-    def buckets(self, subject: str, rpm: int, tpm: int) -> KeyBuckets:
-        """The buckets of ``subject`` (a key or a user); recreated if its limits changed."""
-        slot = subject
-        found = self._buckets.get(slot)
-        if found is None or (found.rpm, found.tpm) != (rpm, tpm):
-            found = KeyBuckets(rpm, tpm)
-            self._buckets[slot] = found
-            if len(self._buckets) > self.max_keys:
-                self._buckets.popitem(last=False)
-        self._buckets.move_to_end(slot)
-        return found
-
-    async def reserve(self, subject: str, rpm: int, tpm: int, tokens: int) -> Reservation:
-        """Take one request and ``tokens`` now, or raise 429 with ``Retry-After``."""
-        buckets = self.buckets(subject, rpm, tpm)
-        tokens = min(tokens, tpm)  # a request bigger than the whole budget still gets a turn
-        if not await buckets.requests.try_take(1):
-            raise self._limited(buckets, "requests", rpm, buckets.requests.seconds_until(1))
-        if not await buckets.tokens.try_take(tokens):
-            buckets.requests.adjust(-1)
-            wait = buckets.tokens.seconds_until(tokens)
-            raise self._limited(buckets, "tokens", tpm, wait)
-        return Reservation(buckets, tokens)
+    async def aclose(self) -> None:
+        await self.store.aclose()
 
     @staticmethod
-    def _limited(buckets: KeyBuckets, kind: str, limit: int, wait: float) -> GatewayError:
+    def _limited(scopes: Sequence[LimitScope], wants: list[Want], taken: Taken) -> GatewayError:
+        assert taken.refused is not None
+        refused = wants[taken.refused]
+        scope = scopes[taken.refused // 2]
+        kind = "requests" if taken.refused % 2 == 0 else "tokens"
+        wait = _wait(taken.levels[taken.refused], refused.amount, refused.capacity)
         retry_after = max(1, math.ceil(wait))
+        holder = "this key" if scope.kind == "key" else "your account (all its keys together)"
         return GatewayError(
             429,
-            f"Rate limit reached: {limit} {kind} per minute for this key. "
+            f"Rate limit reached: {refused.capacity} {kind} per minute for {holder}. "
             f"Try again in {retry_after}s.",
-            type="requests" if kind == "requests" else "tokens",
+            type=kind,
             code="rate_limit_exceeded",
-            headers={**buckets.headers(), "Retry-After": str(retry_after)},
+            headers={
+                **ratelimit_headers(scopes[0], taken.levels[0], taken.levels[1]),
+                "Retry-After": str(retry_after),
+            },
         )

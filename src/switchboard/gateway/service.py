@@ -242,8 +242,7 @@ class GatewayService:
         estimate = len(str(prompt)) // CHARS_PER_TOKEN + int(budget) * choices * prompts
         caller = ticket.caller
         try:
-            return await self.limiter.reserve(caller.limit_subject, caller.rpm, caller.tpm,
-                                              estimate)  # fmt: skip
+            return await self.limiter.reserve(caller.limit_scopes, estimate)
         except GatewayError as error:
             RATE_LIMITED.labels(error.type).inc()
             ticket.close(error.status)

@@ -13,7 +13,7 @@ from litestar.params import FromPath, URLEncodedBody
 from litestar.response import Template
 
 from switchboard.accounts.guards import current_user, requires_user
-from switchboard.keys.services import KeyService
+from switchboard.keys.services import KeyLimitError, KeyService
 from switchboard.usage.queries import daily_totals
 from switchboard.web.rendering import page
 
@@ -36,7 +36,7 @@ class KeysController(Controller):
         listed = await keys.list_for_user(int(user.id))
         since = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
         usage: dict[int | None, list[int]] = {}
-        for total in await daily_totals("key", since=since):
+        for total in await daily_totals("key", since=since, user_id=int(user.id)):
             seen = usage.setdefault(total.subject_id, [0, 0])
             seen[0] += total.requests
             seen[1] += total.total_tokens
@@ -70,7 +70,10 @@ class KeysController(Controller):
                 return await self._render(
                     request, keys, error="Expiry is a number of days, 1 to 3650."
                 )
-        minted = await keys.mint(int(user.id), name=data.name.strip(), expires_days=expires)
+        try:
+            minted = await keys.mint(int(user.id), name=data.name.strip(), expires_days=expires)
+        except KeyLimitError as exc:
+            return await self._render(request, keys, error=str(exc))
         return await self._render(request, keys, created=minted)
 
     @post("/{key_id:int}/revoke", status_code=200)

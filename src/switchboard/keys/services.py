@@ -3,7 +3,8 @@
 A key is ``sk-sb-`` + 256 random bits (base64url). Only its SHA-256 is stored, with a short display
 prefix; SHA-256 (not a slow hash) is right for secrets with this much entropy, and lets a lookup
 use the unique index. Verified keys are cached briefly so a request costs no database round trip;
-revoking through this service drops the entry at once (other processes within ``cache_ttl``).
+revoking through this service drops the entry at once, other workers forget it within
+``cache_ttl`` (``SWITCHBOARD_KEY_CACHE_SECONDS``, 1 s by default), as they do a disabled user.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ class KeyOwner:
     rpm: int
     tpm: int
     expires_at: dt.datetime | None
+    user_rpm: int = 0
+    """The owner's limits over all their keys together."""
+    user_tpm: int = 0
 
 
 @dataclass(frozen=True)
@@ -55,15 +59,14 @@ LISTED_COLUMNS = (
 )  # fmt: skip
 
 
-LISTED_COLUMNS = (
-    ApiKey.id, ApiKey.name, ApiKey.prefix, ApiKey.rpm, ApiKey.tpm,
-    ApiKey.created_at, ApiKey.expires_at, ApiKey.revoked_at, ApiKey.last_used_at,
-)  # fmt: skip
+class KeyLimitError(ValueError):
+    """The user already holds as many active keys as allowed."""
 
 
 class KeyService:
-    def __init__(self, cache_ttl: float = 5.0) -> None:
+    def __init__(self, cache_ttl: float = 1.0, max_per_user: int = 20) -> None:
         self.cache_ttl = cache_ttl
+        self.max_per_user = max_per_user
         self._cache: dict[str, tuple[float, KeyOwner | None]] = {}
 
     async def mint(
@@ -75,6 +78,15 @@ class KeyService:
         tpm: int | None = None,
         expires_days: float | None = None,
     ) -> MintedKey:
+        held = await ApiKey.count().where(
+            (ApiKey.user == user_id)
+            & ApiKey.revoked_at.is_null()
+            & (ApiKey.expires_at.is_null() | (ApiKey.expires_at > now()))
+        )
+        if held >= self.max_per_user:
+            raise KeyLimitError(
+                f"You already hold {held} active keys, the most allowed: revoke one first."
+            )
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
         prefix = secret[: len(KEY_PREFIX) + 6]
         expires_at = now() + dt.timedelta(days=expires_days) if expires_days else None
@@ -134,6 +146,8 @@ class KeyService:
             rpm=row["rpm"] if row["rpm"] is not None else row["default_rpm"],
             tpm=row["tpm"] if row["tpm"] is not None else row["default_tpm"],
             expires_at=row["expires_at"],
+            user_rpm=row["default_rpm"],
+            user_tpm=row["default_tpm"],
         )
 
     async def revoke(self, key_id: int, *, user_id: int | None = None) -> bool:

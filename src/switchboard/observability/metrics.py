@@ -50,6 +50,11 @@ CACHE_ERRORS = Counter(
 USAGE_DROPPED = Counter(
     "switchboard_usage_dropped", "Usage rows dropped because the buffer was full (database down)"
 )
+SHARED_STATE_ERRORS = Counter(
+    "switchboard_shared_state_errors",
+    "Failed calls to the shared store (Redis) by component; the request went on without it",
+    ["component"],
+)
 RATE_LIMITED = Counter("switchboard_rate_limited", "Requests refused by a limit", ["limit"])
 ACTIVE_STREAMS = Gauge(
     "switchboard_active_streams", "Streams being relayed now", multiprocess_mode="livesum"

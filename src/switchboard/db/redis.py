@@ -1,0 +1,24 @@
+"""The Redis client every shared-state user gets (cache, limits, throttle, sessions)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+
+def redis_client(url: str, timeout: float) -> Redis:
+    """A client whose every call has a socket timeout: a hung Redis fails fast, never hangs a
+    request. No CLIENT SETINFO handshake: a connection that hangs during it is never closed by
+    redis-py; with none, every timeout closes its connection."""
+    from redis.asyncio import Redis
+    from redis.driver_info import DriverInfo
+
+    return Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry_on_timeout=False,
+        driver_info=DriverInfo(name=None, lib_version=None),
+    )

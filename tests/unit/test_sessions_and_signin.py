@@ -334,3 +334,56 @@ def test_http_client_sees_no_stack_trace_for_bad_forms(admin: LiveServer) -> Non
         )
         assert response.status_code == 400
         assert "Traceback" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("path", "exempt"),
+    [
+        ("/v1/chat/completions", True),
+        ("/v1", True),
+        ("/static/switchboard.css", True),
+        ("/healthz", True),
+        ("/chat/v1", False),
+        ("/v1x", False),
+        ("/keys/healthz", False),
+        ("/admin/users/static/", False),
+    ],
+)
+def test_session_and_csrf_exemptions_match_whole_path_prefixes(path: str, exempt: bool) -> None:
+    import re
+
+    from switchboard.app import NO_SESSION_PATHS
+
+    assert bool(re.compile("|".join(NO_SESSION_PATHS)).search(path)) is exempt
+
+
+def test_behind_https_cookies_are_secure_and_host_prefixed(
+    make_settings: SettingsFactory, fake_upstream: FakeUpstream
+) -> None:
+    settings = make_settings(public_url="https://switchboard.example")
+    server = LiveServer(create_app(settings, upstream_transport=fake_upstream.transport()))
+    server.start()
+    try:
+        server.run(create_user("admin", password=PASSWORD))
+        with WebSession(server.url) as browser:
+            page = browser.http.get("/signin")
+            csrf = page.cookies["__Host-csrftoken"]
+            assert "secure" in page.headers["set-cookie"].lower()
+            signed = browser.http.post(
+                "/signin",
+                data={"username": "admin", "password": PASSWORD},
+                # over plain http a client keeps Secure cookies to itself: send it as a browser
+                # behind the TLS proxy would
+                headers={"x-csrftoken": csrf, "cookie": f"__Host-csrftoken={csrf}"},
+            )
+            assert signed.status_code == 303
+            cookie = next(
+                c
+                for c in signed.headers.get_list("set-cookie")
+                if c.startswith("__Host-sb_session=")
+            )
+            attributes = {part.strip().split("=")[0].lower() for part in cookie.split(";")}
+            assert {"secure", "httponly", "path"} <= attributes
+            assert "domain" not in attributes
+    finally:
+        server.stop()

@@ -99,3 +99,24 @@ def test_log_lines_are_json_with_the_extra_fields() -> None:
         200,
     )
     assert line["time"].endswith("Z")
+
+
+def test_behind_a_trusted_proxy_loopback_means_the_real_client(
+    make_settings: Any, fake_upstream: Any
+) -> None:
+    """The proxy connects from loopback; without trusting it, every remote client would pass
+    the loopback check. Trusted, the forwarded address decides (and the access log shows it)."""
+    import httpx
+
+    from switchboard.app import create_app
+    from tests.support.live import LiveServer
+
+    settings = make_settings(trusted_proxies="127.0.0.1")
+    server = LiveServer(create_app(settings, upstream_transport=fake_upstream.transport())).start()
+    try:
+        remote = httpx.get(f"{server.url}/metrics", headers={"x-forwarded-for": "203.0.113.5"})
+        assert remote.status_code == 401
+        local = httpx.get(f"{server.url}/metrics", headers={"x-forwarded-for": "127.0.0.1"})
+        assert local.status_code == 200
+    finally:
+        server.stop()

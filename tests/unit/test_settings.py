@@ -111,3 +111,23 @@ def test_every_setting_is_documented_in_env_example() -> None:
     fields = {f"SWITCHBOARD_{name.upper()}" for name in Settings.__struct_fields__}
     assert fields - documented == set(), "add these to .env.example"
     assert documented - fields == set(), "remove these from .env.example"
+
+
+@pytest.mark.parametrize("public_url", ["", "http://switchboard.example"])
+def test_production_needs_an_https_public_url(public_url: str, tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="SWITCHBOARD_PUBLIC_URL"):
+        load_settings({**PRODUCTION, "SWITCHBOARD_PUBLIC_URL": public_url}, dotenv=tmp_path / "x")
+
+
+def test_several_workers_need_redis(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="SWITCHBOARD_WORKERS") as refused:
+        load_settings({"SWITCHBOARD_WORKERS": "2"}, dotenv=tmp_path / "none")
+    assert "SWITCHBOARD_REDIS_URL" in str(refused.value)
+    shared = {"SWITCHBOARD_WORKERS": "2", "SWITCHBOARD_REDIS_URL": "redis://127.0.0.1:6379/0"}
+    assert load_settings(shared, dotenv=tmp_path / "none").workers == 2
+
+
+@pytest.mark.parametrize("proxies", ["10.0.0.0/33", "not-an-address", "10.0.0.1,,bad"])
+def test_trusted_proxies_must_be_addresses_or_networks(proxies: str, tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="SWITCHBOARD_TRUSTED_PROXIES"):
+        load_settings({"SWITCHBOARD_TRUSTED_PROXIES": proxies}, dotenv=tmp_path / "none")

@@ -194,3 +194,37 @@ def mint_by_cli(data_dir: Path, database: str, rpm: int) -> str:
         env=env, capture_output=True, text=True, check=True, timeout=DEADLINE,
     )  # fmt: skip
     return done.stdout.strip().splitlines()[-1]
+
+
+def test_sessions_and_the_throttle_are_shared_through_redis(
+    make_settings: Any, fake_upstream: Any, redis_url: str
+) -> None:
+    """Two app instances (two replicas) on one Redis: a sign-in on one is a session on the
+    other, and failures counted on one slow the other down. Nothing lands in the database."""
+    from switchboard.accounts.services import create_user
+    from switchboard.accounts.tables import Session
+    from switchboard.accounts.throttle import ACCOUNT
+    from switchboard.app import create_app
+    from tests.support.live import LiveServer
+    from tests.support.web_session import WebSession
+
+    settings = make_settings(redis_url=redis_url)
+    first = LiveServer(create_app(settings, upstream_transport=fake_upstream.transport())).start()
+    second = LiveServer(create_app(settings, upstream_transport=fake_upstream.transport())).start()
+    try:
+        first.run(create_user("ann", password="a long enough password"))
+        with WebSession(first.url) as on_first, WebSession(second.url) as on_second:
+            assert on_first.sign_in("ann", "a long enough password").status_code == 303
+            on_second.http.cookies = on_first.http.cookies
+            assert on_second.get("/chat").status_code == 200
+
+            async def stored() -> int:
+                return int(await Session.count())
+
+            assert first.run(stored()) == 0  # in Redis, not in the database
+            for _ in range(ACCOUNT.free):
+                assert on_first.sign_in("ann", "wrong").status_code == 400
+            assert on_second.sign_in("ann", "a long enough password").status_code == 429
+    finally:
+        second.stop()
+        first.stop()

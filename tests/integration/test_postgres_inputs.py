@@ -221,3 +221,45 @@ def test_the_keys_page_counts_only_the_users_own_keys(
     page = ada.get("/keys").text
     assert re.findall(r"\d+ requests · \d+ tokens", page) == ["0 requests · 0 tokens"]
     assert read == []
+
+
+def test_usage_rows_round_trip_through_the_batched_insert_on_postgres(pg_app: LiveServer) -> None:
+    """The raw multi-row INSERT stores what Piccolo's reads give back: timestamps with their
+    zone, booleans, NULLs, more rows than one statement takes."""
+    import datetime as dt
+
+    from switchboard.usage import writer
+
+    at = dt.datetime(2026, 12, 1, 12, 30, tzinfo=dt.UTC)
+    events = [
+        writer.UsageEvent(
+            model="m",
+            user_id=n,
+            key_id=None if n % 2 else n,
+            source="api",
+            prompt_tokens=n,
+            completion_tokens=1,
+            latency_ms=5,
+            ttft_ms=None,
+            status=200,
+            cache_hit=bool(n % 3),
+            stream=True,
+            request_id=f"r{n}",
+            at=at,
+        )
+        for n in range(writer.ROWS_PER_STATEMENT + 5)
+    ]
+
+    async def roundtrip() -> list[dict[str, Any]]:
+        await UsageRecord.delete(force=True)
+        await writer.insert_rows(events)
+        return list(await UsageRecord.select().order_by(UsageRecord.user_id))
+
+    rows = pg_app.run(roundtrip())
+    assert len(rows) == len(events)
+    for event, row in zip(events, rows, strict=True):
+        assert row["created_at"] == at
+        assert (row["key_id"], row["ttft_ms"], row["cache_hit"], row["stream"]) == (
+            event.key_id, None, event.cache_hit, True,
+        )  # fmt: skip
+        assert row["total_tokens"] == event.prompt_tokens + 1

@@ -228,3 +228,24 @@ def test_sessions_and_the_throttle_are_shared_through_redis(
     finally:
         second.stop()
         first.stop()
+
+
+async def test_requests_in_flight_share_one_key_lookup(
+    client: AsyncTestClient[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = await mint_key(client, "erin")
+    service = KeyService(cache_ttl=1.0)
+    loads = 0
+    real = service._load
+
+    async def counted(digest: str) -> Any:
+        nonlocal loads
+        loads += 1
+        await asyncio.sleep(0.05)  # a lookup that takes a while, as under load
+        return await real(digest)
+
+    monkeypatch.setattr(service, "_load", counted)
+    owners = await asyncio.gather(*(service.authenticate(secret) for _ in range(20)))
+    assert loads == 1
+    assert {owner.username for owner in owners if owner is not None} == {"erin"}
+    assert all(owner is not None for owner in owners)

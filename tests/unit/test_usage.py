@@ -178,3 +178,47 @@ async def test_totals_for_one_user_or_key_use_the_composite_indexes(
     plan = await query_plan(issued[0])
     assert "SEARCH usage_records USING INDEX usage_records_created_at (" in plan, plan
     assert "SCAN usage_records" not in plan, plan
+
+
+async def test_usage_rows_round_trip_through_the_batched_insert(
+    make_settings: Any,
+) -> None:
+    """SQLite: the raw multi-row INSERT stores what Piccolo's reads give back (timestamps with
+    their zone, booleans, NULLs), across more rows than one statement takes."""
+    import datetime as dt
+
+    from switchboard.app import create_app
+    from switchboard.usage import writer
+    from switchboard.usage.tables import UsageRecord
+
+    at = dt.datetime(2026, 12, 1, 12, 30, tzinfo=dt.UTC)
+    events = [
+        writer.UsageEvent(
+            model="m",
+            user_id=n,
+            key_id=None if n % 2 else n,
+            source="web",
+            prompt_tokens=n,
+            completion_tokens=1,
+            latency_ms=5,
+            ttft_ms=n % 2 or None,
+            status=499,
+            cache_hit=bool(n % 3),
+            stream=False,
+            request_id=f"r{n}",
+            at=at,
+        )
+        for n in range(writer.ROWS_PER_STATEMENT + 5)
+    ]
+    app = create_app(make_settings())
+    async with app.lifespan():
+        await writer.insert_rows(events)
+        rows = await UsageRecord.select().order_by(UsageRecord.user_id)
+    assert len(rows) == len(events)
+    for event, row in zip(events, rows, strict=True):
+        assert row["created_at"] == at
+        assert (row["key_id"], row["ttft_ms"], row["cache_hit"], row["stream"]) == (
+            event.key_id, event.ttft_ms, event.cache_hit, False,
+        )  # fmt: skip
+        total = event.prompt_tokens + event.completion_tokens
+        assert (row["source"], row["status"], row["total_tokens"]) == ("web", 499, total)

@@ -9,6 +9,7 @@ revoking through this service drops the entry at once, other workers forget it w
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import secrets
@@ -68,6 +69,7 @@ class KeyService:
         self.cache_ttl = cache_ttl
         self.max_per_user = max_per_user
         self._cache: dict[str, tuple[float, KeyOwner | None]] = {}
+        self._loading: dict[str, asyncio.Future[KeyOwner | None]] = {}
 
     async def mint(
         self,
@@ -111,13 +113,27 @@ class KeyService:
         if cached and cached[0] > time.monotonic():
             owner = cached[1]
         else:
-            with timed("key_lookup"):
-                owner = await self._load(digest)
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[digest] = (time.monotonic() + self.cache_ttl, owner)
+            owner = await self._load_once(digest)
         if owner and owner.expires_at and owner.expires_at <= now():
             return None
+        return owner
+
+    async def _load_once(self, digest: str) -> KeyOwner | None:
+        """One database lookup per key at a time: when a cached key expires under load, the
+        requests in flight share the reload instead of each running its own."""
+        loading = self._loading.get(digest)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load_and_cache(digest))
+            self._loading[digest] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(digest, None))
+        return await asyncio.shield(loading)
+
+    async def _load_and_cache(self, digest: str) -> KeyOwner | None:
+        with timed("key_lookup"):
+            owner = await self._load(digest)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[digest] = (time.monotonic() + self.cache_ttl, owner)
         return owner
 
     async def _load(self, digest: str) -> KeyOwner | None:

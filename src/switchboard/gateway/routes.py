@@ -99,13 +99,12 @@ async def provide_caller(
     return await authenticate(request, keys)
 
 
-async def watch_disconnect(request: Request[Any, Any, Any], gone: asyncio.Event) -> None:
-    """Set ``gone`` when the client hangs up (the body was already read, so only
+async def watch_disconnect(request: Request[Any, Any, Any]) -> None:
+    """Return when the client hangs up (the body was already read, so only
     ``http.disconnect`` can arrive)."""
     while True:
         message = await request.receive()
         if message["type"] == "http.disconnect":
-            gone.set()
             return
 
 
@@ -185,10 +184,11 @@ async def _complete(
     policy = CachePolicy.from_header(request.headers.get("cache-control"))
     if parsed.request.stream:
         return _stream_response(await gateway.complete(parsed, caller, cache_policy=policy))
-    gone = asyncio.Event()
-    watcher = asyncio.create_task(watch_disconnect(request, gone))
+    watcher = asyncio.ensure_future(watch_disconnect(request))
     try:
-        completion = await gateway.complete(parsed, caller, disconnected=gone, cache_policy=policy)
+        completion = await gateway.complete(
+            parsed, caller, disconnected=watcher, cache_policy=policy
+        )
     finally:
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -122,7 +122,7 @@ class GatewayService:
         parsed: ParsedRequest,
         caller: Caller,
         *,
-        disconnected: asyncio.Event | None = None,
+        disconnected: asyncio.Future[None] | None = None,
         cache_policy: CachePolicy = CachePolicy(),
     ) -> Completion:
         """Run one completion; a stream comes back as typed items (chunks.py)."""
@@ -297,21 +297,18 @@ class GatewayService:
         return payload
 
     async def _bounded(
-        self, work: Awaitable[T], disconnected: asyncio.Event | None, outcome: Outcome
+        self, work: Awaitable[T], disconnected: asyncio.Future[None] | None, outcome: Outcome
     ) -> T:
         """Await ``work`` within the total timeout; cancel it (closing the upstream) if the
-        caller goes away first."""
+        caller goes away first (``disconnected`` completes)."""
         task = asyncio.ensure_future(work)
-        gone = asyncio.ensure_future(disconnected.wait()) if disconnected else None
-        try:
-            done, _ = await asyncio.wait(
-                {task, gone} if gone else {task},
-                timeout=self.settings.upstream_total_timeout,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            if gone:
-                gone.cancel()
+        gone = disconnected
+        waited: set[asyncio.Future[Any]] = {task, gone} if gone else {task}
+        done, _ = await asyncio.wait(
+            waited,
+            timeout=self.settings.upstream_total_timeout,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
         if task in done:
             return task.result()
         task.cancel()

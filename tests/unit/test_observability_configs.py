@@ -39,7 +39,7 @@ RUNBOOK_BASE = "https://github.com/switchboard/switchboard/blob/main/docs/runboo
 ALERTS = {
     "GatewayDown", "ModelServerDown", "GatewayHighErrorRatio", "GatewayLatencyHigh", "TTFTHigh",
     "VLLMQueueHigh", "KVCacheAlmostFull", "PreemptionsRising", "DiskAlmostFull", "MemoryHigh",
-    "ErrorLogSpike", "UsageRowsDropped", "ResponseCacheFailing",
+    "ErrorLogSpike", "UsageRowsDropped", "ResponseCacheFailing", "SharedStateFailing",
 }  # fmt: skip
 SCRAPE_TARGETS = {
     "gateway": "gateway:8000",

@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def shared_state_errors() -> float:
-    labels = {"component": "limits"}
+    labels = {"feature": "limits"}
     return REGISTRY.get_sample_value("switchboard_shared_state_errors_total", labels) or 0.0
 
 

@@ -52,8 +52,8 @@ USAGE_DROPPED = Counter(
 )
 SHARED_STATE_ERRORS = Counter(
     "switchboard_shared_state_errors",
-    "Failed calls to the shared store (Redis) by component; the request went on without it",
-    ["component"],
+    "Failed calls to the shared store (Redis) by feature; the request went on without it",
+    ["feature"],
 )
 RATE_LIMITED = Counter("switchboard_rate_limited", "Requests refused by a limit", ["limit"])
 ACTIVE_STREAMS = Gauge(

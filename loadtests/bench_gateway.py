@@ -1,125 +1,358 @@
-"""Gateway overhead benchmark: wrk against the gateway (granian, N workers) in front of an
-instant fake upstream, and against the upstream directly as the baseline.
+"""Gateway overhead benchmark (``make bench-gateway``), all in one run on one box:
 
-Run with `make bench`. Writes test-artifacts/bench-gateway.json and prints a table. Traffic only
-goes to 127.0.0.1; every run is bounded in time.
+- the instant fake upstream directly (the baseline);
+- a bare Litestar + httpx-aiohttp proxy (``bare_proxy.py``): the floor of this stack;
+- the gateway with auth, limits and usage accounting on, JSON and SSE;
+- optionally (``BENCH_PRODUCTION=1``) the gateway with 2 workers and Redis-backed limits.
+
+Each is measured sequentially (1 connection: the added p50/p99 against direct) and at 32 and 64
+connections (req/s, and the ratio to the bare proxy), and the gateway's RSS is read before and
+after ``BENCH_REQUESTS`` (50,000) requests. The cores are split, not shared: the server under
+test runs on core 0 (``taskset``), wrk and the fake upstream on core 1, so the load generator
+is never what limits the server (its own numbers are reported beside). Writes
+``reports/bench-gateway.json`` and ``.png`` and prints a table. Traffic stays on 127.0.0.1 and
+every run is bounded in time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-import httpx
+from loadtests.common import (
+    REPORTS,
+    free_port,
+    process_tree_cpu_seconds,
+    process_tree_rss,
+    wait_http,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "test-artifacts" / "bench-gateway.json"
-DURATION = os.environ.get("BENCH_DURATION", "10s")
-CONNECTIONS = os.environ.get("BENCH_CONNECTIONS", "64")
-WORKERS = os.environ.get("BENCH_WORKERS", "1")
-BODY = {"model": "bench-model", "messages": [{"role": "user", "content": "hello"}],
-        "max_tokens": 8}  # fmt: skip
+DURATION = os.environ.get("BENCH_DURATION", "8s")
+REQUESTS = int(os.environ.get("BENCH_REQUESTS", "50000"))
+PRODUCTION = os.environ.get("BENCH_PRODUCTION", "1") == "1"
+BODY = {"model": "bench-model", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 8}
+SERVER_CORE, LOAD_CORE = "0", "1"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def pinned(core: str, command: list[str]) -> list[str]:
+    return (
+        ["taskset", "-c", core, *command]
+        if shutil.which("taskset") and os.cpu_count() != 1
+        else command
+    )
 
 
-def wait_http(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up")
-
-
-def wrk(url: str, body: dict[str, object], key: str | None) -> dict[str, float]:
+def wrk(
+    url: str, body: dict[str, Any], key: str | None, connections: int, duration: str = DURATION
+) -> dict[str, float]:
     headers = 'wrk.headers["Content-Type"] = "application/json"\n'
     if key:
         headers += f'wrk.headers["Authorization"] = "Bearer {key}"\n'
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(json.dumps(body))}\n{headers}')
+    threads = "1" if connections < 2 else "2"
+    command = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{duration}",
+        "--latency",
+        "-s",
+        script.name,
+        url,
+    ]
     result = subprocess.run(
-        ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{DURATION}", "--latency", "-s", script.name, url],
-        capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
+        pinned(LOAD_CORE, command), capture_output=True, text=True, timeout=600, check=True
+    )
+    os.unlink(script.name)
     text = result.stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]
+    count = int(re.search(r"(\d+) requests in", text).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text
+    )
 
     def ms(label: str) -> float:
-        match = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", text)
+        match = re.search(rf"{label}\s+([\d.]+)(us|ms|s)\b", text)
         assert match, text
         value, unit = float(match.group(1)), match.group(2)
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
-    return {"requests_per_s": rps, "p50_ms": ms("50%"), "p99_ms": ms("99%"),
-            "errors": int(non2xx.group(1)) if non2xx else 0}  # fmt: skip
+    return {
+        "requests_per_s": rps,
+        "requests": count,
+        "p50_ms": ms("50%"),
+        "p99_ms": ms("99%"),
+        "errors": (int(non2xx.group(1)) if non2xx else 0)
+        + (sum(int(n) for n in errors.groups()) if errors else 0),
+    }
+
+
+@contextlib.contextmanager
+def started(
+    command: list[str], url: str, env: dict[str, str] | None = None, core: str | None = SERVER_CORE
+) -> Iterator[subprocess.Popen[bytes]]:
+    process = subprocess.Popen(
+        pinned(core, command) if core else command, env=env, start_new_session=True
+    )
+    try:
+        wait_http(url, process)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=60)
+
+
+def measure(
+    url: str, body: dict[str, Any], key: str | None, pid: int | None = None
+) -> dict[str, Any]:
+    """Sequential and at 32/64 connections; with ``pid``, the server's CPU time per request
+    at 32 connections too."""
+    wrk(url, body, key, 8, "2s")  # warm up: connection pools, caches, lazy imports
+    result = {"sequential": wrk(url, body, key, 1)}
+    before = process_tree_cpu_seconds(pid) if pid else 0.0
+    result["c32"] = wrk(url, body, key, 32)
+    if pid:
+        spent = process_tree_cpu_seconds(pid) - before
+        result["c32"]["cpu_us_per_request"] = round(1e6 * spent / result["c32"]["requests"], 1)
+    result["c64"] = wrk(url, body, key, 64)
+    return result
+
+
+def soak(url: str, key: str, pid: int) -> dict[str, float]:
+    """RSS of the server's process tree before and after REQUESTS more requests."""
+    before = process_tree_rss(pid)
+    sent = 0
+    while sent < REQUESTS:
+        sent += int(wrk(url, BODY, key, 32, "5s")["requests"])
+    after = process_tree_rss(pid)
+    return {
+        "requests": sent,
+        "rss_before_mb": before / 2**20,
+        "rss_after_mb": after / 2**20,
+        "growth_percent": 100 * (after - before) / before,
+    }
+
+
+def gateway_env(data: Path, port: int, upstream: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SWITCHBOARD_", "PROMETHEUS"))}
+    env.update(
+        {
+            "SWITCHBOARD_DATA_DIR": str(data),
+            "SWITCHBOARD_PORT": str(port),
+            "SWITCHBOARD_UPSTREAM_URLS": f"{upstream}/v1",
+            "SWITCHBOARD_DEFAULT_MODEL": "bench-model",
+            "SWITCHBOARD_LOG_LEVEL": "WARNING",
+            "SWITCHBOARD_CACHE_MAX_ENTRIES": "0",
+            "SWITCHBOARD_ENVIRONMENT": "test",
+            **{f"SWITCHBOARD_{k.upper()}": v for k, v in extra.items()},
+        }
+    )
+    return env
+
+
+def mint(env: dict[str, str]) -> str:
+    return (
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "switchboard.cli",
+                "keys",
+                "create",
+                "--user",
+                "bench",
+                "--rpm",
+                "100000000",
+                "--tpm",
+                "2000000000",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=300,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+
+
+def run_gateway(name: str, upstream: str, workers: int, redis_url: str = "") -> dict[str, Any]:
+    data = Path(tempfile.mkdtemp(prefix=f"sb-bench-{name}-"))
+    port = free_port()
+    extra = {"workers": str(workers)}
+    if redis_url:
+        extra["redis_url"] = redis_url
+    env = gateway_env(data, port, upstream, **extra)
+    # the user's own limits too (the default would cap the run at 60 requests a minute)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "switchboard.cli",
+            "users",
+            "create",
+            "bench",
+            "--rpm",
+            "100000000",
+            "--tpm",
+            "2000000000",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    key = mint(env)
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    core = SERVER_CORE if workers == 1 else None  # several workers: both cores, shared
+    try:
+        with started(
+            [sys.executable, "-m", "switchboard.cli", "serve"],
+            f"http://127.0.0.1:{port}/readyz",
+            env,
+            core,
+        ) as gateway:
+            result = {
+                "json": measure(url, BODY, key, gateway.pid),
+                "sse": measure(url, {**BODY, "stream": True}, key, gateway.pid),
+            }
+            result["rss"] = soak(url, key, gateway.pid)
+            return result
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
 
 
 def main() -> int:
     if not shutil.which("wrk"):
         print("bench: wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 1
-    data = Path(tempfile.mkdtemp(prefix="sb-bench-"))
-    upstream_port, gateway_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
-    env.update({
-        "SWITCHBOARD_DATA_DIR": str(data), "SWITCHBOARD_PORT": str(gateway_port),
-        "SWITCHBOARD_UPSTREAM_URLS": f"http://127.0.0.1:{upstream_port}/v1",
-        "SWITCHBOARD_DEFAULT_MODEL": "bench-model", "SWITCHBOARD_WORKERS": WORKERS,
-        "SWITCHBOARD_LOG_LEVEL": "WARNING", "SWITCHBOARD_CACHE_MAX_ENTRIES": "0",
-    })  # fmt: skip
+    upstream_port, bare_port = free_port(), free_port()
+    upstream = f"http://127.0.0.1:{upstream_port}"
     python = sys.executable
-    key = subprocess.run(
-        [python, "-m", "switchboard.cli", "keys", "create", "--user", "bench",
-         "--rpm", "100000000", "--tpm", "2000000000"],
-        env=env, capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
-    upstream = subprocess.Popen([python, str(ROOT / "loadtests" / "fake_upstream.py"),
-                                 str(upstream_port)])  # fmt: skip
-    gateway = subprocess.Popen([python, "-m", "switchboard.cli", "serve"], env=env)
-    try:
-        wait_http(f"http://127.0.0.1:{upstream_port}/health")
-        wait_http(f"http://127.0.0.1:{gateway_port}/readyz")
-        up = f"http://127.0.0.1:{upstream_port}/v1/chat/completions"
-        gw = f"http://127.0.0.1:{gateway_port}/v1/chat/completions"
-        results = {
-            "upstream_direct_json": wrk(up, BODY, None),
-            "gateway_json": wrk(gw, BODY, key),
-            "gateway_stream": wrk(gw, {**BODY, "stream": True}, key),
+    report: dict[str, Any] = {
+        "cpus": os.cpu_count(),
+        "duration": DURATION,
+        "cores": "server under test on core 0; wrk and the fake upstream on core 1 "
+        "(the 2-worker production run uses both cores for the gateway)",
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    with started(
+        [python, str(ROOT / "loadtests" / "fake_upstream.py"), str(upstream_port)],
+        f"{upstream}/health",
+        core=LOAD_CORE,
+    ):
+        direct = f"{upstream}/v1/chat/completions"
+        report["direct"] = {
+            "json": measure(direct, BODY, None),
+            "sse": measure(direct, {**BODY, "stream": True}, None),
         }
-    finally:
-        for process in (gateway, upstream):
-            process.terminate()
-            process.wait(timeout=30)
-        shutil.rmtree(data, ignore_errors=True)
-    baseline = results["upstream_direct_json"]
-    added = results["gateway_json"]["p50_ms"] - baseline["p50_ms"]
-    report = {"duration": DURATION, "connections": int(CONNECTIONS), "workers": int(WORKERS),
-              "results": results, "added_p50_ms": round(added, 2)}  # fmt: skip
-    OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(json.dumps(report, indent=2))
-    print(f"{'scenario':24} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
-    for name, row in results.items():
-        print(f"{name:24} {row['requests_per_s']:>10.0f} {row['p50_ms']:>8.2f} "
-              f"{row['p99_ms']:>8.2f} {row['errors']:>7}")  # fmt: skip
-    print(f"gateway adds {added:.2f} ms at p50 ({OUT})")
-    return 0 if all(r["errors"] == 0 for r in results.values()) else 1
+        bare_env = {**os.environ, "UPSTREAM": upstream, "PYTHONPATH": str(ROOT)}
+        bare = [
+            python,
+            "-m",
+            "granian",
+            "--interface",
+            "asgi",
+            "--factory",
+            "--workers",
+            "1",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(bare_port),
+            "--no-ws",
+            "--log-level",
+            "warning",
+            "loadtests.bare_proxy:create_app",
+        ]
+        with started(bare, f"http://127.0.0.1:{bare_port}/v1/chat/completions", bare_env) as proxy:
+            url = f"http://127.0.0.1:{bare_port}/v1/chat/completions"
+            report["bare_proxy"] = {
+                "json": measure(url, BODY, None, proxy.pid),
+                "sse": measure(url, {**BODY, "stream": True}, None, proxy.pid),
+            }
+        report["gateway"] = run_gateway("one", upstream, workers=1)
+        if PRODUCTION:
+            from tests.support.redis_server import RedisServer
+
+            redis = RedisServer()
+            try:
+                report["gateway_2_workers_redis"] = run_gateway("prod", upstream, 2, redis.url)
+            finally:
+                redis.stop()
+    summarise(report)
+    REPORTS.mkdir(exist_ok=True)
+    (REPORTS / "bench-gateway.json").write_text(json.dumps(report, indent=2))
+    print(table(report))
+    from loadtests.plots import plot_gateway
+
+    plot_gateway(report, REPORTS / "bench-gateway.png")
+    print(f"wrote {REPORTS / 'bench-gateway.json'} and bench-gateway.png")
+    return 0 if report["errors"] == 0 else 1
+
+
+def summarise(report: dict[str, Any]) -> None:
+    """Targets: added p50 <= 1 ms and p99 <= 3 ms sequential; >= 70 % of the bare proxy at 32
+    connections; RSS growth < 5 % over the soak."""
+    direct, bare = report["direct"], report["bare_proxy"]
+    summary: dict[str, Any] = {}
+    errors = 0
+    for name in ("gateway", "gateway_2_workers_redis"):
+        if name not in report:
+            continue
+        run = report[name]
+        for kind in ("json", "sse"):
+            seq, base = run[kind]["sequential"], direct[kind]["sequential"]
+            summary[f"{name}_{kind}"] = {
+                "added_p50_ms": round(seq["p50_ms"] - base["p50_ms"], 3),
+                "added_p99_ms": round(seq["p99_ms"] - base["p99_ms"], 3),
+                "ratio_to_bare_c32": round(
+                    run[kind]["c32"]["requests_per_s"] / bare[kind]["c32"]["requests_per_s"], 3
+                ),
+                "ratio_to_bare_c64": round(
+                    run[kind]["c64"]["requests_per_s"] / bare[kind]["c64"]["requests_per_s"], 3
+                ),
+            }
+            errors += sum(run[kind][load]["errors"] for load in ("sequential", "c32", "c64"))
+        summary[f"{name}_rss_growth_percent"] = round(run["rss"]["growth_percent"], 2)
+    report["summary"] = summary
+    report["errors"] = errors
+
+
+def table(report: dict[str, Any]) -> str:
+    lines = [
+        f"{'server':26} {'kind':5} {'seq p50':>8} {'seq p99':>8} {'c32 req/s':>10} "
+        f"{'c64 req/s':>10}"
+    ]
+    for name in ("direct", "bare_proxy", "gateway", "gateway_2_workers_redis"):
+        for kind in ("json", "sse"):
+            if name in report:
+                row = report[name][kind]
+                lines.append(
+                    f"{name:26} {kind:5} {row['sequential']['p50_ms']:>8.2f} "
+                    f"{row['sequential']['p99_ms']:>8.2f} {row['c32']['requests_per_s']:>10.0f} "
+                    f"{row['c64']['requests_per_s']:>10.0f}"
+                )
+    lines.append(json.dumps(report["summary"], indent=2))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

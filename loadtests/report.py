@@ -1,0 +1,172 @@
+"""``make load-report``: docs/load-testing.md from what the benchmarks and load tests wrote into
+``reports/`` (never typed by hand). Plots are copied beside the page; a part whose run is
+missing says which make target produces it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from loadtests.common import REPORTS
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "load-testing.md"
+ASSETS = ROOT / "docs" / "load-testing"
+TARGETS = {"added_p50_ms": 1.0, "added_p99_ms": 3.0, "ratio_to_bare_c32": 0.70}
+
+
+def load(name: str) -> dict[str, Any] | None:
+    path = REPORTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def picture(name: str, alt: str) -> str:
+    source = REPORTS / name
+    if not source.exists():
+        return ""
+    ASSETS.mkdir(exist_ok=True)
+    shutil.copy(source, ASSETS / name)
+    return f"\n![{alt}](load-testing/{name})\n"
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def gateway_section(report: dict[str, Any] | None) -> list[str]:
+    if report is None:
+        return ["Not run yet: `make bench-gateway`."]
+    lines = [
+        f"Run {report['started']} on {report['cpus']} cores; {report['cores']}. "
+        f"{report['duration']} per load level, wrk, an instant fake upstream.",
+        "",
+        "| server | kind | sequential p50 ms | sequential p99 ms | req/s at 32 | req/s at 64 | "
+        "server CPU µs per request at 32 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in ("direct", "bare_proxy", "gateway", "gateway_2_workers_redis"):
+        for kind in ("json", "sse"):
+            if name in report:
+                row = report[name][kind]
+                lines.append(
+                    f"| {name} | {kind} | {row['sequential']['p50_ms']:.2f} | "
+                    f"{row['sequential']['p99_ms']:.2f} | {row['c32']['requests_per_s']:,.0f} | "
+                    f"{row['c64']['requests_per_s']:,.0f} | "
+                    f"{row['c32'].get('cpu_us_per_request', '—')} |"
+                )
+    lines += ["", "| target | measured | threshold | |", "|---|---|---|---|"]
+    for name, figures in report["summary"].items():
+        if not isinstance(figures, dict):
+            ok = figures < 5.0
+            lines.append(f"| {name} | {figures:.2f} % | < 5 % | {verdict(ok)} |")
+            continue
+        for metric, limit in TARGETS.items():
+            value = figures[metric]
+            ok = value >= limit if metric.startswith("ratio") else value <= limit
+            shown = f"{value:.0%}" if metric.startswith("ratio") else f"{value:.2f} ms"
+            bound = f">= {limit:.0%}" if metric.startswith("ratio") else f"<= {limit} ms"
+            lines.append(f"| {name} {metric} | {shown} | {bound} | {verdict(ok)} |")
+    lines.append(picture("bench-gateway.png", "gateway benchmark"))
+    return lines
+
+
+def model_section(report: dict[str, Any] | None) -> list[str]:
+    if report is None:
+        return ["Not run yet: `make bench-model`."]
+    lines = [
+        f"CPU: {report['cpu']}. {report['seconds_per_level']:.0f} s per level, "
+        f"{report['max_tokens']} tokens per answer (`ignore_eos`).",
+        "",
+        "| streams | direct tok/s | gateway tok/s | share | TTFT p50/p95 direct (s) | "
+        "TTFT p50/p95 gateway (s) | ITL p50 direct/gateway (ms) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for direct, gateway, share in zip(report["direct"], report["gateway"],
+                                      report["gateway_share"], strict=True):  # fmt: skip
+        lines.append(
+            f"| {direct['streams']} | {direct['output_tokens_per_s']} | "
+            f"{gateway['output_tokens_per_s']} | {share:.1%} ({verdict(share >= 0.97)}) | "
+            f"{direct['ttft_p50_s']} / {direct['ttft_p95_s']} | "
+            f"{gateway['ttft_p50_s']} / {gateway['ttft_p95_s']} | "
+            f"{direct['itl_p50_ms']} / {gateway['itl_p50_ms']} |"
+        )
+    lines.append(picture("bench-model.png", "model benchmark"))
+    return lines
+
+
+def loadtest_section(run: dict[str, Any] | None) -> list[str]:
+    if run is None:
+        return ["Not run yet: `make loadtest`."]
+    lines = [
+        f"{run['users']} users for {run['duration']}, every scenario of `loadtests/locustfile.py`.",
+        "",
+        "| request | count | failures | p50 ms | p95 ms | p99 ms | req/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, row in run["stats"].items():
+        lines.append(
+            f"| {name} | {row['Request Count']} | {row['Failure Count']} | {row['50%']} | "
+            f"{row['95%']} | {row['99%']} | {float(row['Requests/s']):.2f} |"
+        )
+    lines.append(picture("loadtest.png", "load test history"))
+    return lines
+
+
+def sweep_section(sweep: dict[str, Any] | None) -> list[str]:
+    if sweep is None:
+        return ["Not run yet: `make loadtest-sweep`."]
+    lines = [
+        f"Browser users only, {sweep['duration']} per level. SLO: p95 time to first token "
+        f"<= {sweep['slo_ttft_p95_s']} s. **At most {sweep['max_users_within_slo']} people "
+        "chatting at once stay within it on this box.**",
+        "",
+        "| users | TTFT p50 s | TTFT p95 s | answers | req/s | failures |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in sweep["levels"]:
+        lines.append(
+            f"| {row['users']} | {row['ttft_p50_s']:.2f} | {row['ttft_p95_s']:.2f} | "
+            f"{row['answers']} | {row['requests_per_s']:.2f} | {row['failures']} |"
+        )
+    lines.append(picture("loadtest-sweep.png", "chat users against the SLO"))
+    return lines
+
+
+def main() -> int:
+    notes = (ROOT / "loadtests" / "report-notes.md").read_text()
+    parts = [
+        "# Load testing and performance",
+        "",
+        "Generated by `make load-report` from `reports/` (written by `make bench-gateway`, "
+        "`make bench-model`, `make loadtest` and `make loadtest-sweep`); do not edit by hand: "
+        "the prose lives in `loadtests/report-notes.md`.",
+        "",
+        "## Gateway overhead (`make bench-gateway`)",
+        "",
+        *gateway_section(load("bench-gateway")),
+        "",
+        "## The model tier directly and through the gateway (`make bench-model`)",
+        "",
+        *model_section(load("bench-model")),
+        "",
+        "## Mixed load (`make loadtest`)",
+        "",
+        *loadtest_section(load("loadtest")),
+        "",
+        "## How many people chat at once (`make loadtest-sweep`)",
+        "",
+        *sweep_section(load("loadtest-sweep")),
+        "",
+        notes.strip(),
+        "",
+    ]
+    DOC.write_text("\n".join(parts))
+    print(f"wrote {DOC}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,6 +7,7 @@ import contextlib
 import json
 import re
 import threading
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -218,3 +219,38 @@ async def test_the_last_server_of_a_model_is_not_ejected_by_one_failed_connect(
         client.headers["Authorization"] = "Bearer " + await mint_key(client, "blip")
         assert (await client.post(CHAT, json=BODY)).status_code == 503
         assert (await client.post(CHAT, json=BODY)).status_code == 200  # still in rotation
+
+
+async def test_readiness_and_serving_agree_when_the_model_comes_back(
+    pair: AsyncTestClient[Any], upstreams: TwoUpstreams
+) -> None:
+    """/readyz probes the servers live; a server it finds back is used at once, not after the
+    next periodic probe (an hour in this fixture): ready means this worker serves."""
+    for server in upstreams.servers.values():
+        server.healthy = False
+    pool = pair.app.state.resources.pool
+    await pool.refresh()
+    assert (await pair.post(CHAT, json=BODY)).status_code == 503
+    for server in upstreams.servers.values():
+        server.healthy = True
+    assert (await pair.get("/readyz")).status_code == 200
+    assert (await pair.post(CHAT, json=BODY)).status_code == 200
+
+
+async def test_a_refusal_for_want_of_servers_rechecks_them_soon(
+    pair: AsyncTestClient[Any], upstreams: TwoUpstreams
+) -> None:
+    """All down: the 503 schedules a recheck, so the servers' return is noticed long before
+    the periodic probe (an hour here) without any readiness probe."""
+    for server in upstreams.servers.values():
+        server.healthy = False
+    pool = pair.app.state.resources.pool
+    await pool.refresh()
+    for server in upstreams.servers.values():
+        server.healthy = True
+    assert (await pair.post(CHAT, json=BODY)).status_code == 503  # still believed down
+    deadline = time.monotonic() + 30
+    while not any(s.healthy for s in pool.servers):
+        assert time.monotonic() < deadline, "no recheck was scheduled"
+        await asyncio.sleep(0.05)
+    assert (await pair.post(CHAT, json=BODY)).status_code == 200

@@ -61,6 +61,10 @@ class UpstreamServer:
         return self.base_url.removesuffix("/v1")
 
 
+RECHECK_SECONDS = 1.0
+"""At most one out-of-turn probe a second (refusals for want of servers trigger them)."""
+
+
 class UpstreamPool:
     """Routes requests for a model to the healthy servers that serve it."""
 
@@ -88,16 +92,19 @@ class UpstreamPool:
         )
         self._turn = itertools.count()
         self._refresher: asyncio.Task[None] | None = None
+        self._recheck: asyncio.Task[None] | None = None
+        self._rechecked_at = 0.0
 
     async def start(self) -> None:
         await self.refresh()
         self._refresher = asyncio.create_task(self._refresh_forever(), name="upstream-probe")
 
     async def aclose(self) -> None:
-        if self._refresher:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
+        for task in (self._recheck, self._refresher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.client.aclose()
 
     async def _refresh_forever(self) -> None:
@@ -153,7 +160,22 @@ class UpstreamPool:
             return "ok" if response.status_code == 200 else f"status {response.status_code}"
 
         results = await asyncio.gather(*(check(s) for s in self.servers))
+        # a server found back is used at once: "ready" must mean this worker serves
+        back = [s for s, state in zip(self.servers, results, strict=True)
+                if state == "ok" and not s.healthy]  # fmt: skip
+        await asyncio.gather(*(self.probe(server) for server in back))
         return dict(zip((s.base_url for s in self.servers), results, strict=True))
+
+    def recheck_soon(self) -> None:
+        """Probe every server now, in the background, at most once a second: a refusal for
+        want of healthy servers notices their return without waiting for the next interval."""
+        now = time.monotonic()
+        if self._recheck is not None and not self._recheck.done():
+            return
+        if now - self._rechecked_at < RECHECK_SECONDS:
+            return
+        self._rechecked_at = now
+        self._recheck = asyncio.get_running_loop().create_task(self.refresh(), name="recheck")
 
     def model_cards(self) -> list[ModelCard]:
         cards: dict[str, ModelCard] = {}
@@ -181,6 +203,7 @@ class UpstreamPool:
         healthy = [s for s in self.servers if s.healthy and model in s.models]
         if not healthy:
             if any(model in s.models for s in self.servers):
+                self.recheck_soon()
                 raise model_unavailable(model)
             if any(s.healthy for s in self.servers):
                 raise model_not_found(model)

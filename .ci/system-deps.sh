@@ -12,7 +12,7 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian starts some services on install; the tests start their own instances.
-  for service in postgresql redis-server prometheus prometheus-alertmanager prometheus-node-exporter; do
+  for service in postgresql redis-server prometheus prometheus-alertmanager prometheus-node-exporter caddy; do
     service "$service" stop >/dev/null 2>&1 || true
   done
 else

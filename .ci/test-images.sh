@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# `make test-images`: build the gateway and CPU model-server images from the real Dockerfiles with
+# podman, then run tests/images (which starts docker-compose.prod.yml on them) and print how long
+# each step took. PostgreSQL, Redis and Caddy run as containers built from Debian packages on a
+# local base image (tests/images/standins), tagged as the images the compose file names.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+socket=${PODMAN_SOCKET:-/run/podman/podman.sock}
+owner=local tag=${IMAGE_TAG:-test}
+log_dir=test-artifacts/images
+mkdir -p "$log_dir"
+steps=()
+
+step() {  # step NAME COMMAND...: run, log to $log_dir/NAME.log, remember the time it took
+  local name=$1 started=$SECONDS status=0
+  shift
+  echo "test-images: $name"
+  "$@" >"$log_dir/$name.log" 2>&1 || status=$?
+  steps+=("$(printf '%-24s %4ds %s' "$name" $((SECONDS - started)) \
+    "$([ $status -eq 0 ] && echo ok || echo "FAILED (see $log_dir/$name.log)")")")
+  if [ $status -ne 0 ]; then
+    tail -n 40 "$log_dir/$name.log" >&2
+    return $status
+  fi
+}
+
+# shellcheck disable=SC2329  # called by the EXIT trap
+summary() {
+  echo "test-images: steps"
+  printf '  %s\n' "${steps[@]}"
+  [ -f "$log_dir/sizes.txt" ] && sed 's/^/  /' "$log_dir/sizes.txt"
+  return 0
+}
+trap summary EXIT
+
+# What pip uses on this machine (a CA bundle for a TLS-intercepting proxy, a local wheel folder
+# and local indexes) is handed to the builds as build args and read-only mounts; without them
+# the Dockerfiles' defaults (PyPI, PyTorch's CPU index) apply.
+build=(--format docker --network host)
+ca=/etc/ssl/certs/ca-certificates.crt
+if [ -f "$ca" ]; then
+  build+=(-v "$ca:/run/build-ca.crt:ro" --build-arg PIP_CERT=/run/build-ca.crt
+          --build-arg SSL_CERT_FILE=/run/build-ca.crt)
+fi
+pip_config() { python3 -m pip config get "global.$1" 2>/dev/null || true; }
+find_links=${PIP_FIND_LINKS:-$(pip_config find-links)}
+model=()
+if [ -n "$find_links" ] && [ -d "$find_links" ]; then
+  model+=(-v "$find_links:$find_links:ro" --build-arg "PIP_FIND_LINKS=$find_links")
+fi
+local_indexes=()
+for url in ${PIP_EXTRA_INDEX_URL:-$(pip_config extra-index-url)}; do
+  dir=${url#file://}
+  dir=${dir%/simple}
+  if [ "$url" != "$dir" ] && [ -d "$dir" ]; then
+    model+=(-v "$dir:$dir:ro")
+    local_indexes+=("$url")
+  fi
+done
+if [ ${#local_indexes[@]} -gt 0 ]; then
+  model+=(--build-arg "PIP_EXTRA_INDEX_URL=${local_indexes[*]}")
+fi
+
+images_built() {
+  local gateway=ghcr.io/$owner/switchboard-gateway:$tag model_cpu=ghcr.io/$owner/switchboard-model-cpu:$tag
+  {
+    echo "image sizes (podman, uncompressed):"
+    for image in "$gateway" "$model_cpu" python:3.11-slim-bookworm; do
+      printf '  %-48s %s\n' "$image" "$(podman image inspect --format '{{.Size}}' "$image" \
+        | awk '{printf "%.0f MB", $1 / 1000000}')"
+    done
+  } >"$log_dir/sizes.txt"
+}
+
+# shellcheck disable=SC2329  # called through step
+standins() {
+  local name
+  for name in postgres:15.20-bookworm redis:7.0.15-bookworm caddy:2.6.2; do
+    podman build "${build[@]}" -f "tests/images/standins/${name%%:*}.Dockerfile" \
+      -t "docker.io/library/$name" tests/images/standins
+  done
+}
+
+step engine bash .ci/container-engine.sh "$socket"
+step base-image bash .ci/base-images.sh
+step standin-images standins
+step gateway-image podman build "${build[@]}" -f infra/docker/gateway.Dockerfile \
+  -t "ghcr.io/$owner/switchboard-gateway:$tag" .
+step model-cpu-image podman build "${build[@]}" "${model[@]}" -f model-server/cpu/Dockerfile \
+  -t "ghcr.io/$owner/switchboard-model-cpu:$tag" .
+images_built
+[ -n "${TEST_IMAGES_BUILD_ONLY:-}" ] && exit 0  # `make test-deploy` needs only the images
+# The stack runs a vLLM server: never two at once on this machine (flock where there is one).
+lock=()
+command -v flock >/dev/null && lock=(flock /tmp/vllm.lock)
+echo "test-images: pytest tests/images (compose up on podman; output below)"
+started=$SECONDS
+status=0
+# shellcheck disable=SC2086  # PYTEST_ARGS: extra arguments, split on purpose
+env TEST_IMAGES=1 DOCKER_HOST="unix://$socket" IMAGE_OWNER=$owner IMAGE_TAG=$tag \
+  "${lock[@]}" .venv/bin/pytest tests/images -p no:cacheprovider ${PYTEST_ARGS:-} || status=$?
+steps+=("$(printf '%-24s %4ds %s' pytest $((SECONDS - started)) \
+  "$([ $status -eq 0 ] && echo ok || echo FAILED)")")
+exit $status

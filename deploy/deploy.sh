@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Deploy tag TAG of our images with docker-compose.prod.yml, smoke-test it through the proxy, and
+# roll back to the tag that ran before when the smoke test fails.
+#
+#   deploy/deploy.sh TAG
+#
+# Environment:
+#   ENV_FILE       the compose environment (default deploy/compose.env; see compose.env.example)
+#   STATE_DIR      where the deployed tag is remembered (default deploy/state)
+#   SMOKE_URL      the proxy's address as people use it (default: SWITCHBOARD_PUBLIC_URL)
+#   SMOKE_API_KEY  an API key for the one real completion (or SMOKE_API_KEY_FILE); unset: a key
+#                  is minted in the gateway container for the user deploy-smoke, and revoked
+#   SMOKE_TIMEOUT  seconds the new version may take to answer (default 600)
+#   SMOKE_CA       a CA bundle for the proxy's certificate; SMOKE_CA_FROM_PROXY=1 takes the root
+#                  of Caddy's local CA from the proxy container (internal hosts, tests)
+#   COMPOSE        the compose command (default "docker compose")
+#   DEPLOY_SERVICES  only these services (and what they depend on); default: all of them
+# Exit status: 0 deployed; 1 the new tag failed its smoke test and the previous one runs again;
+# 2 that rollback failed too (people must look).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+tag=${1:?usage: deploy/deploy.sh TAG}
+env_file=${ENV_FILE:-deploy/compose.env}
+state_dir=${STATE_DIR:-deploy/state}
+read -r -a compose <<< "${COMPOSE:-docker compose}"
+compose+=(-f docker-compose.prod.yml --env-file "$env_file")
+timeout=${SMOKE_TIMEOUT:-600}
+key=${SMOKE_API_KEY:-}
+if [ -z "$key" ] && [ -n "${SMOKE_API_KEY_FILE:-}" ]; then
+  key=$(tr -d '[:space:]' < "$SMOKE_API_KEY_FILE")
+fi
+url=${SMOKE_URL:-$(sed -n 's/^SWITCHBOARD_PUBLIC_URL=//p' "$env_file" | tail -n 1)}
+[ -n "$url" ] || { echo "deploy: set SMOKE_URL or SWITCHBOARD_PUBLIC_URL in $env_file" >&2; exit 2; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$state_dir"
+previous=$(cat "$state_dir/current-tag" 2>/dev/null || true)
+
+say() { echo "deploy: $*"; }
+
+# our images (the others are pinned and change only with this repository)
+ours=(gateway migrate)
+profiles=${COMPOSE_PROFILES:-$(sed -n 's/^COMPOSE_PROFILES=//p' "$env_file" | tail -n 1)}
+case ",$profiles," in *,cpu,*) ours+=(model-cpu) ;; esac
+
+up() {  # up TAG: pull our images at TAG and (re)start what changed
+  SWITCHBOARD_TAG=$1 "${compose[@]}" pull --quiet "${ours[@]}"
+  local -a only
+  read -r -a only <<< "${DEPLOY_SERVICES:-}"
+  SWITCHBOARD_TAG=$1 "${compose[@]}" up -d --remove-orphans "${only[@]}"
+}
+
+tls() {  # the curl options that make the proxy's certificate trusted
+  if [ -n "${SMOKE_CA:-}" ]; then
+    echo "--cacert $SMOKE_CA"
+  elif [ "${SMOKE_CA_FROM_PROXY:-}" = 1 ] &&
+      "${compose[@]}" exec -T proxy cat /data/caddy/pki/authorities/local/root.crt \
+        > "$work/proxy-ca.crt" 2>/dev/null; then
+    echo "--cacert $work/proxy-ca.crt"
+  fi
+}
+
+smoke_key() {  # the given key, or one minted for this smoke test (its id in $work/key-id)
+  if [ -n "$key" ]; then
+    echo "$key"
+    return
+  fi
+  "${compose[@]}" exec -T gateway switchboard keys create --user deploy-smoke \
+    --name "smoke test" 2> "$work/minted" | tail -n 1
+  sed -n 's/^key \([0-9]*\) .*/\1/p' "$work/minted" > "$work/key-id"
+}
+
+forget_key() {
+  if [ -s "$work/key-id" ]; then
+    "${compose[@]}" exec -T gateway switchboard keys revoke "$(cat "$work/key-id")" >/dev/null || true
+    rm -f "$work/key-id"
+  fi
+}
+
+smoke() {  # readiness through the proxy, then one real completion; within $timeout seconds
+  local deadline=$((SECONDS + timeout)) model secret
+  local -a curl_tls
+  until read -r -a curl_tls <<< "$(tls)" && curl -fsS "${curl_tls[@]}" -o /dev/null "$url/readyz"; do
+    if [ $SECONDS -ge $deadline ]; then
+      say "smoke: $url/readyz did not answer 200 within ${timeout}s"
+      return 1
+    fi
+    sleep 3
+  done
+  model=$(sed -n 's/^SWITCHBOARD_DEFAULT_MODEL=//p' "$env_file" | tail -n 1)
+  local body
+  body=$(printf '{"model":"%s","max_tokens":8,"messages":[{"role":"user","content":"Say OK."}]}' \
+    "${model:-smollm2-135m-instruct}")
+  secret=$(smoke_key) || { say "smoke: no API key (is the gateway running?)"; return 1; }
+  # each worker learns the model is up from its own health probe: retry within the deadline
+  until curl -fsS "${curl_tls[@]}" --max-time 300 -H "Authorization: Bearer $secret" \
+      -H "Content-Type: application/json" -d "$body" "$url/v1/chat/completions" \
+      | grep -q '"choices"'; do
+    if [ $SECONDS -ge $deadline ]; then
+      forget_key
+      say "smoke: no completion through $url within ${timeout}s"
+      return 1
+    fi
+    sleep 3
+  done
+  forget_key
+  say "smoke: ready, and a real completion came back"
+}
+
+say "deploying $tag (running now: ${previous:-nothing})"
+if up "$tag" && smoke; then
+  echo "$tag" > "$state_dir/current-tag"
+  [ -n "$previous" ] && [ "$previous" != "$tag" ] && echo "$previous" > "$state_dir/previous-tag"
+  say "$tag is live"
+  exit 0
+fi
+
+if [ -z "$previous" ] || [ "$previous" = "$tag" ]; then
+  say "$tag failed and there is no earlier tag to go back to"
+  exit 2
+fi
+say "$tag failed: rolling back to $previous"
+if up "$previous" && smoke; then
+  say "rolled back: $previous is live again"
+  exit 1
+fi
+say "the rollback to $previous failed too"
+exit 2

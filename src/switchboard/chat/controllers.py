@@ -1,42 +1,43 @@
-"""The chat pages: conversations, messages streaming in, stop, rename, delete, search."""
+"""The conversation page: messages streaming in, stop, settings, regenerate and edit.
+
+The list (search, pin, archive, rename, delete) is in history_controllers.py, export and import
+in transfer_controllers.py.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
-from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import UploadFile
+from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException, ValidationException
-from litestar.exceptions.http_exceptions import RequestEntityTooLarge
-from litestar.params import FromPath, FromQuery, MultipartBody, QueryParameter, URLEncodedBody
-from litestar.plugins.htmx import ClientRedirect
+from litestar.params import FromPath, URLEncodedBody
 from litestar.response import Redirect, Stream, Template
 
-from switchboard.accounts.guards import current_user, requires_user
+from switchboard.accounts.guards import requires_user
 from switchboard.accounts.tables import User
-from switchboard.chat import import_limits, services, transfer
-from switchboard.chat.markdown import render_markdown
+from switchboard.chat import services
 from switchboard.chat.streaming import follow_reply, stream_reply
 from switchboard.chat.tables import Conversation, Message
+from switchboard.chat.views import (
+    TEMPLATE,
+    conversation_of,
+    message_view,
+    model_names,
+    page_context,
+    user_of,
+)
 from switchboard.gateway.service import GatewayService
 from switchboard.observability.request_id import request_id_of
 from switchboard.settings import Settings
-from switchboard.web.errors import handle_exception
 from switchboard.web.rendering import page, render_block
-
-TEMPLATE = "chat/page.html"
-PageNumber = Annotated[int, QueryParameter(ge=0, le=services.MAX_PAGE)]
 
 
 class MessageForm(msgspec.Struct):
     content: str = ""
-
-
-class RenameForm(msgspec.Struct):
-    title: str = ""
+    model: str | None = None
+    """From the composer's model picker ("" is the default model); absent: unchanged."""
 
 
 class SettingsForm(msgspec.Struct):
@@ -46,11 +47,6 @@ class SettingsForm(msgspec.Struct):
     max_tokens: str = "512"
 
 
-@dataclass
-class ImportForm:
-    file: UploadFile
-
-
 def _settings_errors(
     data: SettingsForm, models: list[str], max_len: int
 ) -> tuple[dict[str, Any], list[str]]:
@@ -58,7 +54,7 @@ def _settings_errors(
     system_prompt = data.system_prompt.strip()[: services.MAX_SYSTEM_PROMPT_CHARS]
     changes: dict[str, Any] = {"system_prompt": system_prompt}
     if data.model and data.model not in models:
-        errors.append(f"Unknown model {data.model!r}.")
+        errors.append(f"Unknown model {data.model[: services.MAX_MODEL_CHARS]!r}.")
     changes["model"] = data.model
     low, high = services.TEMPERATURE_RANGE
     try:
@@ -76,87 +72,35 @@ def _settings_errors(
     return changes, errors
 
 
-async def _user(request: Request[Any, Any, Any]) -> User:
-    user = await current_user(request)
-    assert user is not None  # the guard ran
-    return user
-
-
-async def _conversation(
-    request: Request[Any, Any, Any], conversation_id: int
-) -> tuple[User, Conversation]:
-    user = await _user(request)
-    conversation = await services.owned(conversation_id, int(user.id))
-    if conversation is None:  # someone else's looks exactly like a missing one
-        raise NotFoundException("That conversation does not exist.")
-    return user, conversation
-
-
-def _import_too_large(request: Request[Any, Any, Any], _: Exception) -> Response[Any]:
-    """A request body over the import's limit (refused before it is read): the error page, with
-    the import's own explanation."""
-    return handle_exception(request, RequestEntityTooLarge(detail=import_limits.TOO_LARGE))
-
-
-def _view(message: Message) -> dict[str, Any]:
-    return {
-        "id": message.id, "role": message.role, "status": message.status, "error": message.error,
-        "html": render_markdown(message.content) if message.role == "assistant" else None,
-        "text": message.content, "live": message.status in services.LIVE,
-    }  # fmt: skip
-
-
 class ChatController(Controller):
     path = "/chat"
     guards = [requires_user]
     include_in_schema = False
 
-    async def _page_context(
-        self, user: User, conversation: Conversation | None, query: str = ""
-    ) -> dict[str, Any]:
-        listing = await services.list_conversations(int(user.id), query=query)
-        messages = await services.messages_of(conversation.id) if conversation else []
-        return {
-            "user": user, "conversation": conversation, "query": query,
-            "conversations": listing[: services.PAGE_SIZE],
-            "more": len(listing) > services.PAGE_SIZE, "page_number": 0,
-            "messages": [_view(m) for m in messages],
-        }  # fmt: skip
-
     @get("/", name="chat")
-    async def index(self, request: Request[Any, Any, Any]) -> Template:
-        user = await _user(request)
-        return page(request, TEMPLATE, await self._page_context(user, None))
-
-    @get("/list", name="chat-list")
-    async def listing(
-        self,
-        request: Request[Any, Any, Any],
-        q: FromQuery[str] = "",
-        page_number: PageNumber = 0,
+    async def index(
+        self, request: Request[Any, Any, Any], gateway: NamedDependency[GatewayService]
     ) -> Template:
-        user = await _user(request)
-        rows = await services.list_conversations(int(user.id), query=q, page=page_number)
-        context = {
-            "conversations": rows[: services.PAGE_SIZE], "more": len(rows) > services.PAGE_SIZE,
-            "query": q, "page_number": page_number, "conversation": None,
-        }  # fmt: skip
-        return page(request, TEMPLATE, context, block="conversation_items")
+        user = await user_of(request)
+        return page(request, TEMPLATE, await page_context(user, None, gateway))
 
     @post("/new", status_code=303)
     async def new(
         self, request: Request[Any, Any, Any], settings: NamedDependency[Settings]
     ) -> Redirect:
-        user = await _user(request)
+        user = await user_of(request)
         conversation = await services.create_conversation(int(user.id), settings.default_model)
         return Redirect(f"/chat/{conversation.id}", status_code=303)
 
     @get("/{conversation_id:int}", name="conversation")
     async def show(
-        self, request: Request[Any, Any, Any], conversation_id: FromPath[int]
+        self,
+        request: Request[Any, Any, Any],
+        conversation_id: FromPath[int],
+        gateway: NamedDependency[GatewayService],
     ) -> Template:
-        user, conversation = await _conversation(request, conversation_id)
-        return page(request, TEMPLATE, await self._page_context(user, conversation))
+        user, conversation = await conversation_of(request, conversation_id)
+        return page(request, TEMPLATE, await page_context(user, conversation, gateway))
 
     @post("/{conversation_id:int}/messages", status_code=200)
     async def send(
@@ -166,17 +110,20 @@ class ChatController(Controller):
         data: URLEncodedBody[MessageForm],
         gateway: NamedDependency[GatewayService],
     ) -> Template | Redirect:
-        user, conversation = await _conversation(request, conversation_id)
+        user, conversation = await conversation_of(request, conversation_id)
         text = services.clean(data.content).strip()
-        if not text:
-            context = {
-                **await self._page_context(user, conversation),
-                "form_error": "Type a message first.",
-            }
+        problem = "" if text else "Type a message first."
+        unchanged = data.model is None or data.model == conversation.model
+        if data.model and not unchanged and data.model not in model_names(gateway):
+            problem = f"Unknown model {data.model[: services.MAX_MODEL_CHARS]!r}: pick another."
+        if problem:
+            context = {**await page_context(user, conversation, gateway), "form_error": problem}
             return page(request, TEMPLATE, context, status_code=400, block="composer")
+        if not unchanged:
+            await services.update_settings(conversation, {"model": data.model})
         first_title = conversation.title
         await services.add_message(conversation, "user", text)
-        response = await _answer_again(request, gateway, user, conversation, self)
+        response = await _answer_again(request, gateway, user, conversation)
         if conversation.title != first_title and isinstance(response, Template):
             response.headers["HX-Trigger"] = "conversations-changed"  # the sidebar reloads
         return response
@@ -189,7 +136,7 @@ class ChatController(Controller):
         message_id: FromPath[int],
         gateway: NamedDependency[GatewayService],
     ) -> Stream:
-        user, conversation = await _conversation(request, conversation_id)
+        user, conversation = await conversation_of(request, conversation_id)
         message = (
             await Message.objects()
             .where((Message.id == message_id) & (Message.conversation == conversation.id))
@@ -199,11 +146,15 @@ class ChatController(Controller):
             raise NotFoundException("That message does not exist.")
 
         async def render_done(done_id: int) -> str:
-            done = await Message.objects().where(Message.id == done_id).first()
-            assert done is not None
+            """The finished message, and out of band what changes with it: the actions under
+            the last answer and the conversation's title."""
+            messages = [message_view(m) for m in await services.messages_of(conversation.id)]
+            done = next(m for m in messages if m["id"] == done_id)
+            fresh = await services.owned(int(conversation.id), int(user.id)) or conversation
             return await render_block(
-                request, TEMPLATE, "message", message=_view(done), conversation=conversation
-            )
+                request, TEMPLATE, "finished", message=done, messages=messages,
+                conversation=fresh, last=messages[-1]["id"] == done_id,
+            )  # fmt: skip
 
         if await services.claim(int(message.id)):  # this request generates the reply
             events = stream_reply(gateway, user, conversation, int(message.id), render_done,
@@ -220,7 +171,7 @@ class ChatController(Controller):
         conversation_id: FromPath[int],
         message_id: FromPath[int],
     ) -> None:
-        _, conversation = await _conversation(request, conversation_id)
+        _, conversation = await conversation_of(request, conversation_id)
         owned = await Message.exists().where(
             (Message.id == message_id) & (Message.conversation == conversation.id)
         )
@@ -237,11 +188,10 @@ class ChatController(Controller):
         gateway: NamedDependency[GatewayService],
         settings: NamedDependency[Settings],
     ) -> Template | Redirect:
-        user, conversation = await _conversation(request, conversation_id)
-        models = [card.id for card in gateway.list_models().data]
-        changes, errors = _settings_errors(data, models, settings.model_max_len)
+        user, conversation = await conversation_of(request, conversation_id)
+        changes, errors = _settings_errors(data, model_names(gateway), settings.model_max_len)
         if errors:
-            context = {**await self._page_context(user, conversation), "settings_errors": errors}
+            context = {**await page_context(user, conversation, gateway), "settings_errors": errors}
             return page(request, TEMPLATE, context, status_code=400)
         await services.update_settings(conversation, changes)
         return Redirect(f"/chat/{conversation.id}", status_code=303)
@@ -253,12 +203,12 @@ class ChatController(Controller):
         conversation_id: FromPath[int],
         gateway: NamedDependency[GatewayService],
     ) -> Template | Redirect:
-        user, conversation = await _conversation(request, conversation_id)
+        user, conversation = await conversation_of(request, conversation_id)
         asked, _ = await services.last_messages(conversation.id)
         if asked is None:
             raise ValidationException("There is no question to answer again yet.")
         await services.drop_after(conversation.id, int(asked.id))
-        return await _answer_again(request, gateway, user, conversation, self)
+        return await _answer_again(request, gateway, user, conversation)
 
     @post("/{conversation_id:int}/edit", status_code=200)
     async def edit(
@@ -268,83 +218,13 @@ class ChatController(Controller):
         data: URLEncodedBody[MessageForm],
         gateway: NamedDependency[GatewayService],
     ) -> Template | Redirect:
-        user, conversation = await _conversation(request, conversation_id)
+        user, conversation = await conversation_of(request, conversation_id)
         asked, _ = await services.last_messages(conversation.id)
         if asked is None or not data.content.strip():
             raise ValidationException("Type the new message first.")
         await services.replace_content(int(asked.id), data.content.strip())
         await services.drop_after(conversation.id, int(asked.id))
-        return await _answer_again(request, gateway, user, conversation, self)
-
-    @get("/{conversation_id:int}/export.md")
-    async def export_markdown(
-        self, request: Request[Any, Any, Any], conversation_id: FromPath[int]
-    ) -> Response[Any]:
-        _, conversation = await _conversation(request, conversation_id)
-        exported = await transfer.export_one(conversation)
-        return _download(
-            transfer.as_markdown(exported), f"conversation-{conversation.id}.md", "text/markdown"
-        )
-
-    @get("/{conversation_id:int}/export.json")
-    async def export_json(
-        self, request: Request[Any, Any, Any], conversation_id: FromPath[int]
-    ) -> Response[Any]:
-        _, conversation = await _conversation(request, conversation_id)
-        exported = transfer.Export(conversations=[await transfer.export_one(conversation)])
-        return _download(
-            msgspec.json.encode(exported),
-            f"conversation-{conversation.id}.json",
-            "application/json",
-        )
-
-    @get("/export.json")
-    async def export_everything(self, request: Request[Any, Any, Any]) -> Response[Any]:
-        user = await _user(request)
-        exported = await transfer.export_all(int(user.id))
-        return _download(msgspec.json.encode(exported), "conversations.json", "application/json")
-
-    @post(
-        "/import",
-        status_code=303,
-        request_max_body_size=import_limits.MAX_IMPORT_BYTES + import_limits.MULTIPART_SLACK,
-        exception_handlers={413: _import_too_large},
-    )
-    async def import_json(
-        self,
-        request: Request[Any, Any, Any],
-        data: MultipartBody[ImportForm],
-        settings: NamedDependency[Settings],
-    ) -> Template | Redirect:
-        user = await _user(request)
-        try:  # one byte more than allowed is enough to know the file is too large
-            parsed = transfer.parse_import(await data.file.read(import_limits.MAX_IMPORT_BYTES + 1))
-        except transfer.ImportError_ as exc:
-            context = {**await self._page_context(user, None), "import_error": str(exc)[:300]}
-            return page(request, TEMPLATE, context, status_code=exc.status_code)
-        await transfer.import_all(int(user.id), parsed, max_tokens=settings.model_max_len)
-        return Redirect("/chat", status_code=303)
-
-    @post("/{conversation_id:int}/rename", status_code=303)
-    async def rename(
-        self,
-        request: Request[Any, Any, Any],
-        conversation_id: FromPath[int],
-        data: URLEncodedBody[RenameForm],
-    ) -> Redirect:
-        _, conversation = await _conversation(request, conversation_id)
-        await services.rename(conversation, data.title)
-        return Redirect(f"/chat/{conversation.id}", status_code=303)
-
-    @post("/{conversation_id:int}/delete", status_code=303)
-    async def delete(
-        self, request: Request[Any, Any, Any], conversation_id: FromPath[int]
-    ) -> Response[Any]:
-        _, conversation = await _conversation(request, conversation_id)
-        await services.delete(conversation)
-        if request.headers.get("hx-request") == "true":
-            return ClientRedirect("/chat")
-        return Redirect("/chat", status_code=303)
+        return await _answer_again(request, gateway, user, conversation)
 
 
 async def _answer_again(
@@ -352,7 +232,6 @@ async def _answer_again(
     gateway: GatewayService,
     user: User,
     conversation: Conversation,
-    controller: ChatController,
 ) -> Template | Redirect:
     """Add a fresh reply to the conversation: streamed (htmx) or generated here (no JS)."""
     no_js = request.headers.get("hx-request") != "true"  # then the reply is generated right here
@@ -363,16 +242,8 @@ async def _answer_again(
         async for _ in stream_reply(gateway, user, conversation, int(reply.id), _no_render):
             pass
         return Redirect(f"/chat/{conversation.id}", status_code=303)
-    context = await controller._page_context(user, conversation)
+    context = await page_context(user, conversation, gateway)
     return page(request, TEMPLATE, context, block="message_list")
-
-
-def _download(body: bytes | str, filename: str, media_type: str) -> Response[Any]:
-    return Response(
-        content=body,
-        media_type=media_type,
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
 
 
 async def _no_render(_: int) -> str:

@@ -1,23 +1,61 @@
-"""Markdown to safe HTML: markdown-it-py renders, nh3 sanitises (no raw HTML survives)."""
+"""Markdown to safe HTML: markdown-it-py renders, Pygments highlights fenced code with CSS classes
+(``hl-*``; the light and dark themes are in static/highlight.css), nh3 sanitises (no raw HTML
+survives, only class attributes on code and spans)."""
 
 from __future__ import annotations
 
 import nh3
 from markdown_it import MarkdownIt
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexer import Lexer
+from pygments.lexers import get_lexer_by_name
+from pygments.util import ClassNotFound
 
-_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+CLASS_PREFIX = "hl-"
+MAX_HIGHLIGHT_CHARS = 200_000
+"""A longer code block is shown plain (highlighting is linear, but not free)."""
+_formatter = HtmlFormatter(nowrap=True, classprefix=CLASS_PREFIX)
 _ALLOWED = {
     "p", "br", "strong", "em", "code", "pre", "blockquote", "ul", "ol", "li", "a", "h1", "h2",
     "h3", "h4", "h5", "h6", "hr", "table", "thead", "tbody", "tr", "th", "td", "del", "span",
 }  # fmt: skip
 
 
+def _lexer(language: str) -> Lexer | None:
+    try:
+        return get_lexer_by_name(language, stripnl=False, ensurenl=False)
+    except ClassNotFound:
+        return None
+
+
+def _highlight(code: str, language: str, _attrs: str) -> str:
+    """markdown-it's highlight hook: the inside of ``<code>`` ("" keeps its own escaping)."""
+    lexer = _lexer(language.strip().split(" ")[0]) if language.strip() else None
+    if lexer is None or len(code) > MAX_HIGHLIGHT_CHARS:
+        return ""
+    return str(highlight(code, lexer, _formatter))
+
+
+_markdown = MarkdownIt(
+    "commonmark", {"html": False, "linkify": False, "highlight": _highlight}
+).enable("table")
+
+
+COPY_BUTTON = '<button type="button" class="copy" data-copy-code>Copy</button>'
+
+
 def render_markdown(text: str) -> str:
+    """Safe HTML; each code block comes with a copy button (static/switchboard.js copies)."""
     html = _markdown.render(text)
-    return nh3.clean(
+    clean = nh3.clean(
         html,
         tags=_ALLOWED,
         attributes={"a": {"href", "title"}, "code": {"class"}, "span": {"class"}},
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer nofollow",
+    )
+    # After sanitising, a "<pre>" can only be markdown-it's own (any other is escaped text).
+    return clean.replace("<pre>", f'<div class="code-block">{COPY_BUTTON}<pre>').replace(
+        "</pre>", "</pre></div>"
     )

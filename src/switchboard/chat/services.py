@@ -24,6 +24,8 @@ MAX_MODEL_CHARS = 128
 TEMPERATURE_RANGE = (0.0, 2.0)
 DEFAULT_TEMPERATURE = 0.7
 LIKE_ESCAPE = "!"
+MAX_RETRY_AFTER = 31 * 24 * 3600
+"""A ``Retry-After`` further out is read as this many seconds (a monthly budget resets)."""
 # An assistant message is "streaming" until one request claims it ("generating"); "stopping" is
 # asked by the stop button; the rest are final.
 LIVE = ("streaming", "generating", "stopping")
@@ -44,15 +46,22 @@ def title_from(text: str) -> str:
     return words if len(words) <= TITLE_LENGTH else words[: TITLE_LENGTH - 1].rstrip() + "…"
 
 
+def search_text(query: str) -> str:
+    return clean(query).strip()[:SEARCH_MAX_CHARS]
+
+
 async def list_conversations(
-    user_id: int, *, query: str = "", page: int = 0
+    user_id: int, *, query: str = "", page: int = 0, before: int = 0
 ) -> list[dict[str, Any]]:
-    """Newest first; ``query`` matches titles and message contents (case-insensitive, literally:
-    ``%`` and ``_`` are plain characters), of ``user_id``'s conversations only."""
+    """Pinned first, then newest first; ``query`` matches titles and message contents
+    (case-insensitive, literally: ``%`` and ``_`` are plain characters), of ``user_id``'s
+    conversations only. Archived ones are left out, unless searched for. ``before`` more rows
+    from the page before come first (to know the date group the page continues)."""
     select = Conversation.select(
-        Conversation.id, Conversation.title, Conversation.updated_at
-    ).where(Conversation.user == user_id)
-    text = clean(query).strip()[:SEARCH_MAX_CHARS]
+        Conversation.id, Conversation.title, Conversation.updated_at, Conversation.pinned,
+        Conversation.archived,
+    ).where(Conversation.user == user_id)  # fmt: skip
+    text = search_text(query)
     if text:
         pattern = f"%{like_escape(text)}%"
         in_messages = Message.select(Message.conversation).where(
@@ -61,14 +70,40 @@ async def list_conversations(
         select = select.where(
             _contains(Conversation.title, pattern) | Conversation.id.is_in(in_messages)
         )
+    else:
+        select = select.where(Conversation.archived.eq(False))
     page = min(max(page, 0), MAX_PAGE)
+    before = min(before, page * PAGE_SIZE)
     rows: list[dict[str, Any]] = (
-        await select.order_by(Conversation.updated_at, ascending=False)
+        await select.order_by(Conversation.pinned, ascending=False)
+        .order_by(Conversation.updated_at, ascending=False)
         .order_by(Conversation.id, ascending=False)
-        .limit(PAGE_SIZE + 1)
-        .offset(page * PAGE_SIZE)
+        .limit(PAGE_SIZE + 1 + before)
+        .offset(page * PAGE_SIZE - before)
     )
     return rows
+
+
+async def matching_messages(
+    user_id: int, conversation_ids: list[int], query: str
+) -> dict[int, str]:
+    """The first message of each conversation that contains ``query`` (its content)."""
+    text = search_text(query)
+    if not text or not conversation_ids:
+        return {}
+    rows = (
+        await Message.select(Message.conversation, Message.content)
+        .where(
+            (Message.conversation.user == user_id)
+            & Message.conversation.is_in(conversation_ids)
+            & _contains(Message.content, f"%{like_escape(text)}%")
+        )
+        .order_by(Message.id)
+    )
+    found: dict[int, str] = {}
+    for row in rows:
+        found.setdefault(int(row["conversation"]), str(row["content"]))
+    return found
 
 
 def like_escape(text: str) -> str:
@@ -130,17 +165,36 @@ async def rename(conversation: Conversation, title: str) -> None:
     )
 
 
+async def set_flags(conversation: Conversation, *, pinned: bool, archived: bool) -> None:
+    conversation.pinned, conversation.archived = pinned, archived
+    await Conversation.update({Conversation.pinned: pinned, Conversation.archived: archived}).where(
+        Conversation.id == conversation.id
+    )
+
+
 async def delete(conversation: Conversation) -> None:
     await Conversation.delete().where(Conversation.id == conversation.id)
 
 
 async def finish_message(
-    message_id: int, content: str, status: str, error: str = "", tokens: int = 0
-) -> None:
+    message_id: int, content: str, status: str, error: str = "", tokens: int = 0, *,
+    error_status: int = 0, retry_at: dt.datetime | None = None,
+) -> None:  # fmt: skip
     await Message.update(
         {Message.content: clean(content), Message.status: status, Message.error: clean(error),
-         Message.completion_tokens: tokens}
+         Message.completion_tokens: tokens, Message.error_status: error_status,
+         Message.retry_at: retry_at}
     ).where(Message.id == message_id)  # fmt: skip
+
+
+def retry_at_of(headers: dict[str, str]) -> dt.datetime | None:
+    """When ``Retry-After`` (seconds) says a request may be tried again."""
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), "")
+    try:
+        seconds = min(max(int(value), 0), MAX_RETRY_AFTER)
+    except ValueError:
+        return None
+    return now() + dt.timedelta(seconds=seconds)
 
 
 async def claim(message_id: int) -> bool:

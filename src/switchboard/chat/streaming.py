@@ -1,7 +1,9 @@
 """A reply streaming into the page: the gateway service in process, SSE out to htmx.
 
-Events: ``delta`` (escaped text to append) and, last, ``done`` (the finished message rendered
-from Markdown). The service yields typed items (gateway/chunks.py); nothing here parses SSE.
+Events: ``partial`` (the answer so far, rendered from Markdown on the server at most every
+``RENDER_SECONDS``: it replaces the message body) and, last, ``done`` (the finished message as
+stored, rendered from Markdown, with its actions and the conversation's title as out-of-band
+swaps). The service yields typed items (gateway/chunks.py); nothing here parses SSE.
 Exactly one request generates a reply: the one that claimed it (services.claim); any other
 request for the same message (a reload, a reconnect) waits for it to finish and shows it. Stop
 sets the message to ``stopping`` in the database (so it works whichever worker serves the
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -22,7 +23,15 @@ from typing import Any
 import msgspec
 
 from switchboard.accounts.tables import User
-from switchboard.chat.services import LIVE, finish_message, is_stopping, messages_of, status_of
+from switchboard.chat.markdown import render_markdown
+from switchboard.chat.services import (
+    LIVE,
+    finish_message,
+    is_stopping,
+    messages_of,
+    retry_at_of,
+    status_of,
+)
 from switchboard.chat.tables import Conversation, Message
 from switchboard.gateway.accounting import Caller
 from switchboard.gateway.chunks import Chunk, StreamDone, StreamFailed
@@ -38,6 +47,8 @@ from switchboard.gateway.protocol import (
 from switchboard.gateway.service import GatewayService
 
 STOP_CHECK_SECONDS = 0.25
+RENDER_SECONDS = 0.25
+"""The partial answer is rendered again at most this often (the first piece at once)."""
 RenderDone = Callable[[int], Awaitable[str]]
 
 
@@ -84,22 +95,29 @@ async def stream_reply(
     reference = f" (request id {request_id})" if request_id else ""
     try:
         completion = await gateway.complete(parsed, caller)
-    except GatewayError as exc:
-        await finish_message(message_id, "", "error", exc.message + reference)
+    except GatewayError as exc:  # shown in place: model down (retry), rate limited (when)
+        retry_at = retry_at_of(exc.headers)
+        await finish_message(message_id, "", "error", exc.message + reference,
+                             error_status=exc.status, retry_at=retry_at)  # fmt: skip
         yield sse("done", await render_done(message_id))
         return
     assert completion.events is not None
     pieces: list[str] = []
     status, error = "error", "The answer broke off before it was complete." + reference
+    failure: GatewayError | None = None
     checked = time.monotonic()
+    rendered = 0.0  # when the partial answer was last sent
     try:
         async with contextlib.aclosing(completion.events) as items:  # closes the upstream
             async for item in items:
                 if isinstance(item, Chunk) and item.text:
                     pieces.append(item.text)
-                    yield sse("delta", html.escape(item.text))
+                    if time.monotonic() - rendered >= RENDER_SECONDS:
+                        rendered = time.monotonic()
+                        yield sse("partial", render_markdown("".join(pieces)))
                 elif isinstance(item, StreamFailed):
                     error = item.error.message + reference
+                    failure = item.error
                 elif isinstance(item, StreamDone):
                     status, error = "complete", ""
                 if time.monotonic() - checked > STOP_CHECK_SECONDS:
@@ -112,7 +130,10 @@ async def stream_reply(
         raise
     finally:
         tokens = completion.outcome.usage.completion_tokens
-        await finish_message(message_id, "".join(pieces), status, error, tokens)
+        await finish_message(
+            message_id, "".join(pieces), status, error, tokens,
+            error_status=failure.status if failure and status == "error" else 0,
+        )  # fmt: skip
     yield sse("done", await render_done(message_id))
 
 

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from piccolo.columns import Float, ForeignKey, Integer, OnDelete, Serial, Text, Timestamptz, Varchar
+from piccolo.columns import (
+    Boolean,
+    Float,
+    ForeignKey,
+    Integer,
+    OnDelete,
+    Serial,
+    Text,
+    Timestamptz,
+    Varchar,
+)
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
@@ -19,6 +29,9 @@ class Conversation(Table, tablename="conversations"):
     max_tokens = Integer(default=512)
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow(), index=True)
+    pinned = Boolean(default=False)
+    archived = Boolean(default=False)
+    """Out of the conversation list; search still finds it."""
 
 
 class Message(Table, tablename="messages"):
@@ -29,5 +42,9 @@ class Message(Table, tablename="messages"):
     status = Varchar(length=16, default="complete")
     """streaming (waiting) | generating | stopping | complete | stopped | error"""
     error = Text(default="")
+    error_status = Integer(default=0)
+    """The HTTP status of the error (503: model down, 429: limited), 0 without one."""
+    retry_at = Timestamptz(null=True, default=None)
+    """When a refused request may be tried again (from ``Retry-After``)."""
     completion_tokens = Integer(default=0)
     created_at = Timestamptz(default=TimestamptzNow())

@@ -1,4 +1,5 @@
-"""Export conversations as Markdown or JSON, and import that JSON back."""
+"""Export conversations as Markdown or JSON, and import conversations (read from a file by
+import_formats.py) all at once."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ class ExportedConversation(msgspec.Struct):
     temperature: float = services.DEFAULT_TEMPERATURE
     max_tokens: int = 512
     created_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
 
 
 class Export(msgspec.Struct):
@@ -47,6 +49,7 @@ async def export_one(conversation: Conversation) -> ExportedConversation:
         temperature=conversation.temperature,
         max_tokens=conversation.max_tokens,
         created_at=conversation.created_at,
+        updated_at=conversation.updated_at,
         messages=[
             ExportedMessage(
                 role="user" if m.role == "user" else "assistant",
@@ -90,22 +93,6 @@ class ImportTooLarge(ImportError_):
     status_code = 413
 
 
-def parse_import(raw: bytes) -> Export:
-    """The export in ``raw``, within the import limits (else ImportError_ says which)."""
-    if len(raw) > import_limits.MAX_IMPORT_BYTES:
-        raise ImportTooLarge(import_limits.TOO_LARGE)
-    try:
-        parsed = msgspec.json.decode(raw, type=Export)
-    except msgspec.ValidationError as exc:
-        raise ImportError_(f"That file is not a Switchboard export: {exc}") from None
-    except msgspec.DecodeError:
-        raise ImportError_("That file is not JSON.") from None
-    problem = import_limits.first_problem(parsed)
-    if problem:
-        raise ImportError_(problem)
-    return parsed
-
-
 async def import_all(user_id: int, export: Export, *, max_tokens: int) -> int:
     """Add the conversations to ``user_id``'s, all or none (one transaction); settings are
     clamped into the settings form's ranges (``max_tokens``: the model's context length)."""
@@ -129,6 +116,12 @@ async def _import_one(user_id: int, item: ExportedConversation, max_tokens: int)
         temperature=import_limits.clamp_temperature(item.temperature),
         max_tokens=import_limits.clamp_max_tokens(item.max_tokens, max_tokens),
     )  # fmt: skip
+    # Dated as in the file, so that the list groups it by when it happened, not the import.
+    when = item.updated_at or item.created_at
+    if when is not None:
+        conversation.updated_at = when
+    if item.created_at is not None:
+        conversation.created_at = item.created_at
     await conversation.save()
     rows = [
         Message(
@@ -139,5 +132,8 @@ async def _import_one(user_id: int, item: ExportedConversation, max_tokens: int)
         )
         for m in item.messages
     ]
+    for row, m in zip(rows, item.messages, strict=True):
+        if m.created_at is not None:
+            row.created_at = m.created_at
     for start in range(0, len(rows), import_limits.INSERT_BATCH):
         await Message.insert(*rows[start : start + import_limits.INSERT_BATCH])

@@ -11,6 +11,8 @@ from typing import Any
 
 import httpx
 
+from tests.support import fake_tools
+
 MODEL = "fake-model"
 HOLD_LIMIT = 300.0
 """Seconds a held completion waits at most (a test that never releases it fails, not hangs)."""
@@ -105,6 +107,8 @@ class FakeUpstream:
         if self.fail_with:
             status, payload = self.fail_with
             return httpx.Response(status, json=payload)
+        if path == "/v1/chat/completions" and fake_tools.wants_tools(body):
+            return self.tool_calls(body)
         words = self.answer_words(body)
         usage = {
             "prompt_tokens": 7,
@@ -143,6 +147,26 @@ class FakeUpstream:
             },
         )
 
+    def tool_calls(self, body: dict[str, Any]) -> httpx.Response:
+        """The model calls tools (fake_tools.py has vLLM's format)."""
+        calls = fake_tools.planned_calls(body)
+        deltas = fake_tools.deltas(calls)
+        usage = _usage(7, len(deltas))
+        if body.get("stream"):
+            events = self.stream(body, [], usage, deltas=deltas, finish="tool_calls")
+            return httpx.Response(
+                200,
+                stream=_EventStream(self.paced(events)),
+                headers={"content-type": "text/event-stream"},
+            )
+        choice = {"index": 0, "message": fake_tools.message(calls), "logprobs": None,
+                  "finish_reason": "tool_calls", "stop_reason": None}  # fmt: skip
+        return httpx.Response(
+            200,
+            json={"id": "chatcmpl-fake", "object": "chat.completion", "created": 1,
+                  "model": body["model"], "choices": [choice], "usage": usage},
+        )  # fmt: skip
+
     async def paced(self, events: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
         """The events of one stream, with this fake's per-chunk delay and failure applied."""
         finished = False  # the final [DONE] went out
@@ -164,6 +188,8 @@ class FakeUpstream:
 
     @staticmethod
     def answer_words(body: dict[str, Any]) -> list[str]:
+        if "messages" in body and body["messages"][-1].get("role") == "tool":
+            return fake_tools.tool_answer(body)
         if "messages" in body:
             text = str(body["messages"][-1].get("content") or "")
         else:
@@ -172,7 +198,12 @@ class FakeUpstream:
 
     @staticmethod
     async def stream(
-        body: dict[str, Any], words: list[str], usage: dict[str, int]
+        body: dict[str, Any],
+        words: list[str],
+        usage: dict[str, int],
+        *,
+        deltas: list[dict[str, Any]] | None = None,
+        finish: str = "stop",
     ) -> AsyncIterator[bytes]:
         """One event per chunk, as vLLM sends them (usage in each one with
         ``continuous_usage_stats``)."""
@@ -185,11 +216,9 @@ class FakeUpstream:
             return _usage(prompt, count) if continuous else None
 
         events = [_chunk(model, {"role": "assistant", "content": ""}, usage=so_far(0))]
-        events += [
-            _chunk(model, {"content": word + " "}, usage=so_far(i + 1))
-            for i, word in enumerate(words)
-        ]
-        events.append(_chunk(model, {}, finish="stop", usage=so_far(len(words))))
+        parts = [{"content": word + " "} for word in words] if deltas is None else deltas
+        events += [_chunk(model, part, usage=so_far(i + 1)) for i, part in enumerate(parts)]
+        events.append(_chunk(model, {}, finish=finish, usage=so_far(len(parts))))
         if options.get("include_usage"):
             final = {
                 "id": "chatcmpl-fake",

@@ -40,6 +40,7 @@ ALERTS = {
     "GatewayDown", "ModelServerDown", "GatewayHighErrorRatio", "GatewayLatencyHigh", "TTFTHigh",
     "VLLMQueueHigh", "KVCacheAlmostFull", "PreemptionsRising", "DiskAlmostFull", "MemoryHigh",
     "ErrorLogSpike", "UsageRowsDropped", "ResponseCacheFailing", "SharedStateFailing",
+    "BudgetNearlySpent",
 }  # fmt: skip
 SCRAPE_TARGETS = {
     "gateway": "gateway:8000",
@@ -67,6 +68,7 @@ METRICS = [
     "switchboard_build_info", "switchboard_log_messages_total", "switchboard_active_users",
     "switchboard_conversations_created_total", "switchboard_messages_created_total",
     "switchboard_tokens_today", "switchboard_active_keys", "switchboard_top_user_tokens",
+    "switchboard_budget_used_ratio",
     "vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc",
     "vllm:num_preemptions_total", "vllm:prompt_tokens_total", "vllm:generation_tokens_total",
     "vllm:prefix_cache_hits_total", "vllm:prefix_cache_queries_total",

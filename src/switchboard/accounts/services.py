@@ -101,3 +101,14 @@ async def create_user(
         user.default_tpm = tpm
     await user.save()
     return user
+
+
+async def get_user(user_id: int) -> User | None:
+    return await User.objects().where(User.id == user_id).first()
+
+
+async def usernames(user_ids: list[int]) -> dict[int, str]:
+    if not user_ids:
+        return {}
+    rows = await User.select(User.id, User.username).where(User.id.is_in(user_ids))
+    return {int(row["id"]): str(row["username"]) for row in rows}

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from switchboard.budgets.service import BudgetHold
 from switchboard.gateway.limits import LimitScope, Reservation
 from switchboard.gateway.protocol import Usage
 from switchboard.observability.metrics import (
@@ -126,6 +127,8 @@ class Ticket:
     outcome: Outcome
     recorder: Recorder
     reservation: Reservation | None = None
+    hold: BudgetHold | None = None
+    """What the request reserved on monthly budgets (if its key or owner has one)."""
     closed: bool = False
 
     def close(self, status: int | None = None) -> None:
@@ -136,5 +139,8 @@ class Ticket:
             self.outcome.status = status
         if self.reservation is not None:
             self.reservation.settle(self.outcome.usage.total_tokens)
+        if self.hold is not None:
+            usage = self.outcome.usage
+            self.hold.settle(self.outcome.model, usage.prompt_tokens, usage.completion_tokens)
         self.recorder.observe(self.outcome)
         self.recorder.record(self.caller, self.outcome)

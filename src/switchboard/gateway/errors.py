@@ -43,6 +43,12 @@ def invalid_request(
     return GatewayError(400, message, param=param, code=code)
 
 
+def insufficient_quota(message: str, retry_after: int) -> GatewayError:
+    """OpenAI's answer when the quota (here: a monthly budget) is used up."""
+    return GatewayError(429, message, type="insufficient_quota", code="insufficient_quota",
+                        headers={"Retry-After": str(max(1, retry_after))})  # fmt: skip
+
+
 def model_not_found(model: str) -> GatewayError:
     return GatewayError(
         404,

@@ -83,6 +83,13 @@ class AssistantMessage(_Message, tag="assistant"):
     """May be null when the message only carries tool calls."""
     name: str | None = None
     tool_calls: list[ToolCall] | None = None
+    refusal: str | None = None
+    reasoning_content: str | None = None
+    # What vLLM's answer carries as null and SDKs send back with the message in an agent loop
+    # (null fields are not relayed); only null is accepted.
+    function_call: None = None
+    audio: None = None
+    annotations: None = None
 
 
 class ToolMessage(_Message, tag="tool"):

@@ -13,6 +13,7 @@ from switchboard.gateway.protocol import Usage
 
 class _Delta(msgspec.Struct):
     content: str | None = None
+    tool_calls: list[Any] | None = None
 
 
 class _Choice(msgspec.Struct):
@@ -22,6 +23,10 @@ class _Choice(msgspec.Struct):
     @property
     def generated(self) -> str:
         return self.text or (self.delta.content if self.delta else None) or ""
+
+    @property
+    def calls_tools(self) -> bool:
+        return bool(self.delta and self.delta.tool_calls)
 
 
 class _Peek(msgspec.Struct):
@@ -39,7 +44,7 @@ class ChunkInfo:
     text: str
     """Text of the first choice (what the chat shows)."""
     generated: bool
-    """Some choice carries generated text (time to first token)."""
+    """Some choice carries generated text or a tool-call delta (time to first token)."""
     usage_only: bool
     """The final chunk that only reports usage."""
 
@@ -63,7 +68,8 @@ def read_chunk(data: bytes) -> ChunkInfo | GatewayError | None:
     return ChunkInfo(
         usage=peeked.usage,
         text=first,
-        generated=bool(first) or any(choice.generated for choice in peeked.choices[1:]),
+        generated=bool(first)
+        or any(choice.generated or choice.calls_tools for choice in peeked.choices),
         usage_only=not peeked.choices and peeked.usage is not None,
     )
 

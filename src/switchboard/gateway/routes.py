@@ -39,13 +39,16 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 SECURITY: list[dict[str, list[str]]] = [{"BearerAuth": []}]
 
 
-def _errors(*statuses: int) -> dict[int, ResponseSpec]:
+def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAI error bodies for these statuses, as published in the schema."""
     meaning = {
         400: "Invalid request: `error.param` names the field",
         401: "Missing, unknown, expired or revoked API key",
-        404: "Unknown model",
+        403: "Not allowed for this key",
+        404: "Not found (the model, or the user named)",
         413: "Request body too large",
-        429: "Rate limit reached (see `Retry-After` and the `x-ratelimit-*` headers)",
+        429: "Rate limit reached (see `Retry-After` and the `x-ratelimit-*` headers), or a "
+        "monthly budget spent (`insufficient_quota`)",
         502: "The model server failed",
         503: "No model server is available for this model",
         504: "The model server did not answer in time",
@@ -56,7 +59,7 @@ def _errors(*statuses: int) -> dict[int, ResponseSpec]:
     }
 
 
-COMPLETION_ERRORS = _errors(400, 401, 404, 413, 429, 502, 503, 504)
+COMPLETION_ERRORS = error_responses(400, 401, 404, 413, 429, 502, 503, 504)
 
 
 SSE_EVENT = Schema(
@@ -152,7 +155,7 @@ class CompletionsController(Controller):
         "/models",
         operation_id="listModels",
         summary="List the models being served",
-        responses=_errors(401),
+        responses=error_responses(401),
     )
     async def list_models(
         self, gateway: NamedDependency[GatewayService], caller: NamedDependency[Caller]
@@ -163,7 +166,7 @@ class CompletionsController(Controller):
         "/models/{model_id:path}",
         operation_id="retrieveModel",
         summary="Describe one model",
-        responses=_errors(401, 404, 503),
+        responses=error_responses(401, 404, 503),
     )
     async def retrieve_model(
         self,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable
@@ -18,10 +19,11 @@ from typing import Any, TypeVar
 
 import httpx
 
+from switchboard.budgets.service import BudgetService, OverBudget
 from switchboard.gateway.accounting import Caller, Outcome, Recorder, Ticket
 from switchboard.gateway.cache import CachedAnswer, SafeCache, cache_key, is_cacheable
 from switchboard.gateway.chunks import DONE, Chunk, StreamItem
-from switchboard.gateway.errors import GatewayError, upstream_timeout
+from switchboard.gateway.errors import GatewayError, insufficient_quota, upstream_timeout
 from switchboard.gateway.greedy import fan_out_count, fan_out_json
 from switchboard.gateway.limits import RateLimiter, Reservation
 from switchboard.gateway.parsing import Kind, ParsedRequest
@@ -89,8 +91,10 @@ class GatewayService:
         limiter: RateLimiter,
         cache: SafeCache,
         usage: UsageWriter,
+        budgets: BudgetService | None = None,
     ) -> None:
         self.settings = settings
+        self.budgets = budgets
         self.pool = pool
         self.limiter = limiter
         self.cache = cache
@@ -233,20 +237,39 @@ class GatewayService:
     async def _reserve(
         self, ticket: Ticket, parsed: ParsedRequest, body: dict[str, Any]
     ) -> Reservation:
-        """Requests and tokens for the worst case: every prompt, every choice, max tokens each."""
+        """Requests and tokens for the worst case (every prompt, every choice, max tokens each),
+        then the same worst case on the monthly budgets."""
         prompt = body.get("messages") or body.get("prompt") or ""
         prompts = len(prompt) if parsed.kind == "completion" and isinstance(prompt, list) else 1
         budget = (body.get("max_completion_tokens") or body.get("max_tokens")
                   or self.max_tokens_cap(parsed.request.model))  # fmt: skip
         choices = int(parsed.body.get("n") or 1)  # as asked: fan-out asks the model for fewer
-        estimate = len(str(prompt)) // CHARS_PER_TOKEN + int(budget) * choices * prompts
+        prompt_estimate = len(str(prompt)) // CHARS_PER_TOKEN
+        completion_estimate = int(budget) * choices * prompts
         caller = ticket.caller
         try:
-            return await self.limiter.reserve(caller.limit_scopes, estimate)
+            reservation = await self.limiter.reserve(
+                caller.limit_scopes, prompt_estimate + completion_estimate
+            )
         except GatewayError as error:
             RATE_LIMITED.labels(error.type).inc()
             ticket.close(error.status)
             raise
+        ticket.reservation = reservation
+        if self.budgets is None:
+            return reservation
+        try:
+            ticket.hold = await self.budgets.reserve(caller.user_id, caller.key_id,
+                                                     parsed.request.model, prompt_estimate,
+                                                     completion_estimate)  # fmt: skip
+        except OverBudget as over:
+            RATE_LIMITED.labels("insufficient_quota").inc()
+            ticket.close(429)  # settles the rate-limit reservation with nothing used
+            retry_after = int((over.renews - dt.datetime.now(dt.UTC)).total_seconds())
+            refusal = insufficient_quota(over.message, retry_after)
+            refusal.headers = {**reservation.headers(), **refusal.headers}
+            raise refusal from None
+        return reservation
 
     def _from_cache(self, cached: CachedAnswer, ticket: Ticket) -> Completion:
         outcome = ticket.outcome

@@ -40,8 +40,12 @@ class KeysController(Controller):
             seen = usage.setdefault(total.subject_id, [0, 0])
             seen[0] += total.requests
             seen[1] += total.total_tokens
+        spend = await request.app.state.resources.budgets.describe(
+            [f"key:{key['id']}" for key in listed]
+        )
         for key in listed:
             key["requests_30d"], key["tokens_30d"] = usage.get(key["id"], [0, 0])
+            key["month"] = spend[f"key:{key['id']}"]
         context = {"user": user, "keys": listed, "created": None, "error": None, **extra}
         return page(
             request, "keys/page.html", context, status_code=400 if extra.get("error") else 200

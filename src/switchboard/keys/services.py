@@ -196,3 +196,16 @@ class KeyService:
 async def user_id_for(username: str) -> int | None:
     row = await User.select(User.id).where(User.username == username).first()
     return None if row is None else int(row["id"])
+
+
+async def key_labels(key_ids: list[int]) -> dict[int, str]:
+    """How keys are shown in usage reports: ``sk-sb-abcd…`` and the key's name, if any."""
+    if not key_ids:
+        return {}
+    rows = await ApiKey.select(ApiKey.id, ApiKey.prefix, ApiKey.name).where(
+        ApiKey.id.is_in(key_ids)
+    )
+    return {
+        int(row["id"]): f"{row['prefix']}…" + (f" ({row['name']})" if row["name"] else "")
+        for row in rows
+    }

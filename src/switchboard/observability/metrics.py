@@ -56,6 +56,13 @@ SHARED_STATE_ERRORS = Counter(
     ["feature"],
 )
 RATE_LIMITED = Counter("switchboard_rate_limited", "Requests refused by a limit", ["limit"])
+BUDGET_USED = Gauge(
+    "switchboard_budget_used_ratio",
+    "Share of a monthly budget spent (1 = all of it), per holder (kind user|key, id) and "
+    "resource (tokens|money); only holders with a budget",
+    ["kind", "id", "resource"],
+    multiprocess_mode="max",
+)
 ACTIVE_STREAMS = Gauge(
     "switchboard_active_streams", "Streams being relayed now", multiprocess_mode="livesum"
 )

@@ -1,20 +1,25 @@
-"""The usage page: requests and tokens per day for the signed-in user; admins see everyone's
-totals per user and per key."""
+"""The usage page: requests and tokens per day, model and key for the signed-in user, with a CSV
+download; admins see everyone's totals per user and per key."""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import defaultdict
-from typing import Any
+from typing import Annotated, Any
 
-from litestar import Controller, Request, get
+from litestar import Controller, Request, Response, get
+from litestar.params import Parameter
 from litestar.response import Template
 
 from switchboard.accounts.guards import current_user, requires_user
 from switchboard.accounts.tables import User
 from switchboard.keys.tables import ApiKey
+from switchboard.usage.breakdown import GroupBy
 from switchboard.usage.chart import bar_chart
 from switchboard.usage.queries import daily_totals
+from switchboard.usage.report import as_csv, usage_report
+from switchboard.usage.schemas import UsageReport
 from switchboard.web.rendering import page
 
 DAYS = 30
@@ -50,11 +55,39 @@ class UsageController(Controller):
             "total_tokens": sum(value for _, value in tokens),
             "per_user": [],
             "per_key": [],
+            "by_model": (await _own(user, "model")).data,
+            "by_key": (await _own(user, "key")).data,
         }
+        budgets = request.app.state.resources.budgets
+        context["month"] = (await budgets.describe([f"user:{user.id}"]))[f"user:{user.id}"]
         if user.role == "admin":
             context["per_user"] = await _totals("user", since)
             context["per_key"] = await _totals("key", since)
         return page(request, "usage/page.html", context)
+
+    @get("/export.csv", name="usage_csv")
+    async def export(
+        self,
+        request: Request[Any, Any, Any],
+        group_by: Annotated[GroupBy, Parameter(description="day, model or key")] = "day",
+    ) -> Response[str]:
+        user = await current_user(request)
+        assert user is not None
+        report = await _own(user, group_by)
+        who = re.sub(r"[^A-Za-z0-9_.-]", "_", user.username)  # a header-safe file name
+        filename = f"usage-{who}-{group_by}-{report.end.isoformat()}.csv"
+        return Response(
+            as_csv(report),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+
+
+async def _own(user: User, group_by: GroupBy) -> UsageReport:
+    """The signed-in person's usage over the page's days."""
+    today = dt.datetime.now(dt.UTC).date()
+    start = today - dt.timedelta(days=DAYS - 1)
+    return await usage_report(int(user.id), user.username, start, today, group_by)
 
 
 async def _totals(by: str, since: dt.datetime) -> list[dict[str, Any]]:

@@ -27,7 +27,8 @@ class DailyTotal(msgspec.Struct, frozen=True):
     errors: int
 
 
-def _day_expression() -> str:
+def day_expression() -> str:
+    """The UTC day of ``created_at`` in this database's SQL."""
     from switchboard.db.engine import is_postgres
 
     if is_postgres(UsageRecord._meta.db):
@@ -57,7 +58,7 @@ async def daily_totals(
     if user_id is not None:
         where += " AND user_id = {}"
         args.append(user_id)
-    day = _day_expression()
+    day = day_expression()
     sql = f"""
         SELECT {day} AS day, {column} AS subject_id, COUNT(*) AS requests,
                COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens,

@@ -11,15 +11,15 @@ MODEL_VENV := var/model-server/venv
 MODEL_NAME ?= smollm2-135m-instruct
 MODEL_DIR := var/models/$(MODEL_NAME)
 UV = $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
-APT_PACKAGES_TEST := postgresql redis-server chromium prometheus prometheus-alertmanager prometheus-node-exporter
+APT_PACKAGES_TEST := postgresql redis-server chromium prometheus prometheus-alertmanager prometheus-node-exporter caddy
 
 .PHONY: help
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 # --- installation ------------------------------------------------------------------------------
 .PHONY: uv
-uv:
+uv: ## Install uv (the app's package manager) with pip when it is missing
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || { \
 	  echo "installing uv (the app's package manager) with pip"; $(PYTHON) -m pip install --quiet uv; }
 
@@ -46,15 +46,22 @@ run: install model ## Start vLLM on the CPU and the app on SQLite; prints the UR
 
 .PHONY: test
 test: install model system-deps ## Run the whole suite with coverage (real vLLM, browser, databases)
-	$(BIN)/pytest --cov --cov-report=term --cov-report=xml:test-artifacts/coverage.xml $(PYTEST_ARGS)
+	$(BIN)/pytest --cov --cov-report=term --cov-report=xml:test-artifacts/coverage.xml \
+	  --junitxml=test-artifacts/junit.xml $(PYTEST_ARGS)
 
 .PHONY: lint
 lint: install ## ruff check, ruff format --check, mypy --strict, bandit, detect-secrets
-	$(BIN)/ruff check src tests loadtests model-server grafana
-	$(BIN)/ruff format --check src tests loadtests model-server grafana
+	$(BIN)/ruff check src tests loadtests model-server grafana tools
+	$(BIN)/ruff format --check src tests loadtests model-server grafana tools
 	$(BIN)/mypy --strict src
 	$(BIN)/bandit -q -r src -c pyproject.toml
 	git ls-files -z | xargs -0 $(BIN)/detect-secrets-hook --baseline .secrets.baseline
+	$(MAKE) --no-print-directory lint-workflows
+
+.PHONY: lint-workflows
+lint-workflows: install ## actionlint and zizmor over .github (both run offline from their wheels)
+	$(BIN)/actionlint -shellcheck "$(abspath $(BIN))/shellcheck" .github/workflows/*.yml
+	$(BIN)/zizmor --offline --min-severity low .github/workflows
 
 # A new fake secret (a test password) fails `make lint`: mark its line `# pragma: allowlist secret`
 # or add it here, then review the new entries (detect-secrets audit .secrets.baseline). The
@@ -69,21 +76,99 @@ secrets-baseline: install ## Rescan the tracked files into .secrets.baseline (re
 
 .PHONY: format
 format: install ## Apply ruff's fixes and formatting
-	$(BIN)/ruff check --fix src tests loadtests model-server grafana
-	$(BIN)/ruff format src tests loadtests model-server grafana
+	$(BIN)/ruff check --fix src tests loadtests model-server grafana tools
+	$(BIN)/ruff format src tests loadtests model-server grafana tools
 
-.PHONY: bench
-bench: install ## Benchmarks: gateway overhead against an instant fake upstream (wrk)
-	@bash .ci/system-deps.sh wrk
-	$(BIN)/python loadtests/bench_gateway.py
+.PHONY: bench bench-gateway
+bench: bench-gateway bench-model ## Both benchmarks (see docs/load-testing.md)
+
+bench-gateway: install ## Gateway overhead vs an instant upstream and a bare proxy (wrk; reports/)
+	@bash .ci/system-deps.sh wrk redis-server
+	$(BIN)/python -m loadtests.bench_gateway
+
+.PHONY: loadtest loadtest-sweep load-report
+USERS ?= 8
+SPAWN ?= 2
+DURATION ?= 60s
+TARGET ?=
+loadtest: install model ## Locust, headless: USERS= SPAWN= DURATION= [TARGET=]; reports/ (CSV, HTML, PNG)
+	USERS=$(USERS) SPAWN=$(SPAWN) DURATION=$(DURATION) TARGET=$(TARGET) $(BIN)/python -m loadtests.run_loadtest
+
+loadtest-sweep: install model ## Chat users at LEVELS=1,2,4,8,16,32 against the TTFT SLO (reports/)
+	DURATION=$(DURATION) $(BIN)/python -m loadtests.run_loadtest sweep
+
+load-report: install ## docs/load-testing.md from the reports/ of the benchmarks and load tests
+	$(BIN)/python -m loadtests.report
+
+.PHONY: quality-report
+quality-report: install ## docs/quality-report.md: tests, coverage, lint, scans, contract, benchmarks, images
+	$(BIN)/python tools/quality_report.py
+
+.PHONY: bench-model
+bench-model: install model ## vLLM CPU directly and through the gateway at 1/8/32 streams (reports/)
+	$(BIN)/python -m loadtests.bench_model
 
 .PHONY: unit
 unit: install ## Only the fast tests (no model server, no browser)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
+# CI runs the suite in parts, one job each; coverage data goes to test-artifacts/ and is
+# combined (and gated) by `make coverage-report`.
+.PHONY: test-unit test-integration test-e2e coverage-report audit
+test-unit: install system-deps ## The unit tests, with coverage data (CI's unit job)
+	COVERAGE_FILE=test-artifacts/.coverage.unit $(BIN)/pytest tests/unit --cov --cov-report= $(PYTEST_ARGS)
+
+test-integration: install model system-deps ## Integration and contract tests on the real vLLM, PostgreSQL, Redis
+	COVERAGE_FILE=test-artifacts/.coverage.integration $(BIN)/pytest tests/integration --cov --cov-report= $(PYTEST_ARGS)
+
+test-e2e: install model system-deps ## Browser tests in Chromium against the real stack
+	COVERAGE_FILE=test-artifacts/.coverage.e2e $(BIN)/pytest tests/e2e --cov --cov-report= $(PYTEST_ARGS)
+
+coverage-report: install ## Combine the parts' coverage, print it as Markdown, fail under the gate
+	cd test-artifacts && ../$(BIN)/coverage combine --keep --data-file=.coverage .coverage.*
+	$(BIN)/coverage report --data-file=test-artifacts/.coverage --format=markdown
+
+audit: install ## pip-audit over the locked runtime dependencies (PyPI's advisory data)
+	$(UV) export --frozen --no-dev --extra redis --no-emit-project --format requirements-txt \
+	  > test-artifacts/requirements-audit.txt
+	$(BIN)/pip-audit --strict --require-hashes -r test-artifacts/requirements-audit.txt
+
 .PHONY: serve
 serve: install ## Run only the app (model server elsewhere: SWITCHBOARD_UPSTREAM_URLS)
 	$(BIN)/switchboard serve
+
+# --- production deployment: images, compose, backups ----------------------------------------
+.PHONY: test-images
+test-images: install ## Build both images with podman, boot docker-compose.prod.yml on them, test it
+	bash .ci/test-images.sh
+
+.PHONY: run-prod-local
+run-prod-local: install model system-deps ## Production topology as loopback processes (no engine)
+	$(BIN)/python -m tests.support.prod_local $(PROD_LOCAL_ARGS)
+
+# Compose deployment by default; BACKUP_DATABASE_URL=postgresql://... for any other server.
+BACKUP ?=
+.PHONY: backup
+backup: ## Back up PostgreSQL with pg_dump into BACKUP (default backups/switchboard-DATE.dump)
+	bash deploy/backup.sh $(BACKUP)
+
+.PHONY: restore
+restore: ## Restore BACKUP=file with pg_restore (drops and recreates the tables, one transaction)
+	@test -n "$(BACKUP)" || { echo "make restore BACKUP=backups/FILE.dump" >&2; exit 1; }
+	bash deploy/restore.sh $(BACKUP)
+
+# --- delivery: deploy a tag, smoke-test it, roll back by itself ------------------------------
+.PHONY: deploy deploy-remote test-deploy
+TAG ?=
+deploy: ## Deploy TAG here with docker-compose.prod.yml (deploy/compose.env), rolling back on failure
+	@test -n "$(TAG)" || { echo "make deploy TAG=<image tag>" >&2; exit 1; }
+	bash deploy/deploy.sh $(TAG)
+
+deploy-remote: ## (CI) ship the deployment to DEV_HOST over SSH and run deploy/deploy.sh TAG there
+	bash deploy/remote.sh
+
+test-deploy: install ## Deploy, smoke test and automatic rollback, for real: local registry + podman
+	bash .ci/test-deploy.sh
 
 .PHONY: clean
 clean: ## Remove caches and test artifacts (keeps virtualenvs and the model)

@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,6 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 from loadtests.common import (
     REPORTS,
     free_port,
@@ -135,6 +137,22 @@ def measure(
     return result
 
 
+def first_token_ms(url: str, key: str | None, requests: int = 15) -> float:
+    """Median time to the first content token of the paced model's streams, in ms."""
+    body = {**BODY, "model": "bench-paced", "stream": True}
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    times = []
+    with httpx.Client(timeout=60) as client:
+        for _ in range(requests):
+            started = time.monotonic()
+            with client.stream("POST", url, json=body, headers=headers) as response:
+                for line in response.iter_lines():
+                    if line.startswith("data: ") and '"content":"word' in line.replace(" ", ""):
+                        times.append(1000 * (time.monotonic() - started))
+                        break
+    return round(statistics.median(times), 2)
+
+
 def soak(url: str, key: str, pid: int) -> dict[str, float]:
     """RSS of the server's process tree before and after REQUESTS more requests."""
     before = process_tree_rss(pid)
@@ -234,6 +252,7 @@ def run_gateway(name: str, upstream: str, workers: int, redis_url: str = "") -> 
                 "json": measure(url, BODY, key, gateway.pid),
                 "sse": measure(url, {**BODY, "stream": True}, key, gateway.pid),
             }
+            result["ttft_ms"] = first_token_ms(url, key)
             result["rss"] = soak(url, key, gateway.pid)
             return result
     finally:
@@ -253,6 +272,7 @@ def main() -> int:
         "cores": "server under test on core 0; wrk and the fake upstream on core 1 "
         "(the 2-worker production run uses both cores for the gateway)",
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "load_average_before": round(os.getloadavg()[0], 2),
     }
     with started(
         [python, str(ROOT / "loadtests" / "fake_upstream.py"), str(upstream_port)],
@@ -263,6 +283,7 @@ def main() -> int:
         report["direct"] = {
             "json": measure(direct, BODY, None),
             "sse": measure(direct, {**BODY, "stream": True}, None),
+            "ttft_ms": first_token_ms(direct, None),
         }
         bare_env = {**os.environ, "UPSTREAM": upstream, "PYTHONPATH": str(ROOT)}
         bare = [
@@ -288,6 +309,7 @@ def main() -> int:
             report["bare_proxy"] = {
                 "json": measure(url, BODY, None, proxy.pid),
                 "sse": measure(url, {**BODY, "stream": True}, None, proxy.pid),
+                "ttft_ms": first_token_ms(url, None),
             }
         report["gateway"] = run_gateway("one", upstream, workers=1)
         if PRODUCTION:
@@ -298,6 +320,7 @@ def main() -> int:
                 report["gateway_2_workers_redis"] = run_gateway("prod", upstream, 2, redis.url)
             finally:
                 redis.stop()
+    report["load_average_after"] = round(os.getloadavg()[0], 2)
     summarise(report)
     REPORTS.mkdir(exist_ok=True)
     (REPORTS / "bench-gateway.json").write_text(json.dumps(report, indent=2))
@@ -333,6 +356,8 @@ def summarise(report: dict[str, Any]) -> None:
             }
             errors += sum(run[kind][load]["errors"] for load in ("sequential", "c32", "c64"))
         summary[f"{name}_rss_growth_percent"] = round(run["rss"]["growth_percent"], 2)
+        summary[f"{name}_ttft_added_ms"] = round(run["ttft_ms"] - direct["ttft_ms"], 2)
+    summary["bare_proxy_ttft_added_ms"] = round(bare["ttft_ms"] - direct["ttft_ms"], 2)
     report["summary"] = summary
     report["errors"] = errors
 

@@ -1,11 +1,14 @@
 """An instant OpenAI-compatible upstream for benchmarks that isolate the gateway's own cost.
 
 Answers /health, /v1/models, /v1/chat/completions (JSON, or a short SSE stream) with no delay.
+The model ``bench-paced`` streams like a real model instead: the role chunk, then a token every
+PACE seconds, so the time to the first token measures what a proxy adds to it.
 Run: python loadtests/fake_upstream.py PORT
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 
@@ -39,8 +42,21 @@ async def health(_: web.Request) -> web.Response:
     return web.Response(text="")
 
 
+PACED = "bench-paced"
+PACE = 0.1
+
+
 async def models(_: web.Request) -> web.Response:
-    return web.json_response({"object": "list", "data": [{"id": MODEL, "object": "model"}]})
+    cards = [{"id": name, "object": "model"} for name in (MODEL, PACED)]
+    return web.json_response({"object": "list", "data": cards})
+
+
+async def paced(response: web.StreamResponse) -> None:
+    await response.write(chunk({"role": "assistant", "content": ""}))
+    for word in range(3):
+        await asyncio.sleep(PACE)
+        await response.write(chunk({"content": f"word{word} "}))
+    await response.write(chunk({}, USAGE) + b"data: [DONE]\n\n")
 
 
 async def chat(request: web.Request) -> web.StreamResponse:
@@ -49,7 +65,10 @@ async def chat(request: web.Request) -> web.StreamResponse:
         return web.Response(body=ANSWER, content_type="application/json")
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)
-    await response.write(STREAM)
+    if body.get("model") == PACED:
+        await paced(response)
+    else:
+        await response.write(STREAM)
     await response.write_eof()
     return response
 

@@ -85,7 +85,8 @@ class BrowserUser(HttpUser):
             found.group(1), name="/chat/{id}/messages/{id}/stream", stream=True, catch_response=True
         ) as stream:
             for line in stream.iter_lines(decode_unicode=True):
-                if line == "event: delta" and first is None:
+                # the first text on the page: a raw delta, or a re-rendered partial answer
+                if line in ("event: delta", "event: partial") and first is None:
                     first = time.monotonic()
                     record("chat", started)
                 if line == "event: done":

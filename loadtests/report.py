@@ -41,7 +41,10 @@ def gateway_section(report: dict[str, Any] | None) -> list[str]:
         return ["Not run yet: `make bench-gateway`."]
     lines = [
         f"Run {report['started']} on {report['cpus']} cores; {report['cores']}. "
-        f"{report['duration']} per load level, wrk, an instant fake upstream.",
+        f"{report['duration']} per load level, wrk, an instant fake upstream. "
+        f"1-minute load average {report.get('load_average_before', '?')} before the run and "
+        f"{report.get('load_average_after', '?')} after it (above 0 means other work shared the "
+        "cores: compare the CPU µs per request, which that barely moves, rather than req/s).",
         "",
         "| server | kind | sequential p50 ms | sequential p99 ms | req/s at 32 | req/s at 64 | "
         "server CPU µs per request at 32 |",
@@ -59,6 +62,9 @@ def gateway_section(report: dict[str, Any] | None) -> list[str]:
                 )
     lines += ["", "| target | measured | threshold | |", "|---|---|---|---|"]
     for name, figures in report["summary"].items():
+        if name.endswith("_ttft_added_ms"):
+            lines.append(f"| {name} (paced upstream, median of 15) | {figures:.2f} ms | — | |")
+            continue
         if not isinstance(figures, dict):
             ok = figures < 5.0
             lines.append(f"| {name} | {figures:.2f} % | < 5 % | {verdict(ok)} |")

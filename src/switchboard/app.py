@@ -27,7 +27,12 @@ from switchboard.accounts.admin import AdminController
 from switchboard.accounts.controllers import AccountsController
 from switchboard.accounts.sessions import DatabaseStore, session_middleware
 from switchboard.accounts.throttle import MemoryFailures, RedisFailures, SignInThrottle
+from switchboard.budgets.controllers import BudgetsController
+from switchboard.budgets.counters import MemorySpend, RedisSpend
+from switchboard.budgets.service import BudgetService
 from switchboard.chat.controllers import ChatController
+from switchboard.chat.history_controllers import ChatHistoryController
+from switchboard.chat.transfer_controllers import ChatTransferController
 from switchboard.db.engine import AnyEngine, build_engine, close_engine, open_engine
 from switchboard.db.redis import redis_client
 from switchboard.db.registry import install_engine, migrate
@@ -38,6 +43,7 @@ from switchboard.gateway.openapi import publish_request_schemas
 from switchboard.gateway.routes import CompletionsController
 from switchboard.gateway.service import GatewayService
 from switchboard.gateway.upstream import UpstreamPool
+from switchboard.gateway.usage_routes import UsageApiController
 from switchboard.health.controllers import HealthController
 from switchboard.keys.controllers import KeysController
 from switchboard.keys.services import KeyService
@@ -74,6 +80,7 @@ class Resources:
     usage: UsageWriter
     cache: SafeCache
     gateway: GatewayService
+    budgets: BudgetService
 
 
 def build_cache(settings: Settings) -> ResponseCache:
@@ -146,15 +153,21 @@ async def open_resources(
         await pool.start()
         limiter = RateLimiter(RedisBuckets(shared) if shared is not None else MemoryBuckets())
         stack.push_async_callback(limiter.aclose)
-        gateway = GatewayService(settings, pool, limiter, cache, usage)
+        spend = RedisSpend(shared) if shared is not None else MemorySpend()
+        stack.push_async_callback(spend.aclose)
+        budgets = BudgetService(spend, settings.budget_refresh_seconds, settings.budget_currency)
+        await budgets.load()
+        await budgets.seed()
+        gateway = GatewayService(settings, pool, limiter, cache, usage, budgets)
         background = [asyncio.create_task(refresh_forever(settings.business_metrics_interval),
                                           name="business")]  # fmt: skip
         background.append(asyncio.create_task(_prune_forever(settings, shared is None),
                                               name="retention"))  # fmt: skip
+        background.append(asyncio.create_task(budgets.refresh_forever(), name="budgets"))
         for task in background:
             stack.push_async_callback(_cancel, task)
         stack.push_async_callback(_drain, gateway, settings.shutdown_grace)
-        yield Resources(settings, db, pool, keys, usage, cache, gateway)
+        yield Resources(settings, db, pool, keys, usage, cache, gateway, budgets)
 
 
 async def _drain(gateway: GatewayService, grace: float) -> None:
@@ -225,11 +238,15 @@ def create_app(
             HealthController,
             MetricsController,
             CompletionsController,
+            UsageApiController,
             AccountsController,
             ChatController,
+            ChatHistoryController,
+            ChatTransferController,
             KeysController,
             UsageController,
             AdminController,
+            BudgetsController,
             create_static_files_router(
                 path="/static", directories=[templates_dir() / "static"], name="static"
             ),
@@ -242,6 +259,7 @@ def create_app(
             "gateway": provide("gateway"),
             "keys": provide("keys"),
             "usage": provide("usage"),
+            "budgets": provide("budgets"),
         },
         lifespan=[lifespan],
         before_send=[add_request_id_header, security_headers(settings)],

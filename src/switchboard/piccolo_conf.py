@@ -17,5 +17,6 @@ APP_REGISTRY = AppRegistry(
         "switchboard.keys.piccolo_app",
         "switchboard.usage.piccolo_app",
         "switchboard.chat.piccolo_app",
+        "switchboard.budgets.piccolo_app",
     ]
 )

@@ -12,10 +12,13 @@ from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import msgspec
 
 PREFIX = "SWITCHBOARD_"
+FILE_SUFFIX = "_FILE"
+"""``SWITCHBOARD_X_FILE=/run/secrets/x``: the file's content (stripped) is the value of ``x``."""
 DEVELOPMENT_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - dev only  # nosec B105
 EXAMPLE_SECRETS = frozenset({DEVELOPMENT_SECRET, "changethis", "change-me", "secret", ""})
 MIN_SECRET_BYTES = 32
@@ -42,7 +45,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     data_dir: str = "var"
     """Where the SQLite file, cached models and other local state live."""
     database_url: str = ""
-    """``sqlite:///path`` or ``postgresql://user:pass@host:port/db``; empty: SQLite in data_dir."""
+    """``sqlite:///path`` or ``postgresql://user@host:port/db``; empty: SQLite in data_dir."""
+    database_password: str = ""
+    """PostgreSQL password, merged into ``database_url`` (so the URL holds no secret; usually
+    from a file: ``SWITCHBOARD_DATABASE_PASSWORD_FILE``). Empty: the URL's own, if any."""
     database_pool_size: int = 10
 
     # --- model tier -------------------------------------------------------------------------
@@ -90,6 +96,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Seconds a stopping gateway lets streams in flight finish before it closes them."""
     usage_retention_days: int = 90
     """Usage rows older than this are pruned (in small batches, hourly); 0 keeps everything."""
+    budget_currency: str = "USD"
+    """The currency of model prices and money budgets (shown on the pages and in errors)."""
+    budget_refresh_seconds: float = 15.0
+    """Seconds between reloads of prices and budgets by each worker (the worker where an admin
+    changes them reloads at once)."""
 
     # --- HTTP -------------------------------------------------------------------------------
     max_body_bytes: int = 1_048_576
@@ -124,7 +135,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
     @property
     def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{Path(self.data_dir) / 'switchboard.sqlite3'}"
+        url = self.database_url or f"sqlite:///{Path(self.data_dir) / 'switchboard.sqlite3'}"
+        return with_password(url, self.database_password) if self.database_password else url
 
     @property
     def upstream_url_list(self) -> list[str]:
@@ -166,9 +178,14 @@ def _check(settings: Settings) -> None:
     if settings.environment == "production" and not settings.metrics_token:
         fail("metrics_token", "production needs the bearer token Prometheus sends to /metrics "
              "(and that shows /readyz's checks); make one with `openssl rand -hex 32`")  # fmt: skip
-    url = settings.resolved_database_url
+    url = settings.database_url or "sqlite:///"
     if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         fail("database_url", f"{url!r} must start with sqlite:/// or postgresql://")
+    if settings.database_password:
+        if url.startswith("sqlite:///"):
+            fail("database_password", "is for PostgreSQL; SQLite has no password")
+        if urlsplit(url).password is not None:
+            fail("database_password", "the database URL has a password already: drop one")
     if settings.redis_url and not settings.redis_url.startswith(
         ("redis://", "rediss://", "unix://")
     ):
@@ -190,7 +207,8 @@ def _check(settings: Settings) -> None:
             fail(name, "must be positive")
     seconds = ("upstream_connect_timeout", "upstream_first_byte_timeout", "upstream_total_timeout",
                "upstream_health_interval", "usage_flush_interval", "cache_ttl",
-               "business_metrics_interval", "redis_timeout", "key_cache_seconds")  # fmt: skip
+               "business_metrics_interval", "redis_timeout", "key_cache_seconds",
+               "budget_refresh_seconds")  # fmt: skip
     for name in seconds:
         if getattr(settings, name) <= 0:
             fail(name, "must be a positive number of seconds")
@@ -204,6 +222,26 @@ def _check(settings: Settings) -> None:
         settings.trusted_proxy_networks  # noqa: B018 - parsed here to fail at start
     except ValueError as exc:
         fail("trusted_proxies", str(exc))
+
+
+def with_password(url: str, password: str) -> str:
+    """``postgresql://user@host/db`` with ``password`` (percent-encoded) after the user."""
+    parts = urlsplit(url)
+    userinfo, _, host = parts.netloc.rpartition("@")
+    netloc = f"{userinfo or 'postgres'}:{quote(password, safe='')}@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def read_secret_file(variable: str, path: str) -> str:
+    """The value a ``*_FILE`` variable points at: the file's content without surrounding
+    whitespace (a trailing newline is what editors and ``echo`` leave)."""
+    try:
+        value = Path(path).read_text().strip()
+    except OSError as exc:
+        raise SettingsError(f"{variable}={path!r}: cannot read it ({exc.strerror})") from None
+    if not value:
+        raise SettingsError(f"{variable}={path!r}: the file is empty")
+    return value
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -224,17 +262,28 @@ def read_dotenv(path: Path) -> dict[str, str]:
 
 
 def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None = None) -> Settings:
-    """Build settings from the environment; values in the real environment beat ``.env``."""
+    """Build settings from the environment; values in the real environment beat ``.env``.
+    ``SWITCHBOARD_X_FILE`` names a file holding the value of ``SWITCHBOARD_X`` (compose and
+    Kubernetes secrets); setting both is an error."""
     env = dict(read_dotenv(dotenv or Path(".env")))
     env.update(os.environ if environ is None else environ)
     fields = {f.name: f for f in msgspec.structs.fields(Settings)}
     raw: dict[str, Any] = {}
+    from_files: dict[str, str] = {}
     for key, value in env.items():
         if not key.startswith(PREFIX):
             continue
         name = key[len(PREFIX) :].lower()
+        if key.endswith(FILE_SUFFIX) and name.removesuffix("_file") in fields:
+            from_files[name.removesuffix("_file")] = read_secret_file(key, value)
+            continue
         if name not in fields:
             raise SettingsError(f"{key}: unknown setting (see .env.example for the list)")
+        raw[name] = value
+    for name, value in from_files.items():
+        if name in raw:
+            variable = f"{PREFIX}{name.upper()}"
+            raise SettingsError(f"{variable} and {variable}{FILE_SUFFIX} are both set: keep one")
         raw[name] = value
     try:
         return msgspec.convert(raw, Settings, strict=False)

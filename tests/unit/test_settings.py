@@ -131,3 +131,60 @@ def test_several_workers_need_redis(tmp_path: Path) -> None:
 def test_trusted_proxies_must_be_addresses_or_networks(proxies: str, tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="SWITCHBOARD_TRUSTED_PROXIES"):
         load_settings({"SWITCHBOARD_TRUSTED_PROXIES": proxies}, dotenv=tmp_path / "none")
+
+
+def test_a_file_variable_gives_the_setting_its_stripped_content(tmp_path: Path) -> None:
+    secret = tmp_path / "session_secret"
+    secret.write_text("s" * 40 + "\n")
+    password = tmp_path / "postgres_password"
+    password.write_text("p@ss/w:rd\n")  # pragma: allowlist secret
+    env = {k: v for k, v in PRODUCTION.items() if k != "SWITCHBOARD_SECRET_KEY"}
+    settings = load_settings(
+        {**env, "SWITCHBOARD_SECRET_KEY_FILE": str(secret),
+         "SWITCHBOARD_DATABASE_URL": "postgresql://switchboard@db:5432/switchboard",
+         "SWITCHBOARD_DATABASE_PASSWORD_FILE": str(password)},
+        dotenv=tmp_path / "none",
+    )  # fmt: skip
+    assert settings.secret_key == "s" * 40
+    assert settings.database_password == "p@ss/w:rd"  # pragma: allowlist secret
+    # percent-encoded into the URL the engine gets; the URL setting itself holds no secret
+    assert settings.resolved_database_url == (
+        "postgresql://switchboard:p%40ss%2Fw%3Ard@db:5432/switchboard"  # pragma: allowlist secret
+    )
+    assert "p@ss" not in settings.database_url
+
+
+KEY = "SWITCHBOARD_SECRET_KEY"
+KEY_FILE = f"{KEY}_FILE"
+DB_VAR = "SWITCHBOARD_DATABASE_" + "PASSWORD"
+URL_WITH_ONE = "postgresql://u:other@db/x"  # pragma: allowlist secret
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({KEY_FILE: "/nonexistent/x"}, KEY_FILE),
+        ({KEY_FILE: "EMPTY"}, KEY_FILE),
+        ({KEY_FILE: "FULL", KEY: "x" * 40}, f"{KEY} and {KEY_FILE}"),
+        ({"SWITCHBOARD_NO_SUCH_THING_FILE": "FULL"}, "SWITCHBOARD_NO_SUCH_THING_FILE"),
+        ({DB_VAR: "x" * 8}, DB_VAR),  # SQLite has none
+        ({DB_VAR: "x" * 8, "SWITCHBOARD_DATABASE_URL": URL_WITH_ONE}, DB_VAR),
+    ],
+)
+def test_a_file_variable_that_cannot_be_used_fails_naming_it(
+    env: dict[str, str], named: str, tmp_path: Path
+) -> None:
+    (tmp_path / "empty").write_text("\n")
+    (tmp_path / "full").write_text("f" * 40)
+    paths = {"EMPTY": str(tmp_path / "empty"), "FULL": str(tmp_path / "full")}
+    env = {key: paths.get(value, value) for key, value in env.items()}
+    with pytest.raises(SettingsError, match=named):
+        load_settings(env, dotenv=tmp_path / "none")
+
+
+def test_production_refuses_an_example_secret_from_a_file(tmp_path: Path) -> None:
+    example = tmp_path / "session_secret"
+    example.write_text("changethis\n")
+    env = {k: v for k, v in PRODUCTION.items() if k != "SWITCHBOARD_SECRET_KEY"}
+    with pytest.raises(SettingsError, match="SWITCHBOARD_SECRET_KEY"):
+        load_settings({**env, "SWITCHBOARD_SECRET_KEY_FILE": str(example)}, dotenv=tmp_path / "n")

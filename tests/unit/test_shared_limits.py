@@ -212,7 +212,7 @@ def test_sessions_and_the_throttle_are_shared_through_redis(
     first = LiveServer(create_app(settings, upstream_transport=fake_upstream.transport())).start()
     second = LiveServer(create_app(settings, upstream_transport=fake_upstream.transport())).start()
     try:
-        first.run(create_user("ann", password="a long enough password"))
+        first.run(create_user("ann", password="a long enough password"))  # pragma: allowlist secret
         with WebSession(first.url) as on_first, WebSession(second.url) as on_second:
             assert on_first.sign_in("ann", "a long enough password").status_code == 303
             on_second.http.cookies = on_first.http.cookies

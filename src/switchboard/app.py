@@ -81,6 +81,8 @@ class Resources:
     cache: SafeCache
     gateway: GatewayService
     budgets: BudgetService
+    shared: Redis | None = None
+    """The Redis client behind sessions, limits and the throttle (None: in process)."""
 
 
 def build_cache(settings: Settings) -> ResponseCache:
@@ -167,7 +169,7 @@ async def open_resources(
         for task in background:
             stack.push_async_callback(_cancel, task)
         stack.push_async_callback(_drain, gateway, settings.shutdown_grace)
-        yield Resources(settings, db, pool, keys, usage, cache, gateway, budgets)
+        yield Resources(settings, db, pool, keys, usage, cache, gateway, budgets, shared)
 
 
 async def _drain(gateway: GatewayService, grace: float) -> None:
@@ -259,6 +261,7 @@ def create_app(
             "gateway": provide("gateway"),
             "keys": provide("keys"),
             "usage": provide("usage"),
+            "shared_state": provide("shared"),
             "budgets": provide("budgets"),
         },
         lifespan=[lifespan],

@@ -32,7 +32,8 @@ class HealthController(Controller):
     @get(
         "/readyz",
         operation_id="readiness",
-        summary="Database and model server answer (503 otherwise); the checks need the metrics "
+        summary="Database, Redis (when configured) and model server answer (503 otherwise); "
+        "the checks need the metrics "
         "token (or loopback when none is set)",
         cache=False,
     )
@@ -42,6 +43,7 @@ class HealthController(Controller):
         db: NamedDependency[AnyEngine],
         upstream_pool: NamedDependency[UpstreamPool],
         settings: NamedDependency[Settings],
+        shared_state: NamedDependency[Any],
     ) -> Response[Health]:
         checks: dict[str, str] = {}
         try:
@@ -49,6 +51,12 @@ class HealthController(Controller):
             checks["database"] = "ok"
         except Exception as exc:
             checks["database"] = f"down: {type(exc).__name__}: {exc}"[:200]
+        if shared_state is not None:  # Redis: sessions, limits and the throttle live there
+            try:
+                await asyncio.wait_for(shared_state.ping(), timeout=5)
+                checks["redis"] = "ok"
+            except Exception as exc:
+                checks["redis"] = f"down: {type(exc).__name__}: {exc}"[:200]
         for url, state in (await upstream_pool.health()).items():
             checks[f"model_server {url}"] = state
         ready = all(state == "ok" for state in checks.values())

@@ -54,14 +54,17 @@ def test_chat_streams_survives_reload_and_can_be_renamed_and_deleted(
     first_length = len(streaming.inner_text())
     # the answer grows while it streams (however long the next piece takes)
     page.wait_for_function(GROWN, arg=first_length)
-    expect(page.locator(".message.assistant .markdown").last).to_be_visible()
+    # Markdown is rendered while the answer streams; the finished message is marked complete
+    # (a generous deadline: the CPU model writes a few sentences in tens of seconds)
+    expect(page.locator(".message.assistant.complete").last).to_be_visible(timeout=600_000)
     # the first message titled the conversation: the sidebar shows it without a reload
     expect(page.locator(".conversations")).to_contain_text("Tell me about the moon")
     screenshot(page, "chat")
-    answer = page.locator(".message.assistant .markdown").last.inner_text()
+    answer = page.locator(".message.assistant.complete .markdown").last.inner_text()
+    assert answer.strip()
     page.reload()
     expect(page.locator(".message.user").last).to_contain_text("Tell me about the moon")
-    assert page.locator(".message.assistant .markdown").last.inner_text() == answer
+    assert page.locator(".message.assistant.complete .markdown").last.inner_text() == answer
     expect(page.locator(".conversations a[aria-current=page]")).to_contain_text(
         "Tell me about the moon"
     )

@@ -42,9 +42,15 @@ def gateway_section(report: dict[str, Any] | None) -> list[str]:
     lines = [
         f"Run {report['started']} on {report['cpus']} cores; {report['cores']}. "
         f"{report['duration']} per load level, wrk, an instant fake upstream. "
-        f"1-minute load average {report.get('load_average_before', '?')} before the run and "
-        f"{report.get('load_average_after', '?')} after it (above 0 means other work shared the "
-        "cores: compare the CPU µs per request, which that barely moves, rather than req/s).",
+        + (
+            f"1-minute load average {report['load_average_before']} before the run and "
+            f"{report['load_average_after']} after it"
+            if "load_average_before" in report
+            else "The machine's load was not recorded for this run (it ran beside a vLLM server "
+            "and image builds)"
+        )
+        + ": other work on the cores lowers req/s and raises latency; the server's CPU µs per "
+        "request barely moves with it, so compare that between runs.",
         "",
         "| server | kind | sequential p50 ms | sequential p99 ms | req/s at 32 | req/s at 64 | "
         "server CPU µs per request at 32 |",

@@ -41,7 +41,18 @@ def checks() -> list[str]:
         ("mypy --strict src", [str(BIN / "mypy"), "--strict", "src"]),
         (
             "bandit (src)",
-            [str(BIN / "bandit"), "-q", "-r", "src", "-c", "pyproject.toml", "-f", "json"],
+            [
+                str(BIN / "bandit"),
+                "-q",
+                "-r",
+                "src",
+                "-c",
+                "pyproject.toml",
+                "-f",
+                "json",
+                "-o",
+                str(ARTIFACTS / "bandit.json"),
+            ],
         ),
         (
             "actionlint",
@@ -61,10 +72,9 @@ def checks() -> list[str]:
         status, output = run(*command)
         detail = ""
         if name.startswith("bandit"):
-            try:
-                detail = f"{len(json.loads(output[output.index('{') :])['results'])} findings"
-            except (ValueError, KeyError):
-                detail = "output not read"
+            found_issues = json.loads((ARTIFACTS / "bandit.json").read_text())
+            lines = found_issues["metrics"]["_totals"]["loc"]
+            detail = f"{len(found_issues['results'])} findings in {lines:,} lines"
         elif name == "mypy --strict src":
             found = re.search(
                 r"Success: no issues found in (\d+) source files|Found (\d+) error", output

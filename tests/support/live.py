@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from typing import Any, TypeVar
 
@@ -109,6 +110,19 @@ class LiveServer:
         if self.lifespan.failure or not self.thread.is_alive():
             self.stop()
             raise RuntimeError(f"the app did not start: {self.lifespan.failure or self.error!r}")
+        # the lifespan can finish before granian accepts connections: wait for the socket too
+        give_up = time.monotonic() + timeout
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > give_up or not self.thread.is_alive():
+                    self.stop()
+                    raise RuntimeError(
+                        f"the app never accepted connections on {self.port}"
+                    ) from None
+                time.sleep(0.05)
         return self
 
     def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 120) -> T:

@@ -17,7 +17,7 @@ printf '%s\n' "$DEV_SSH_KNOWN_HOSTS" > "$work/known_hosts"
 printf '%s\n' "$DEV_ENV_FILE" > "$work/compose.env"
 ssh=(ssh -i "$work/key" -o UserKnownHostsFile="$work/known_hosts" -o StrictHostKeyChecking=yes
      "$DEV_SSH_USER@$DEV_HOST")
-tar -czf "$work/bundle.tgz" docker-compose.prod.yml deploy infra grafana model-server/gpu \
+tar -czf "$work/bundle.tgz" docker-compose.prod.yml deploy infra grafana model-server/gpu docs \
   --exclude deploy/secrets --exclude deploy/state --exclude deploy/compose.env
 "${ssh[@]}" 'mkdir -p switchboard && tar -xzf - -C switchboard' < "$work/bundle.tgz"
 "${ssh[@]}" 'cat > switchboard/deploy/compose.env' < "$work/compose.env"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import sys
@@ -96,32 +95,6 @@ def test_dockerfiles_pass_hadolint_and_copy_what_exists(dockerfile: Path) -> Non
 def test_shell_scripts_pass_shellcheck() -> None:
     result = run(str(BIN / "shellcheck"), *map(str, SHELL_SCRIPTS))
     assert result.returncode == 0, result.stdout
-
-
-DOCS = [REPO_ROOT / "README.md", *sorted(REPO_ROOT.glob("docs/**/*.md")),
-        *sorted(REPO_ROOT.glob("*/README.md"))]  # fmt: skip
-
-
-def test_docs_and_scripts_use_make_targets_that_exist() -> None:
-    makefile = (REPO_ROOT / "Makefile").read_text()
-    targets = set(re.findall(r"^([a-zA-Z0-9_-]+):", makefile, flags=re.MULTILINE))
-    used = set(re.findall(r"make ([a-z][a-z0-9-]+)", (REPO_ROOT / "README.md").read_text()))
-    used |= set(re.findall(r"make ([a-z][a-z0-9-]+)", (REPO_ROOT / ".ci/run").read_text()))
-    assert {"run", "test", "lint", "test-images"} <= used
-    # in docs: `make x` in code; in scripts: comments and messages that send people to a target
-    for path in [*DOCS, *SHELL_SCRIPTS, REPO_ROOT / "docker-compose.prod.yml"]:
-        text = path.read_text()
-        used |= set(re.findall(r"(?:`|^\s*(?:#\s*)?)make ([a-z][a-z0-9-]+)", text, re.MULTILINE))
-    assert used - targets == set()
-
-
-@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(REPO_ROOT)))
-def test_relative_links_in_docs_resolve(doc: Path) -> None:
-    for target in re.findall(r"\]\(([^)\s]+)\)", doc.read_text()):
-        path = target.split("#", 1)[0]
-        if not path or re.match(r"[a-z]+:", path):
-            continue
-        assert (doc.parent / path).exists(), f"{doc.name}: {target}"
 
 
 def test_the_wheel_carries_the_templates(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ RUNBOOKS = REPO_ROOT / "docs" / "runbooks.md"
 OBSERVABILITY_DOC = REPO_ROOT / "docs" / "observability.md"
 
 TOKEN_FILE = "/etc/prometheus/secrets/gateway_metrics_token"
-RUNBOOK_BASE = "https://github.com/switchboard/switchboard/blob/main/docs/runbooks.md#"
+RUNBOOK_BASE = "docs/runbooks.md#"
 ALERTS = {
     "GatewayDown", "ModelServerDown", "GatewayHighErrorRatio", "GatewayLatencyHigh", "TTFTHigh",
     "VLLMQueueHigh", "KVCacheAlmostFull", "PreemptionsRising", "DiskAlmostFull", "MemoryHigh",

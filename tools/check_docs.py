@@ -4,6 +4,9 @@
   (GitHub's heading anchors).
 - Every `make <target>` named in the docs, the scripts and the compose file exists, and every
   target has a ``##`` line for ``make help``.
+- Every ``SWITCHBOARD_*`` variable the docs name is a setting (.env.example lists them all,
+  ``*_FILE`` reads one from a file) or a variable of the deployment (compose file, its example
+  environment, the deploy and CI scripts, the Makefile).
 - Every alert's ``runbook_url`` is a section of docs/runbooks.md in this repository, and
   docs/troubleshooting.md covers every alert.
 
@@ -26,6 +29,9 @@ SCRIPT_GLOBS = ["model-server/**/*.sh", ".ci/*.sh", "deploy/*.sh", "tests/images
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 MAKE_IN_DOCS = re.compile(r"(?:`|^\s*(?:#\s*)?)make ([a-z][a-z0-9-]+)", re.MULTILINE)
 TARGET = re.compile(r"^([a-zA-Z0-9_-]+):(?!=)(.*)$", re.MULTILINE)
+VARIABLE = re.compile(r"\bSWITCHBOARD_[A-Z0-9_]*[A-Z0-9]")
+VARIABLE_SOURCES = [".env.example", "deploy/compose.env.example", "docker-compose.prod.yml",
+                    "Makefile", "deploy/*.sh", ".ci/*", ".github/workflows/*.yml"]  # fmt: skip
 CODE_FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
 
 
@@ -89,6 +95,17 @@ def missing_targets(root: Path) -> Iterator[str]:
                 yield f"{path.relative_to(root)}: names `make {used}`, which the Makefile lacks"
 
 
+def unknown_variables(root: Path) -> Iterator[str]:
+    known = {"SWITCHBOARD_X"}  # the docs' placeholder for "any setting"
+    for pattern in VARIABLE_SOURCES:
+        for path in sorted(root.glob(pattern)):
+            known |= set(VARIABLE.findall(path.read_text()))
+    known |= {f"{name}_FILE" for name in known}
+    for doc in docs(root):
+        for name in sorted(set(VARIABLE.findall(doc.read_text())) - known):
+            yield f"{doc.relative_to(root)}: names {name}, which no setting or deploy file has"
+
+
 def alert_rules(root: Path) -> Iterable[dict[str, object]]:
     groups = yaml.safe_load((root / RULES).read_text())["groups"]
     return [rule for group in groups for rule in group["rules"] if "alert" in rule]
@@ -111,7 +128,8 @@ def runbook_problems(root: Path) -> Iterator[str]:
 
 
 def problems(root: Path) -> list[str]:
-    return [*broken_links(root), *missing_targets(root), *runbook_problems(root)]
+    return [*broken_links(root), *missing_targets(root), *unknown_variables(root),
+            *runbook_problems(root)]  # fmt: skip
 
 
 def main() -> int:

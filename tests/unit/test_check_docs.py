@@ -36,6 +36,8 @@ def tidy_tree(root: Path) -> None:
         "run: ## Start\n\t@true\ntest: ## Test\n\t@true\nbackup: ## Back up\n\t@true\n",
     )
     write(root, ".ci/run", "make test\n")
+    write(root, ".env.example", "SWITCHBOARD_PORT=8000\n")
+    write(root, "docs/settings.md", "`SWITCHBOARD_PORT`, or `SWITCHBOARD_PORT_FILE` for a file.\n")
     rules = {"groups": [{"name": "alerts", "rules": [RULE]}]}
     write(root, "infra/prometheus/rules/switchboard.rules.yml", yaml.safe_dump(rules))
 
@@ -58,6 +60,7 @@ def test_each_kind_of_broken_reference_is_reported(tmp_path: Path) -> None:
     rules = {"groups": [{"name": "alerts", "rules": [RULE, rule]}]}
     write(tmp_path, "infra/prometheus/rules/switchboard.rules.yml", yaml.safe_dump(rules))
     write(tmp_path, "README.md", "`make run` only\n")
+    write(tmp_path, "docs/settings.md", "`SWITCHBOARD_PORT` and `SWITCHBOARD_HTTP_PORT`\n")
 
     found = problems(tmp_path)
 
@@ -68,6 +71,7 @@ def test_each_kind_of_broken_reference_is_reported(tmp_path: Path) -> None:
         "Makefile: target test has no '## ' description for make help",
         "README.md: does not show `make test`, one of the two commands",
         "docs/ops.md: names `make deploy-everything`, which the Makefile lacks",
+        "docs/settings.md: names SWITCHBOARD_HTTP_PORT, which no setting or deploy file has",
         "infra/prometheus/rules/switchboard.rules.yml: DiskFull's runbook_url is "
         "'https://example.org/runbooks#diskfull', not 'docs/runbooks.md#diskfull'",
         "docs/runbooks.md: no '## DiskFull' section",

@@ -52,6 +52,10 @@ def test_stack_reaches_ready_answers_and_stops_on_sigterm(
     hint = process.stdout.readline() + process.stdout.readline()
     assert "no administrator yet" in hint
     assert "switchboard users create YOUR_NAME --admin" in hint
+    # README tells a newcomer the same two things, word for word
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert "`.venv/bin/switchboard users create YOUR_NAME --admin`" in readme
+    assert "prints the URL (`http://127.0.0.1:8000/`)" in readme
     try:
         created = subprocess.run(
             [sys.executable, "-m", "switchboard.cli", "users", "create", "first", "--admin",

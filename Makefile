@@ -50,10 +50,11 @@ test: install model system-deps ## Run the whole suite with coverage (real vLLM,
 	  --junitxml=test-artifacts/junit.xml $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: install ## ruff, ruff format --check, mypy --strict, bandit, detect-secrets, docs' links and targets
+lint: install ## ruff, format, mypy --strict, import layers, bandit, detect-secrets, docs' references
 	$(BIN)/ruff check src tests loadtests model-server grafana tools
 	$(BIN)/ruff format --check src tests loadtests model-server grafana tools
 	$(BIN)/mypy --strict src
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/bandit -q -r src -c pyproject.toml
 	git ls-files -z | xargs -0 $(BIN)/detect-secrets-hook --baseline .secrets.baseline
 	$(BIN)/python tools/check_docs.py

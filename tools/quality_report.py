@@ -39,6 +39,8 @@ def checks() -> list[str]:
         ("ruff check", [str(BIN / "ruff"), "check", *PYTHON_TREES]),
         ("ruff format", [str(BIN / "ruff"), "format", "--check", *PYTHON_TREES]),
         ("mypy --strict src", [str(BIN / "mypy"), "--strict", "src"]),
+        ("import layers (import-linter)", [str(BIN / "lint-imports"), "--no-cache"]),
+        ("docs' references", [str(BIN / "python"), "tools/check_docs.py"]),
         (
             "bandit (src)",
             [

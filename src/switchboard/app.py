@@ -38,6 +38,7 @@ from switchboard.db.redis import redis_client
 from switchboard.db.registry import install_engine, migrate
 from switchboard.gateway.buckets import MemoryBuckets, RedisBuckets
 from switchboard.gateway.cache import MemoryCache, RedisCache, ResponseCache, SafeCache
+from switchboard.gateway.errors import as_gateway_error
 from switchboard.gateway.limits import RateLimiter
 from switchboard.gateway.openapi import publish_request_schemas
 from switchboard.gateway.routes import CompletionsController
@@ -53,10 +54,11 @@ from switchboard.observability.controllers import MetricsController
 from switchboard.observability.logging import configure_logging
 from switchboard.observability.request_id import add_request_id_header
 from switchboard.settings import Settings, get_settings
+from switchboard.usage.business import business_figures
 from switchboard.usage.controllers import UsageController
 from switchboard.usage.queries import prune
 from switchboard.usage.writer import UsageEvent, UsageWriter
-from switchboard.web.errors import handle_exception
+from switchboard.web.errors import exception_handler
 from switchboard.web.forwarded import ForwardedHeaders
 from switchboard.web.headers import docs_render_plugins, security_headers
 from switchboard.web.templating import template_config, templates_dir
@@ -161,8 +163,8 @@ async def open_resources(
         await budgets.load()
         await budgets.seed()
         gateway = GatewayService(settings, pool, limiter, cache, usage, budgets)
-        background = [asyncio.create_task(refresh_forever(settings.business_metrics_interval),
-                                          name="business")]  # fmt: skip
+        figures = refresh_forever(settings.business_metrics_interval, business_figures)
+        background = [asyncio.create_task(figures, name="business")]
         background.append(asyncio.create_task(_prune_forever(settings, shared is None),
                                               name="retention"))  # fmt: skip
         background.append(asyncio.create_task(budgets.refresh_forever(), name="budgets"))
@@ -275,7 +277,7 @@ def create_app(
             exclude=NO_SESSION_PATHS,
         ),
         stores={"sessions": session_store(shared)},
-        exception_handlers={Exception: handle_exception},
+        exception_handlers={Exception: exception_handler(as_gateway_error)},
         template_config=template_config(),
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(

@@ -103,13 +103,14 @@ async def _keys_create(args: argparse.Namespace) -> int:
 
 
 async def _keys_list(args: argparse.Namespace) -> int:
-    from switchboard.keys.services import KeyService, user_id_for
+    from switchboard.accounts.services import get_user_by_name
+    from switchboard.keys.services import KeyService
 
-    user_id = await user_id_for(args.user)
-    if user_id is None:
+    user = await get_user_by_name(args.user)
+    if user is None:
         print(f"switchboard: no user {args.user!r}", file=sys.stderr)
         return 1
-    for key in await KeyService().list_for_user(user_id):
+    for key in await KeyService().list_for_user(int(user.id)):
         state = "revoked" if key["revoked_at"] else "active"
         limits = f"rpm={key['rpm'] or 'default'} tpm={key['tpm'] or 'default'}"
         when = f"expires={key['expires_at'] or '-'} last_used={key['last_used_at'] or '-'}"

@@ -154,7 +154,9 @@ def test_settings_outside_the_forms_ranges_are_clamped(ada: WebSession) -> None:
     assert settings == [("huge", 2048, 2.0), ("tiny", 1, 0.0), ("beyond int64", 2048, 0.7)]
 
 
-def test_a_failing_import_imports_nothing(ada: WebSession, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_import_imports_nothing(
+    ada: WebSession, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     original = Message.insert
 
     def insert(*rows: Message, **options: Any) -> Any:
@@ -168,6 +170,13 @@ def test_a_failing_import_imports_nothing(ada: WebSession, monkeypatch: pytest.M
     response = upload(ada, export_of(first, second))
     assert response.status_code == 500
     assert owned(ada) == []  # the first conversation was rolled back with the second
+    # the error page: the request id to quote, no internals; the trace is in the log
+    request_id = response.headers["x-request-id"]
+    assert "Something went wrong" in response.text
+    assert request_id in response.text
+    assert "the disk is full" not in response.text
+    logged = [r for r in caplog.records if r.getMessage() == "unhandled error"]
+    assert [(r.exc_info or (None,))[0] for r in logged] == [RuntimeError]
 
 
 # --- search ---------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ in transfer_controllers.py.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from litestar import Controller, Request, get, post
@@ -16,7 +16,6 @@ from litestar.params import FromPath, URLEncodedBody
 from litestar.response import Redirect, Stream, Template
 
 from switchboard.accounts.guards import requires_user
-from switchboard.accounts.tables import User
 from switchboard.chat import services
 from switchboard.chat.streaming import follow_reply, stream_reply
 from switchboard.chat.tables import Conversation, Message
@@ -32,6 +31,9 @@ from switchboard.gateway.service import GatewayService
 from switchboard.observability.request_id import request_id_of
 from switchboard.settings import Settings
 from switchboard.web.rendering import page, render_block
+
+if TYPE_CHECKING:
+    from switchboard.accounts.tables import User
 
 
 class MessageForm(msgspec.Struct):

@@ -18,11 +18,10 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from switchboard.accounts.tables import User
 from switchboard.chat.markdown import render_markdown
 from switchboard.chat.services import (
     LIVE,
@@ -45,6 +44,9 @@ from switchboard.gateway.protocol import (
     UserMessage,
 )
 from switchboard.gateway.service import GatewayService
+
+if TYPE_CHECKING:
+    from switchboard.accounts.tables import User
 
 STOP_CHECK_SECONDS = 0.25
 RENDER_SECONDS = 0.25

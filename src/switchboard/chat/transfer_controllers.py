@@ -9,7 +9,6 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
-from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.params import FromPath, MultipartBody
 from litestar.response import Redirect, Template
 
@@ -18,7 +17,7 @@ from switchboard.chat import import_formats, import_limits, transfer
 from switchboard.chat.views import TEMPLATE, conversation_of, page_context, user_of
 from switchboard.gateway.service import GatewayService
 from switchboard.settings import Settings
-from switchboard.web.errors import handle_exception
+from switchboard.web.errors import error_page
 from switchboard.web.rendering import page
 
 MAX_REPORT_LINES = 20
@@ -32,7 +31,7 @@ class ImportForm:
 def _import_too_large(request: Request[Any, Any, Any], _: Exception) -> Response[Any]:
     """A request body over the import's limit (refused before it is read): the error page, with
     the import's own explanation."""
-    return handle_exception(request, RequestEntityTooLarge(detail=import_limits.TOO_LARGE))
+    return error_page(request, 413, import_limits.TOO_LARGE)
 
 
 def _download(body: bytes | str, filename: str, media_type: str) -> Response[Any]:

@@ -3,17 +3,19 @@ context (sidebar, messages as the templates show them, the models the composer o
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar import Request
 from litestar.exceptions import NotFoundException
 
 from switchboard.accounts.guards import current_user
-from switchboard.accounts.tables import User
 from switchboard.chat import history, services
 from switchboard.chat.markdown import render_markdown
 from switchboard.chat.tables import Conversation, Message
 from switchboard.gateway.service import GatewayService
+
+if TYPE_CHECKING:
+    from switchboard.accounts.tables import User
 
 TEMPLATE = "chat/page.html"
 UNAVAILABLE = (502, 503, 504)

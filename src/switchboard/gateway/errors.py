@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import msgspec
+from litestar.exceptions import HTTPException
 
 from switchboard.gateway.protocol import ErrorBody, ErrorResponse
 
@@ -117,3 +118,15 @@ def from_http_exception(status: int, detail: str, extra: object = None) -> Gatew
     if status == 400 and "JSON" in detail:
         code = "invalid_json"
     return GatewayError(status, detail, type=err_type, code=code)
+
+
+def as_gateway_error(exc: Exception) -> GatewayError:
+    """Any exception as the error a caller sees: ours as raised, the framework's mapped, the
+    unexpected as a plain 500 (the handler logs those)."""
+    if isinstance(exc, GatewayError):
+        return exc
+    if isinstance(exc, HTTPException):
+        error = from_http_exception(exc.status_code, exc.detail, exc.extra)
+        error.headers.update(exc.headers or {})
+        return error
+    return from_http_exception(500, "internal error")

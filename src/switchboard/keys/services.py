@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from switchboard.accounts.tables import User
 from switchboard.keys.tables import ApiKey
 from switchboard.observability.metrics import timed
 
@@ -193,9 +192,27 @@ class KeyService:
             await ApiKey.update({ApiKey.last_used_at: when}).where(ApiKey.id.is_in(sorted(key_ids)))
 
 
-async def user_id_for(username: str) -> int | None:
-    row = await User.select(User.id).where(User.username == username).first()
-    return None if row is None else int(row["id"])
+async def count_active(when: dt.datetime) -> int:
+    """Keys neither revoked nor expired at ``when``."""
+    live = ApiKey.revoked_at.is_null() & (ApiKey.expires_at.is_null() | (ApiKey.expires_at > when))
+    return int(await ApiKey.count().where(live))
+
+
+async def key_prefixes(key_ids: list[int]) -> dict[int, str]:
+    """Keys as metrics show them: ``sk-sb-abcd…`` (names are the owner's, not for dashboards)."""
+    if not key_ids:
+        return {}
+    rows = await ApiKey.select(ApiKey.id, ApiKey.prefix).where(ApiKey.id.is_in(key_ids))
+    return {int(row["id"]): f"{row['prefix']}…" for row in rows}
+
+
+async def key_owner_labels(key_ids: list[int]) -> dict[int, str]:
+    """Keys as the admin pages show them: ``sk-sb-abcd… (owner)``."""
+    if not key_ids:
+        return {}
+    owner = ApiKey.user.username.as_alias("owner")
+    rows = await ApiKey.select(ApiKey.id, ApiKey.prefix, owner).where(ApiKey.id.is_in(key_ids))
+    return {int(row["id"]): f"{row['prefix']}… ({row['owner']})" for row in rows}
 
 
 async def key_labels(key_ids: list[int]) -> dict[int, str]:

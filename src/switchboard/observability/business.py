@@ -1,13 +1,17 @@
-"""Business gauges from cheap periodic database aggregates (every ``interval`` seconds)."""
+"""Business gauges, refreshed every ``interval`` seconds from figures a feature computes.
+
+Observability does not read the features' tables: the app passes in the function that computes
+the figures (``switchboard.usage.business.business_figures``).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
+from collections.abc import Awaitable, Callable
 
-from switchboard.accounts.tables import User
-from switchboard.keys.tables import ApiKey
+import msgspec
+
 from switchboard.observability.metrics import (
     ACTIVE_KEYS,
     ACTIVE_USERS,
@@ -17,65 +21,46 @@ from switchboard.observability.metrics import (
     TOP_USER_TOKENS,
     timed,
 )
-from switchboard.usage.tables import UsageRecord
 
 log = logging.getLogger(__name__)
-TOP_N = 10
 
 
-async def refresh_business_metrics() -> None:
-    now = dt.datetime.now(dt.UTC)
-    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    with timed("business_aggregates"):
-        for window, days in (("1d", 1), ("7d", 7)):
-            rows = await UsageRecord.raw(
-                "SELECT COUNT(DISTINCT user_id) AS users FROM usage_records WHERE created_at >= {}",
-                now - dt.timedelta(days=days),
-            )
-            ACTIVE_USERS.labels(window).set(rows[0]["users"] if rows else 0)
-        today = await UsageRecord.raw(
-            "SELECT COUNT(*) AS requests, COALESCE(SUM(total_tokens), 0) AS tokens "
-            "FROM usage_records WHERE created_at >= {}",
-            midnight,
-        )
-        REQUESTS_TODAY.set(today[0]["requests"])
-        TOKENS_TODAY.set(today[0]["tokens"])
-        keys = await ApiKey.count().where(
-            ApiKey.revoked_at.is_null() & (ApiKey.expires_at.is_null() | (ApiKey.expires_at > now))
-        )
-        ACTIVE_KEYS.set(keys)
-        top = await UsageRecord.raw(
-            "SELECT user_id, SUM(total_tokens) AS tokens FROM usage_records "
-            "WHERE created_at >= {} AND user_id IS NOT NULL "
-            "GROUP BY user_id ORDER BY tokens DESC LIMIT {}",
-            midnight,
-            TOP_N,
-        )
-        names = {
-            row["id"]: row["username"]
-            for row in await User.select(User.id, User.username).where(
-                User.id.is_in([r["user_id"] for r in top] or [-1])
-            )
-        }
-        top_keys = await UsageRecord.raw(
-            "SELECT u.key_id, SUM(u.total_tokens) AS tokens, k.prefix FROM usage_records u "
-            "JOIN api_keys k ON k.id = u.key_id WHERE u.created_at >= {} "
-            "GROUP BY u.key_id, k.prefix ORDER BY tokens DESC LIMIT {}",
-            midnight,
-            TOP_N,
-        )
-    TOP_KEY_TOKENS.clear()
-    for rank, row in enumerate(top_keys, start=1):
-        TOP_KEY_TOKENS.labels(str(rank), f"{row['prefix']}…").set(row["tokens"])
-    TOP_USER_TOKENS.clear()
-    for rank, row in enumerate(top, start=1):
-        TOP_USER_TOKENS.labels(str(rank), names.get(row["user_id"], "?")).set(row["tokens"])
+class BusinessFigures(msgspec.Struct, frozen=True, kw_only=True):
+    active_users: dict[str, int]
+    """Distinct users with usage in each window (``"1d"``, ``"7d"``)."""
+    requests_today: int
+    tokens_today: int
+    active_keys: int
+    top_users: list[tuple[str, int]]
+    """(username, tokens today), the largest first."""
+    top_keys: list[tuple[str, int]]
+    """(key label, tokens today), the largest first."""
 
 
-async def refresh_forever(interval: float) -> None:
+FiguresSource = Callable[[], Awaitable[BusinessFigures]]
+
+
+def publish(figures: BusinessFigures) -> None:
+    for window, users in figures.active_users.items():
+        ACTIVE_USERS.labels(window).set(users)
+    REQUESTS_TODAY.set(figures.requests_today)
+    TOKENS_TODAY.set(figures.tokens_today)
+    ACTIVE_KEYS.set(figures.active_keys)
+    for gauge, ranking in (
+        (TOP_USER_TOKENS, figures.top_users),
+        (TOP_KEY_TOKENS, figures.top_keys),
+    ):
+        gauge.clear()
+        for rank, (name, tokens) in enumerate(ranking, start=1):
+            gauge.labels(str(rank), name).set(tokens)
+
+
+async def refresh_forever(interval: float, source: FiguresSource) -> None:
     while True:
         try:
-            await refresh_business_metrics()
+            with timed("business_aggregates"):
+                figures = await source()
+            publish(figures)
         except Exception:
             log.exception("business metrics refresh failed")
         await asyncio.sleep(interval)

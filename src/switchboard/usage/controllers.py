@@ -6,21 +6,24 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import defaultdict
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from litestar import Controller, Request, Response, get
 from litestar.params import Parameter
 from litestar.response import Template
 
 from switchboard.accounts.guards import current_user, requires_user
-from switchboard.accounts.tables import User
-from switchboard.keys.tables import ApiKey
+from switchboard.accounts.services import usernames
+from switchboard.keys.services import key_owner_labels
 from switchboard.usage.breakdown import GroupBy
 from switchboard.usage.chart import bar_chart
 from switchboard.usage.queries import daily_totals
 from switchboard.usage.report import as_csv, usage_report
 from switchboard.usage.schemas import UsageReport
 from switchboard.web.rendering import page
+
+if TYPE_CHECKING:
+    from switchboard.accounts.tables import User
 
 DAYS = 30
 
@@ -97,15 +100,8 @@ async def _totals(by: str, since: dt.datetime) -> list[dict[str, Any]]:
     for total in await daily_totals(by, since=since):  # type: ignore[arg-type]
         sums[total.subject_id]["requests"] += total.requests
         sums[total.subject_id]["tokens"] += total.total_tokens
-    ids = [i for i in sums if i is not None] or [-1]
-    names: dict[int, str] = {}
-    if by == "user":
-        for row in await User.select(User.id, User.username).where(User.id.is_in(ids)):
-            names[row["id"]] = row["username"]
-    else:
-        owner = ApiKey.user.username.as_alias("owner")
-        for row in await ApiKey.select(ApiKey.id, ApiKey.prefix, owner).where(ApiKey.id.is_in(ids)):
-            names[row["id"]] = f"{row['prefix']}… ({row['owner']})"
+    ids = [i for i in sums if i is not None]
+    names = await (usernames(ids) if by == "user" else key_owner_labels(ids))
     rows = [
         {"name": names.get(i, f"#{i}") if i is not None else "browser", **v}
         for i, v in sums.items()

@@ -1,13 +1,15 @@
-"""One exception handler for the whole app: OpenAI JSON on ``/v1``, JSON on probes, pages else.
+"""One exception handler for the whole app: API JSON on ``/v1`` and the probes, pages else.
 
 Client mistakes keep their 4xx status and a clear message; anything unexpected becomes a 500 that
-shows the request id (the logs hold the trace), never a stack trace.
+shows the request id (the logs hold the trace), never a stack trace. The API's error shape
+belongs to the gateway: the app passes its mapper in (``exception_handler(as_api_error)``).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, cast
 from urllib.parse import urlencode
 
 import msgspec
@@ -15,10 +17,10 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
 from litestar.response import Redirect, Template
 
-from switchboard.gateway.errors import GatewayError, from_http_exception
 from switchboard.observability.request_id import request_id_of
 
 log = logging.getLogger(__name__)
+JSON_PATHS = ("/v1", "/healthz", "/readyz")
 
 TITLES = {
     400: "That request was not quite right",
@@ -32,51 +34,74 @@ TITLES = {
 }
 
 
-def _as_gateway_error(exc: Exception) -> GatewayError:
-    if isinstance(exc, GatewayError):
-        return exc
-    if isinstance(exc, HTTPException):
-        error = from_http_exception(exc.status_code, exc.detail, exc.extra)
-        error.headers.update(exc.headers or {})
-        return error
-    return from_http_exception(500, "internal error")
+class ApiError(Protocol):
+    """What an error shows: its status, a message for people, headers, and the API's JSON."""
+
+    @property
+    def status(self) -> int: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    def to_json(self) -> bytes: ...
 
 
-def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    error = _as_gateway_error(exc)
-    request_id = request_id_of(request.scope)
-    if error.status >= 500 and not isinstance(exc, GatewayError | HTTPException):
-        log.exception("unhandled error", extra={"request_id": request_id})
+ExceptionHandler = Callable[[Request[Any, Any, Any], Exception], Response[Any]]
+
+
+def exception_handler(as_api_error: Callable[[Exception], ApiError]) -> ExceptionHandler:
+    """The app's handler: ``as_api_error`` turns any exception into the API's error."""
+
+    def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+        error = as_api_error(exc)
+        deliberate = cast(object, error) is exc or isinstance(exc, HTTPException)
+        if error.status >= 500 and not deliberate:
+            log.exception("unhandled error", extra={"request_id": request_id_of(request.scope)})
+        if request.url.path.startswith(JSON_PATHS):
+            return Response(
+                content=error.to_json(),
+                status_code=error.status,
+                media_type=MediaType.JSON,
+                headers=dict(error.headers),
+            )
+        return error_page(request, error.status, error.message, error.headers)
+
+    return handle_exception
+
+
+def error_page(
+    request: Request[Any, Any, Any],
+    status: int,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+) -> Response[Any]:
+    """The workspace's answer to an error: back to sign-in on 401, JSON for a JSON client,
+    else the error page with the request id."""
     path = request.url.path
-    if path.startswith(("/v1", "/healthz", "/readyz")):
-        return Response(
-            content=error.to_json(),
-            status_code=error.status,
-            media_type=MediaType.JSON,
-            headers=error.headers,
-        )
-    if error.status == 401 and not path.startswith("/metrics"):
+    headers = dict(headers or {})
+    request_id = request_id_of(request.scope)
+    if status == 401 and not path.startswith("/metrics"):
         # Session missing or expired: go (back) to the sign-in page, then return here.
-        target = "/signin?" + urlencode({"next": request.url.path})
+        target = "/signin?" + urlencode({"next": path})
         if request.headers.get("hx-request") == "true":
             return Response(content=b"", status_code=401, headers={"HX-Redirect": target})
         return Redirect(target, status_code=303)
     accept = request.headers.get("accept", "")
     if "application/json" in accept and "text/html" not in accept:
         return Response(
-            content=msgspec.json.encode({"detail": error.message, "request_id": request_id}),
-            status_code=error.status,
+            content=msgspec.json.encode({"detail": message, "request_id": request_id}),
+            status_code=status,
             media_type=MediaType.JSON,
-            headers=error.headers,
+            headers=headers,
         )
     return Template(
         template_name="error.html",
         context={
-            "status": error.status,
-            "title": TITLES.get(error.status, "Something went wrong"),
-            "message": error.message,
+            "status": status,
+            "title": TITLES.get(status, "Something went wrong"),
+            "message": message,
             "request_id": request_id,
         },
-        status_code=error.status,
-        headers=error.headers,
+        status_code=status,
+        headers=headers,
     )

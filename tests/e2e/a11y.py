@@ -67,6 +67,9 @@ LOOK = """() => {
     return {
         background: body.backgroundColor, color: body.color,
         overflow: document.documentElement.scrollWidth - window.innerWidth,
+        wide: [...document.querySelectorAll("body *")]
+            .filter((e) => e.getBoundingClientRect().right > window.innerWidth)
+            .slice(-3).map((e) => e.outerHTML.slice(0, 100)),
     };
 }"""
 
@@ -81,7 +84,9 @@ def check_every_variant(page: Page, name: str) -> None:
         page.set_viewport_size(viewport)
         look: dict[str, Any] = page.evaluate(LOOK)
         where = f"{name} ({width}, {scheme})"
-        assert look["overflow"] <= 0, f"{where} is {look['overflow']} px wider than the screen"
+        assert look["overflow"] <= 0, (
+            f"{where} is {look['overflow']} px wider than the screen: {look['wide']}"
+        )
         looks[scheme] = look
         screenshot(page, f"{name}-{width}-{scheme}")
         assert_accessible(page, where)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from tools.check_docs import github_anchor, problems
+from tools.check_docs import TABLE_BEGIN, TABLE_END, github_anchor, problems, write_service_table
 
 from tests.conftest import REPO_ROOT
 
@@ -97,3 +97,29 @@ def test_the_repository_passes_and_a_problem_fails_the_command(tmp_path: Path) -
     broken = subprocess.run([sys.executable, script, str(tmp_path)], capture_output=True,
                             text=True, check=False)  # fmt: skip
     assert (broken.returncode, broken.stdout) == (1, "docs/ops.md: missing.md: no such file\n")
+
+
+def test_the_services_table_follows_the_compose_file(tmp_path: Path) -> None:
+    tidy_tree(tmp_path)
+    service = {
+        "image": "postgres:15",
+        "expose": ["5432"],
+        "volumes": ["pgdata:/var/lib/postgresql/data", "./init.sql:/init.sql:ro"],
+        "healthcheck": {"test": ["CMD", "pg_isready"], "interval": "5s"},
+        "deploy": {"resources": {"limits": {"cpus": "${DB_CPUS:-2}", "memory": "2g"}}},
+    }
+    write(tmp_path, "docker-compose.prod.yml", yaml.safe_dump({"services": {"postgres": service}}))
+    write(tmp_path, "docs/infrastructure.md", f"# Infra\n{TABLE_BEGIN}\n{TABLE_END}\nMore.\n")
+    assert problems(tmp_path) == [
+        "docs/infrastructure.md: the services table is stale (run tools/check_docs.py --write)"
+    ]
+
+    write_service_table(tmp_path)
+
+    assert problems(tmp_path) == []
+    doc = (tmp_path / "docs/infrastructure.md").read_text()
+    volumes = "`pgdata` → `/var/lib/postgresql/data`<br>`./init.sql` → `/init.sql` (ro)"
+    limits = "2 (`DB_CPUS`) CPU, 2g memory"
+    assert f"| `postgres` | 5432 | {volumes} | `pg_isready` every 5s | {limits} |" in doc
+    assert doc.startswith("# Infra\n")
+    assert doc.endswith(f"{TABLE_END}\nMore.\n")

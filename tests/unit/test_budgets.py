@@ -175,6 +175,35 @@ async def test_workers_share_one_budget_through_redis(redis_url: str) -> None:
         await redis.aclose()
 
 
+async def test_counters_come_back_when_redis_restarts_empty(
+    client: AsyncTestClient[Any], redis_url: str
+) -> None:
+    """Redis keeps nothing on disk: after a restart the counters, and the mark that the month
+    was seeded, are gone. The periodic refresh seeds them again from the usage table, without
+    counting twice what was spent meanwhile."""
+    now = dt.datetime(2027, 3, 15, 12, tzinfo=dt.UTC)
+    await UsageRecord.insert(row(now - dt.timedelta(days=1)), row(now - dt.timedelta(hours=1)))
+    redis = redis_client(redis_url, 2.0)
+    try:
+        service = BudgetService(RedisSpend(redis), 15, "USD", clock=lambda: now)
+        service.limits = {"user:1": catalog_limit(tokens=1000)}
+        await service.seed()
+        assert (await service.spent(["user:1"]))["user:1"].tokens == 300
+        await redis.flushall()  # the restart
+        hold = await service.reserve(1, None, "m", 10, 10)  # spent meanwhile: 20 tokens
+        assert hold is not None
+        hold.settle("m", 10, 10)
+        await UsageRecord.insert(row(now, prompt_tokens=10, completion_tokens=10, total_tokens=20))
+        await service.seed()  # what the refresh does every SWITCHBOARD_BUDGET_REFRESH_SECONDS
+        assert (await service.spent(["user:1"]))["user:1"].tokens == 320
+        with pytest.raises(OverBudget):
+            await service.reserve(1, None, "m", 600, 81)  # 320 + 681 > 1000
+        await service.seed()  # seeded: nothing added again
+        assert (await service.spent(["user:1"]))["user:1"].tokens == 320
+    finally:
+        await redis.aclose()
+
+
 def catalog_limit(tokens: int | None = None, money: float | None = None) -> Any:
     from switchboard.budgets.service import Limit
 

@@ -6,7 +6,8 @@ one process because nothing awaits between check and take, across processes beca
 script does both. Settling adds the difference between the real cost and the reservation.
 Counters are per calendar month (UTC); a new month starts from zero. At start a store is seeded
 once per month from the usage table (Redis: by the first worker, marked so no other adds it
-again). If Redis fails, requests go through (counted in
+again), and again whenever the mark is gone (Redis restarted empty, or was down at start).
+If Redis fails, requests go through (counted in
 ``switchboard_shared_state_errors_total{feature="budgets"}``).
 """
 
@@ -70,6 +71,9 @@ class SpendStore(Protocol):
     async def seed(self, month: str, spent: dict[str, Spend]) -> bool:
         """Add the month's spend so far, once per month and store; True if this call did."""
 
+    async def seeded(self, month: str) -> bool:
+        """Whether the store still holds the month's seed (Redis loses it when it restarts)."""
+
     async def spent(self, month: str, keys: Sequence[str]) -> list[Spend]: ...
 
     async def aclose(self) -> None: ...
@@ -105,6 +109,9 @@ class MemorySpend:
         for key, value in spent.items():
             self._add(month, key, value.tokens, value.money)
         return True
+
+    async def seeded(self, month: str) -> bool:
+        return month in self._seeded
 
     async def spent(self, month: str, keys: Sequence[str]) -> list[Spend]:
         return [self._spent.get((month, key), Spend()) for key in keys]
@@ -147,12 +154,17 @@ return out
 SEED = """
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', tonumber(ARGV[1])) == false then return 0 end
 for i = 2, #KEYS do
-  redis.call('HINCRBYFLOAT', KEYS[i], 't', ARGV[2 * i - 2])
-  redis.call('HINCRBYFLOAT', KEYS[i], 'm', ARGV[2 * i - 1])
+  local t = tonumber(redis.call('HGET', KEYS[i], 't') or '0')
+  local m = tonumber(redis.call('HGET', KEYS[i], 'm') or '0')
+  redis.call('HSET', KEYS[i], 't', tostring(math.max(t, tonumber(ARGV[2 * i - 2]))),
+             'm', tostring(math.max(m, tonumber(ARGV[2 * i - 1]))))
   redis.call('EXPIRE', KEYS[i], tonumber(ARGV[1]))
 end
 return 1
 """
+"""Mark the month seeded and raise each counter to at least the usage table's spend. A counter
+that exists already holds what was spent since Redis came back (empty), and those requests are
+in the table too (once written): the larger of the two, not the sum, counts them once."""
 
 
 class RedisSpend:
@@ -214,6 +226,13 @@ class RedisSpend:
             SHARED_STATE_ERRORS.labels("budgets").inc()
             log.warning("budget store unavailable: not seeded", exc_info=True)
             return False
+
+    async def seeded(self, month: str) -> bool:
+        try:
+            return bool(await self.redis.exists(f"{self.prefix}{month}:seeded"))
+        except Exception:
+            SHARED_STATE_ERRORS.labels("budgets").inc()
+            return False  # seed again once Redis is back
 
     async def spent(self, month: str, keys: Sequence[str]) -> list[Spend]:
         try:

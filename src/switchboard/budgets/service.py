@@ -129,13 +129,15 @@ class BudgetService:
         per month and store (another worker may have seeded it already)."""
         now = self.clock()
         month = month_of(now)
-        if month == self.seeded_month:
+        if month == self.seeded_month and await self.store.seeded(month):
             return
         since = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         spent: dict[str, Spend] = {}
         # At a month change while running, the new month's requests so far are already in the
-        # counters (and in the usage table): the seed only marks the month as seeded.
-        rows = [] if self.seeded_month else await spend_rows(since)
+        # counters (and in the usage table): the seed only marks the month as seeded. The same
+        # month again means the store lost its seed: it is seeded from the table once more.
+        month_changed = bool(self.seeded_month) and self.seeded_month != month
+        rows = [] if month_changed else await spend_rows(since)
         for row in rows:
             money = self.price(row.model).cost(row.prompt_tokens, row.completion_tokens)
             tokens = row.prompt_tokens + row.completion_tokens

@@ -88,9 +88,9 @@ class Resources:
 
 
 def build_cache(settings: Settings) -> ResponseCache:
-    if settings.redis_url:
-        return RedisCache(settings.redis_url, settings.cache_ttl, settings.cache_max_bytes,
-                          settings.redis_timeout)  # fmt: skip
+    url = settings.cache_redis_url or settings.redis_url
+    if url:
+        return RedisCache(url, settings.cache_ttl, settings.cache_max_bytes, settings.redis_timeout)
     return MemoryCache(settings.cache_max_entries, settings.cache_max_bytes, settings.cache_ttl)
 
 

@@ -84,7 +84,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """``user``: each person's answers are cached for them only; ``global``: shared by all
     (only where every user may see every other user's prompts)."""
     redis_url: str = ""
-    """Redis for the response cache shared by several replicas; empty: in-process memory."""
+    """Redis for what every worker and replica shares: limits, budgets, the sign-in throttle,
+    sessions, and the response cache unless ``cache_redis_url`` is set. Empty: in process."""
+    cache_redis_url: str = ""
+    """A Redis of its own for the response cache (empty: ``redis_url``'s). Production gives
+    the cache one that evicts (allkeys-lru), so answers never push out the shared state."""
     redis_timeout: float = 0.5
     """Seconds a Redis call may take before it counts as failed (a cache miss, not a hang)."""
     usage_flush_interval: float = 1.0
@@ -186,10 +190,10 @@ def _check(settings: Settings) -> None:
             fail("database_password", "is for PostgreSQL; SQLite has no password")
         if urlsplit(url).password is not None:
             fail("database_password", "the database URL has a password already: drop one")
-    if settings.redis_url and not settings.redis_url.startswith(
-        ("redis://", "rediss://", "unix://")
-    ):
-        fail("redis_url", f"{settings.redis_url!r} must start with redis:// or rediss://")
+    for name in ("redis_url", "cache_redis_url"):
+        url = getattr(settings, name)
+        if url and not url.startswith(("redis://", "rediss://", "unix://")):
+            fail(name, f"{url!r} must start with redis:// or rediss://")
     for name in ("max_tokens_cap", "cache_max_entries", "cache_max_bytes", "usage_retention_days",
                  "shutdown_grace"):  # fmt: skip
         if getattr(settings, name) < 0:

@@ -18,7 +18,7 @@ from tests.conftest import ARTIFACTS, REPO_ROOT
 from tests.images.compose_stack import ComposeStack, wait_for
 from tests.support.live import free_port
 
-SERVICES = ["proxy", "gateway", "model-cpu"]  # with their dependencies: migrate, postgres, redis
+SERVICES = ["proxy", "gateway", "model-cpu"]  # and their dependencies: migrate, postgres, redis*
 STARTUP = 900.0
 """Seconds the stack may take to become healthy: vLLM loads and warms up on 2 busy cores."""
 

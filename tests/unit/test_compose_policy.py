@@ -18,7 +18,7 @@ COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.prod.yml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 ONE_SHOT = {"migrate", "alertmanager-config"}
 """Run to completion: no health check, restarted only on failure."""
-EXPECTED = {"proxy", "gateway", "migrate", "model", "model-cpu", "postgres", "redis",
+EXPECTED = {"proxy", "gateway", "migrate", "model", "model-cpu", "postgres", "redis", "redis-cache",
             "prometheus", "alertmanager", "alertmanager-config", "grafana", "loki", "alloy",
             "node-exporter", "cadvisor", "postgres-exporter", "redis-exporter"}  # fmt: skip
 SECRET_NAME = re.compile(r"PASSWORD|PASS$|SECRET|TOKEN|API_KEY", re.IGNORECASE)
@@ -88,7 +88,7 @@ def test_the_proxy_never_reaches_the_database_or_the_model() -> None:
     assert networks("proxy") == {"edge"}
     on_edge = {name for name in SERVICES if "edge" in networks(name)}
     assert on_edge == {"proxy", "gateway"}
-    for name in ("postgres", "redis", "model", "model-cpu"):
+    for name in ("postgres", "redis", "redis-cache", "model", "model-cpu"):
         assert "edge" not in networks(name)
     assert COMPOSE["networks"]["backend"]["internal"] is True
     assert COMPOSE["networks"]["monitoring"]["internal"] is True
@@ -113,11 +113,27 @@ def test_the_gateway_runs_read_only_with_its_secrets_from_files() -> None:
     environment = gateway["environment"]
     assert environment["SWITCHBOARD_ENVIRONMENT"] == "production"
     assert environment["SWITCHBOARD_PUBLIC_URL"].startswith("${SWITCHBOARD_PUBLIC_URL:?")
-    assert environment["SWITCHBOARD_REDIS_URL"].startswith("redis://")
+    assert environment["SWITCHBOARD_REDIS_URL"] == "redis://redis:6379/0"
+    assert environment["SWITCHBOARD_CACHE_REDIS_URL"] == "redis://redis-cache:6379/0"
     assert environment["SWITCHBOARD_TRUSTED_PROXIES"]
     assert set(gateway["secrets"]) == {"postgres_password", "session_secret", "metrics_token",
                                        "vllm_api_key"}  # fmt: skip
     assert set(COMPOSE["secrets"]) == {*gateway["secrets"], "grafana_admin_password"}
+
+
+def option(service: str, name: str) -> str:
+    command = [str(part) for part in SERVICES[service]["command"]]
+    return command[command.index(f"--{name}") + 1]
+
+
+def test_the_shared_state_is_never_evicted_and_survives_a_restart_the_cache_is_evicted() -> None:
+    assert option("redis", "maxmemory-policy") == "noeviction"
+    assert option("redis", "appendonly") == "yes"
+    assert option("redis", "dir") == "/data"
+    assert SERVICES["redis"]["volumes"] == ["redis-data:/data"]
+    assert option("redis-cache", "maxmemory-policy") == "allkeys-lru"
+    assert option("redis-cache", "appendonly") == "no"
+    assert "volumes" not in SERVICES["redis-cache"]
 
 
 def test_the_caddyfile_is_valid() -> None:

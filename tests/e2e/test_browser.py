@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from switchboard.accounts.services import create_user
+from tests.e2e.a11y import assert_accessible
 from tests.e2e.conftest import screenshot
 from tests.support.live import LiveServer
 from tests.support.stack_fixtures import AppFactory
@@ -60,6 +61,7 @@ def test_chat_streams_survives_reload_and_can_be_renamed_and_deleted(
     # the first message titled the conversation: the sidebar shows it without a reload
     expect(page.locator(".conversations")).to_contain_text("Tell me about the moon")
     screenshot(page, "chat")
+    assert_accessible(page, "the chat after a real answer")
     answer = page.locator(".message.assistant.complete .markdown").last.inner_text()
     assert answer.strip()
     page.reload()
@@ -103,6 +105,7 @@ def test_model_server_down_shows_a_message(page: Page, live_app: AppFactory) -> 
     expect(alert).to_contain_text("unavailable")
     expect(alert).to_contain_text("request id")
     screenshot(page, "model-down")
+    assert_accessible(page, "the chat with the model down")
 
 
 def test_usage_and_admin_pages(page: Page, app: LiveServer) -> None:

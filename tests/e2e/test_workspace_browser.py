@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from switchboard.accounts.services import create_user
+from tests.e2e.a11y import assert_accessible
 from tests.e2e.conftest import screenshot
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.live import LiveServer
@@ -67,6 +68,7 @@ def test_markdown_while_streaming_then_actions_and_title_in_place(signed_in: Pag
     expect(page.locator(".message.assistant strong")).to_have_text("two")
     assert page.evaluate("window.notReloaded") is True  # all of it without a reload
     screenshot(page, "workspace-answer")
+    assert_accessible(page, "an answer with code, its actions and title")
 
 
 def test_copy_buttons_copy_a_code_block_and_a_whole_message(

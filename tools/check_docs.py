@@ -4,6 +4,8 @@
   (GitHub's heading anchors).
 - Every `make <target>` named in the docs, the scripts and the compose file exists, and every
   target has a ``##`` line for ``make help``.
+- Every repository path the docs name in backticks (`src/…`, `tests/…`, globs too) exists, or is
+  one the deployment creates and git ignores (`deploy/compose.env`).
 - Every ``SWITCHBOARD_*`` variable the docs name is a setting (.env.example lists them all,
   ``*_FILE`` reads one from a file) or a variable of the deployment (compose file, its example
   environment, the deploy and CI scripts, the Makefile).
@@ -19,7 +21,9 @@ there is any.
 
 from __future__ import annotations
 
+import glob
 import re
+import subprocess
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -38,6 +42,10 @@ SCRIPT_GLOBS = ["model-server/**/*.sh", ".ci/*.sh", "deploy/*.sh", "tests/images
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 MAKE_IN_DOCS = re.compile(r"(?:`|^\s*(?:#\s*)?)make ([a-z][a-z0-9-]+)", re.MULTILINE)
 TARGET = re.compile(r"^([a-zA-Z0-9_-]+):(?!=)(.*)$", re.MULTILINE)
+REPO_PATH = re.compile(
+    r"`((?:src|tests|docs|infra|deploy|model-server|grafana|loadtests|tools|templates|\.ci|"
+    r"\.github)/[^`\s]*)`"
+)
 VARIABLE = re.compile(r"\bSWITCHBOARD_[A-Z0-9_]*[A-Z0-9]")
 VARIABLE_SOURCES = [".env.example", "deploy/compose.env.example", "docker-compose.prod.yml",
                     "Makefile", "deploy/*.sh", ".ci/*", ".github/workflows/*.yml"]  # fmt: skip
@@ -77,6 +85,24 @@ def broken_links(root: Path) -> Iterator[str]:
                 anchor and resolved.suffix == ".md" and anchor not in anchors(resolved.read_text())
             ):
                 yield f"{where}: no heading with that anchor"
+
+
+def _ignored_by_git(root: Path, path: str) -> bool:
+    if not (root / ".git").exists():
+        return False
+    found = subprocess.run(["git", "check-ignore", "-q", path], cwd=root, check=False)  # noqa: S603, S607  # nosec B603 B607
+    return found.returncode == 0
+
+
+def missing_paths(root: Path) -> Iterator[str]:
+    for doc in docs(root):
+        for named in sorted(set(REPO_PATH.findall(doc.read_text()))):
+            path = named.split("::")[0].rstrip(".,")
+            if ":" in path or re.search(r"[<>${}…]", path):
+                continue  # an image (grafana/loki:3.2.1) or a placeholder
+            if glob.glob(path, root_dir=root, recursive=True) or _ignored_by_git(root, path):
+                continue
+            yield f"{doc.relative_to(root)}: names `{named}`, which does not exist"
 
 
 def make_targets(makefile: str) -> dict[str, str]:
@@ -216,7 +242,8 @@ def write_service_table(root: Path) -> None:
 
 
 def problems(root: Path) -> list[str]:
-    return [*broken_links(root), *missing_targets(root), *unknown_variables(root),
+    return [*broken_links(root), *missing_paths(root), *missing_targets(root),
+            *unknown_variables(root),
             *runbook_problems(root), *stale_service_table(root)]  # fmt: skip
 
 

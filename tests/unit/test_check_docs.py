@@ -61,6 +61,9 @@ def test_each_kind_of_broken_reference_is_reported(tmp_path: Path) -> None:
     write(tmp_path, "infra/prometheus/rules/switchboard.rules.yml", yaml.safe_dump(rules))
     write(tmp_path, "README.md", "`make run` only\n")
     write(tmp_path, "docs/settings.md", "`SWITCHBOARD_PORT` and `SWITCHBOARD_HTTP_PORT`\n")
+    write(tmp_path, "tests/test_a.py", "")
+    paths = "`tests/test_a.py::test_x`, `tests/test_*.py`, `tests/test_b.py`, `grafana/loki:3.2.1`"
+    write(tmp_path, "docs/paths.md", paths + "\n")
 
     found = problems(tmp_path)
 
@@ -68,6 +71,7 @@ def test_each_kind_of_broken_reference_is_reported(tmp_path: Path) -> None:
         "docs/ops.md: missing.md: no such file",
         "docs/ops.md: ../README.md#nope: no heading with that anchor",
         "docs/ops.md: ops.md#not-a-heading: no heading with that anchor",
+        "docs/paths.md: names `tests/test_b.py`, which does not exist",
         "Makefile: target test has no '## ' description for make help",
         "README.md: does not show `make test`, one of the two commands",
         "docs/ops.md: names `make deploy-everything`, which the Makefile lacks",

@@ -23,7 +23,7 @@ from tests.support.fake_upstream import FakeUpstream  # noqa: E402
 from tests.support.live import LiveServer  # noqa: E402
 from tests.support.web_session import WebSession  # noqa: E402
 
-pytest_plugins = ["tests.support.stack_fixtures"]
+pytest_plugins = ["tests.support.stack_fixtures", "tests.support.postgres"]
 # tests/images needs a container engine and the images `make test-images` builds; that target
 # sets TEST_IMAGES=1. `make test` leaves them out.
 collect_ignore = [] if os.environ.get("TEST_IMAGES") else ["images"]

@@ -74,6 +74,10 @@ async def set_password(user_id: int, password: str) -> User | None:
 
 
 async def get_user_by_name(username: str) -> User | None:
+    """None for a name no user can have: one with a NUL character (PostgreSQL refuses the
+    query, so it would be a 500 rather than "no such user")."""
+    if "\x00" in username:
+        return None
     return await User.objects().where(User.username == normalise_username(username)).first()
 
 

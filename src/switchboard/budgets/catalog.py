@@ -29,8 +29,8 @@ def _amount(text: str, what: str) -> float | None:
 
 async def set_price(model: str, prompt: str, completion: str) -> None:
     model = model.strip()
-    if not model or len(model) > 128:
-        raise CatalogError("A model name has 1 to 128 characters.")
+    if not model or len(model) > 128 or "\x00" in model:  # PostgreSQL cannot store a NUL
+        raise CatalogError("A model name has 1 to 128 characters, none of them NUL.")
     prompt_price = _amount(prompt, "The prompt price") or 0.0
     completion_price = _amount(completion, "The completion price") or 0.0
     changed = (
@@ -49,7 +49,8 @@ async def set_price(model: str, prompt: str, completion: str) -> None:
 
 
 async def remove_price(model: str) -> None:
-    await ModelPrice.delete().where(ModelPrice.model == model)
+    if "\x00" not in model:  # no price has one (and PostgreSQL refuses the query)
+        await ModelPrice.delete().where(ModelPrice.model == model)
 
 
 async def set_budget(kind: Kind, subject_id: int, money: str, tokens: str) -> None:

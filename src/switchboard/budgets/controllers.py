@@ -17,6 +17,8 @@ from switchboard.budgets.service import BudgetService
 from switchboard.keys.services import key_labels
 from switchboard.web.rendering import page
 
+MAX_ID = 2**31 - 1
+
 
 class PriceForm(msgspec.Struct):
     model: str = ""
@@ -116,7 +118,8 @@ async def _subject_id(kind: str, subject: str) -> int | None:
     if kind == "user":
         found = await get_user_by_name(subject) if subject else None
         return None if found is None else int(found.id)
-    if kind == "key" and subject.lstrip("#").isdigit():
-        key_id = int(subject.lstrip("#"))
-        return key_id if await key_labels([key_id]) else None
+    number = subject.lstrip("#")
+    # no key has an id past the id column's range (PostgreSQL's integer: 2^31 - 1)
+    if kind == "key" and number.isdigit() and len(number) <= 10 and int(number) <= MAX_ID:
+        return int(number) if await key_labels([int(number)]) else None
     return None

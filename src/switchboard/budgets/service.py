@@ -137,7 +137,7 @@ class BudgetService:
         # counters (and in the usage table): the seed only marks the month as seeded. The same
         # month again means the store lost its seed: it is seeded from the table once more.
         month_changed = bool(self.seeded_month) and self.seeded_month != month
-        rows = [] if month_changed else await spend_rows(since)
+        rows = [] if month_changed else await spend_rows(since, next_month(now))
         for row in rows:
             money = self.price(row.model).cost(row.prompt_tokens, row.completion_tokens)
             tokens = row.prompt_tokens + row.completion_tokens

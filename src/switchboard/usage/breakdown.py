@@ -48,7 +48,9 @@ async def grouped_totals(
     if user_id is not None:
         where += " AND user_id = {}"
         args.append(user_id)
-    order = "grp" if group_by == "day" else "total_tokens DESC, grp"
+    # NULLS LAST: the browser chat (no key) after the keys on both databases (SQLite would put
+    # it first, PostgreSQL last)
+    order = "grp" if group_by == "day" else "total_tokens DESC, grp NULLS LAST"
     sql = f"""
         SELECT {group} AS grp, COUNT(*) AS requests,
                COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens,
@@ -90,14 +92,15 @@ class SpendRow(msgspec.Struct, frozen=True):
     completion_tokens: int
 
 
-async def spend_rows(since: dt.datetime) -> list[SpendRow]:
-    """Tokens per (user, key, model) since ``since``: what budgets are seeded from."""
+async def spend_rows(since: dt.datetime, until: dt.datetime) -> list[SpendRow]:
+    """Tokens per (user, key, model) in ``[since, until)``: what budgets are seeded from."""
     sql = """
         SELECT user_id, key_id, model, COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens,
                COALESCE(SUM(completion_tokens), 0) AS completion_tokens
-        FROM usage_records WHERE created_at >= {} GROUP BY user_id, key_id, model
+        FROM usage_records WHERE created_at >= {} AND created_at < {}
+        GROUP BY user_id, key_id, model
     """
-    rows = await UsageRecord.raw(sql, since)
+    rows = await UsageRecord.raw(sql, since, until)
     return [
         SpendRow(
             row["user_id"],

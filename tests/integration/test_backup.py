@@ -5,47 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
 from tests.conftest import REPO_ROOT
-from tests.support.postgres import PostgresServer
+from tests.support.postgres import PostgresDatabase
 
 pytestmark = pytest.mark.postgres
 
 
-@pytest.fixture
-def postgres() -> Iterator[PostgresServer]:
-    # Not under pytest's tmp folder: that one is private to root, and postgres runs as its user.
-    base = Path(tempfile.mkdtemp(prefix="switchboard-pg-"))
-    server = PostgresServer(base).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(base, ignore_errors=True)
-
-
-def make(target: str, url: str, backup: Path) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": f"{postgres_bindir()}:{os.environ['PATH']}", "BACKUP_DATABASE_URL": url,
-           "HOME": str(backup.parent)}  # fmt: skip
+def make(target: str, postgres: PostgresDatabase, backup: Path) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": f"{postgres.server.bindir}:{os.environ['PATH']}",
+           "BACKUP_DATABASE_URL": postgres.url, "HOME": str(backup.parent)}  # fmt: skip
     return subprocess.run(
         ["make", "--no-print-directory", target, f"BACKUP={backup}"],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-
-
-def postgres_bindir() -> str:
-    from tests.support.postgres import _bindir
-
-    return str(_bindir())
 
 
 def query(url: str, sql: str) -> list[asyncpg.Record]:
@@ -63,7 +42,7 @@ def query(url: str, sql: str) -> list[asyncpg.Record]:
 
 
 def test_backup_drop_restore_brings_the_conversations_back(
-    postgres: PostgresServer, tmp_path: Path
+    postgres: PostgresDatabase, tmp_path: Path
 ) -> None:
     # the real schema (migrations by the CLI) and a user, then a conversation with a message
     cli = Path(sys.executable).parent / "switchboard"
@@ -80,7 +59,7 @@ def test_backup_drop_restore_brings_the_conversations_back(
     """)  # fmt: skip
 
     backup = tmp_path / "switchboard.dump"
-    made = make("backup", postgres.url, backup)
+    made = make("backup", postgres, backup)
     assert made.returncode == 0, made.stderr
     assert backup.stat().st_size > 0
     assert not backup.with_suffix(".dump.partial").exists()
@@ -89,7 +68,7 @@ def test_backup_drop_restore_brings_the_conversations_back(
     with pytest.raises(asyncpg.UndefinedTableError):
         query(postgres.url, "SELECT 1 FROM conversations")
 
-    restored = make("restore", postgres.url, backup)
+    restored = make("restore", postgres, backup)
     assert restored.returncode == 0, restored.stderr
     rows = query(postgres.url, """
         SELECT c.title, m.content, u.username FROM conversations c
@@ -102,7 +81,7 @@ def test_backup_drop_restore_brings_the_conversations_back(
     assert again.returncode == 0, again.stderr
 
 
-def test_restore_refuses_a_missing_file(postgres: PostgresServer, tmp_path: Path) -> None:
-    result = make("restore", postgres.url, tmp_path / "absent.dump")
+def test_restore_refuses_a_missing_file(postgres: PostgresDatabase, tmp_path: Path) -> None:
+    result = make("restore", postgres, tmp_path / "absent.dump")
     assert result.returncode != 0
     assert "missing or empty" in result.stderr

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
-
 import httpx
 import pytest
 
@@ -14,25 +9,14 @@ from switchboard.accounts.services import create_user
 from switchboard.accounts.tables import User
 from tests.conftest import WebFactory
 from tests.integration.conftest import AppFactory
-from tests.support.postgres import PostgresServer
+from tests.support.postgres import PostgresDatabase
 
 pytestmark = pytest.mark.postgres
 
 
-@pytest.fixture
-def postgres() -> Iterator[PostgresServer]:
-    # Not under pytest's tmp folder: that one is private to root, and postgres runs as its user.
-    base = Path(tempfile.mkdtemp(prefix="switchboard-pg-"))
-    server = PostgresServer(base).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(base, ignore_errors=True)
-
-
+@pytest.mark.disruptive  # stops the run's PostgreSQL (and starts it again)
 def test_app_runs_on_postgres_and_readiness_follows_it(
-    live_app: AppFactory, postgres: PostgresServer, web: WebFactory
+    live_app: AppFactory, postgres: PostgresDatabase, web: WebFactory
 ) -> None:
     app = live_app(database_url=postgres.url)
     assert httpx.get(f"{app.url}/readyz", timeout=10).status_code == 200
@@ -53,8 +37,8 @@ def test_app_runs_on_postgres_and_readiness_follows_it(
     assert 'class="body markdown"><p>' in session.get(f"/chat/{conversation}").text
     assert "Hello PostgreSQL" in session.get("/chat/list?q=hello%20postgres", htmx=True).text
 
-    postgres.stop()
+    postgres.server.stop()
     response = httpx.get(f"{app.url}/readyz", timeout=10)
     assert response.status_code == 503
     assert response.json()["checks"]["database"].startswith("down")
-    postgres.start()
+    postgres.server.start()

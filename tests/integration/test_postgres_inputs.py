@@ -1,16 +1,12 @@
 """Inputs are bounded and scoped, on a real PostgreSQL (stricter than SQLite: a negative OFFSET,
 an int column over 2^31 or a NUL character is an error there, so a 500 unless the app prevents
-it). The app runs in front of the fake model server; one PostgreSQL serves the module, each test
-has its own users."""
+it). The app runs in front of the fake model server, on a fresh database for each test."""
 
 from __future__ import annotations
 
 import itertools
 import re
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +20,7 @@ from switchboard.usage.tables import UsageRecord
 from tests.conftest import SettingsFactory, WebFactory, mint_key_in
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.live import LiveServer
-from tests.support.postgres import PostgresServer
+from tests.support.postgres import PostgresDatabase
 from tests.support.web_session import WebSession
 from tests.unit.test_input_limits import (
     completion,
@@ -41,21 +37,9 @@ pytestmark = pytest.mark.postgres
 _numbers = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    # Not under pytest's tmp folder: that one is private to root, and postgres runs as its user.
-    base = Path(tempfile.mkdtemp(prefix="switchboard-pg-inputs-"))
-    server = PostgresServer(base).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(base, ignore_errors=True)
-
-
 @pytest.fixture
 def pg_app(
-    postgres: PostgresServer, make_settings: SettingsFactory, fake_upstream: FakeUpstream
+    postgres: PostgresDatabase, make_settings: SettingsFactory, fake_upstream: FakeUpstream
 ) -> Iterator[LiveServer]:
     app = create_app(
         make_settings(database_url=postgres.url), upstream_transport=fake_upstream.transport()
@@ -221,45 +205,3 @@ def test_the_keys_page_counts_only_the_users_own_keys(
     page = ada.get("/keys").text
     assert re.findall(r"\d+ requests · \d+ tokens", page) == ["0 requests · 0 tokens"]
     assert read == []
-
-
-def test_usage_rows_round_trip_through_the_batched_insert_on_postgres(pg_app: LiveServer) -> None:
-    """The raw multi-row INSERT stores what Piccolo's reads give back: timestamps with their
-    zone, booleans, NULLs, more rows than one statement takes."""
-    import datetime as dt
-
-    from switchboard.usage import writer
-
-    at = dt.datetime(2026, 12, 1, 12, 30, tzinfo=dt.UTC)
-    events = [
-        writer.UsageEvent(
-            model="m",
-            user_id=n,
-            key_id=None if n % 2 else n,
-            source="api",
-            prompt_tokens=n,
-            completion_tokens=1,
-            latency_ms=5,
-            ttft_ms=None,
-            status=200,
-            cache_hit=bool(n % 3),
-            stream=True,
-            request_id=f"r{n}",
-            at=at,
-        )
-        for n in range(writer.ROWS_PER_STATEMENT + 5)
-    ]
-
-    async def roundtrip() -> list[dict[str, Any]]:
-        await UsageRecord.delete(force=True)
-        await writer.insert_rows(events)
-        return list(await UsageRecord.select().order_by(UsageRecord.user_id))
-
-    rows = pg_app.run(roundtrip())
-    assert len(rows) == len(events)
-    for event, row in zip(events, rows, strict=True):
-        assert row["created_at"] == at
-        assert (row["key_id"], row["ttft_ms"], row["cache_hit"], row["stream"]) == (
-            event.key_id, None, event.cache_hit, True,
-        )  # fmt: skip
-        assert row["total_tokens"] == event.prompt_tokens + 1

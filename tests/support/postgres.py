@@ -18,7 +18,7 @@ import pytest
 from tests.support.live import free_port
 
 TEST_TIMEZONE = "Pacific/Kiritimati"
-"""The test server's zone (UTC+14): a query that took the session's zone for UTC gets the
+"""The tests' server's zone (UTC+14): a query that took the session's zone for UTC gets the
 wrong day on it, as it would on a production server set to local time."""
 
 
@@ -33,8 +33,9 @@ def _bindir() -> Path:
 
 
 class PostgresServer:
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, timezone: str = "UTC") -> None:
         self.base = base
+        self.timezone = timezone
         self.data = base / "data"
         self.port = free_port()
         self.bindir = _bindir()
@@ -71,7 +72,7 @@ class PostgresServer:
             )
         options = (
             f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off "
-            f"-c TimeZone={TEST_TIMEZONE}"
+            f"-c TimeZone={self.timezone}"
         )
         self._run(
             "pg_ctl",
@@ -111,7 +112,7 @@ def postgres_server() -> Iterator[PostgresServer]:
     (marked ``disruptive``: it runs last) starts it again."""
     # Not under pytest's tmp folder: that one is private to root, and postgres runs as its user.
     base = Path(tempfile.mkdtemp(prefix="switchboard-pg-"))
-    server = PostgresServer(base).start()
+    server = PostgresServer(base, timezone=TEST_TIMEZONE).start()
     try:
         yield server
     finally:

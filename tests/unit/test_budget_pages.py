@@ -91,3 +91,55 @@ def test_the_chat_says_in_words_when_a_budget_is_spent(
     assert "monthly budget remain" in done
     assert "The budget renews on" in done
     assert 'role="alert"' in done
+
+
+def test_the_users_page_links_each_users_budgets_and_budgets_can_be_removed(
+    live_fake: LiveServer, web: WebFactory
+) -> None:
+    password = "pw-long-enough"  # pragma: allowlist secret
+    live_fake.run(create_user("boss", password=password, role="admin"))
+    kim_user = live_fake.run(create_user("kim", password=password))
+    secret = live_fake.run(mint_key_in(live_fake.app, "kim"))
+    boss, kim = web(live_fake.url), web(live_fake.url)
+    assert boss.sign_in("boss", password).status_code == 303
+    assert kim.sign_in("kim", password).status_code == 303
+    number = key_number(kim.get("/keys").text)
+    users = boss.get("/admin/users").text
+    assert 'href="/admin/budgets?user=kim"' in users
+    for form in ({"kind": "user", "subject": "kim", "tokens": "5"},
+                 {"kind": "key", "subject": number, "money": "40"},
+                 {"kind": "user", "subject": "boss", "tokens": "99"}):  # fmt: skip
+        assert boss.post("/admin/budgets/limits", form).status_code == 200
+    headers = {"Authorization": f"Bearer {secret}"}
+    assert httpx.post(f"{live_fake.url}{CHAT}", json=BODY, headers=headers).status_code == 429
+
+    kims = boss.get("/admin/budgets?user=kim")
+    assert kims.status_code == 200
+    assert "Budgets of kim" in kims.text
+    assert "<td>user kim</td>" in kims.text
+    assert f"<td>key {secret[:10]}" in kims.text  # her key's budget too
+    assert "user boss" not in kims.text  # only hers
+    assert 'name="subject" required maxlength="64" value="kim"' in kims.text  # a new one: hers
+    assert 'hx-post="/admin/budgets/limits/remove"' in kims.text
+    assert 'name="_csrf_token"' in kims.text
+    missing = boss.get("/admin/budgets?user=nobody")
+    assert missing.status_code == 404
+    assert "No such user: nobody." in missing.text
+
+    remove = {"kind": "user", "subject_id": str(kim_user.id)}
+    assert kim.post("/admin/budgets/limits/remove", remove).status_code == 403  # admins only
+    assert boss.http.post("/admin/budgets/limits/remove", data=remove).status_code == 403  # CSRF
+    removed = boss.post("/admin/budgets/limits/remove", remove, htmx=True)
+    assert removed.status_code == 200
+    assert "Removed the budget of user kim." in removed.text
+    assert "<td>user kim</td>" not in removed.text
+    assert "<html" not in removed.text  # the fragment htmx swaps in
+    assert httpx.post(f"{live_fake.url}{CHAT}", json=BODY, headers=headers).status_code == 200
+    again = boss.post("/admin/budgets/limits/remove", remove, htmx=True)
+    assert again.status_code == 404
+    assert "That budget was already removed." in again.text
+    for bad in ({"kind": "user", "subject_id": "abc"}, {"kind": "team", "subject_id": "1"},
+                {"kind": "key", "subject_id": str(2**40)}):  # fmt: skip
+        refused = boss.post("/admin/budgets/limits/remove", bad, htmx=True)
+        assert refused.status_code == 400, bad
+        assert "No such budget." in refused.text

@@ -66,6 +66,16 @@ async def set_budget(kind: Kind, subject_id: int, money: str, tokens: str) -> No
                                tokens=None if count is None else int(count)))  # fmt: skip
 
 
+async def remove_budget(kind: Kind, subject_id: int) -> bool:
+    """False if there was none (removed meanwhile, by another admin or another tab)."""
+    gone = (
+        await Budget.delete()
+        .where((Budget.kind == kind) & (Budget.subject_id == subject_id))
+        .returning(Budget.id)
+    )
+    return bool(gone)
+
+
 async def prices() -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = await ModelPrice.select().order_by(ModelPrice.model)
     return rows

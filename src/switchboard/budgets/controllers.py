@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import URLEncodedBody
+from litestar.params import Parameter, URLEncodedBody
 from litestar.response import Template
 
 from switchboard.accounts.guards import current_user, requires_admin
 from switchboard.accounts.services import get_user_by_name, usernames
 from switchboard.budgets import catalog
 from switchboard.budgets.service import BudgetService
-from switchboard.keys.services import key_labels
+from switchboard.keys.services import KeyService, key_labels
 from switchboard.web.rendering import page
 
 MAX_ID = 2**31 - 1
@@ -28,6 +29,11 @@ class PriceForm(msgspec.Struct):
 
 class RemovePriceForm(msgspec.Struct):
     model: str = ""
+
+
+class RemoveBudgetForm(msgspec.Struct):
+    kind: str = ""
+    subject_id: str = ""
 
 
 class BudgetForm(msgspec.Struct):
@@ -44,9 +50,16 @@ class BudgetsController(Controller):
     include_in_schema = False
 
     async def _render(
-        self, request: Request[Any, Any, Any], budgets: BudgetService, **extra: Any
+        self,
+        request: Request[Any, Any, Any],
+        budgets: BudgetService,
+        *,
+        only: Holders | None = None,
+        status_code: int | None = None,
+        **extra: Any,
     ) -> Template:
-        rows = await catalog.budgets()
+        """``only``: one person's page (their budget and their keys')."""
+        rows = [r for r in await catalog.budgets() if only is None or only.holds(r)]
         users = await usernames([r["subject_id"] for r in rows if r["kind"] == "user"])
         keys = await key_labels([r["subject_id"] for r in rows if r["kind"] == "key"])
         spent = await budgets.spent([f"{r['kind']}:{r['subject_id']}" for r in rows])
@@ -57,16 +70,29 @@ class BudgetsController(Controller):
         context = {
             "user": await current_user(request), "prices": await catalog.prices(),
             "budgets": rows, "currency": budgets.currency, "error": None, "notice": None,
-            **extra,
+            "only": only, **extra,
         }  # fmt: skip
-        return page(request, "budgets/admin.html", context,
-                    status_code=400 if extra.get("error") else 200)  # fmt: skip
+        status = status_code or (400 if extra.get("error") else 200)
+        return page(request, "budgets/admin.html", context, status_code=status)
 
     @get("/", name="admin-budgets")
     async def index(
-        self, request: Request[Any, Any, Any], budgets: NamedDependency[BudgetService]
+        self,
+        request: Request[Any, Any, Any],
+        budgets: NamedDependency[BudgetService],
+        keys: NamedDependency[KeyService],
+        user: Annotated[str | None, Parameter(max_length=64)] = None,
     ) -> Template:
-        return await self._render(request, budgets)
+        """``?user=NAME`` (the Users page links it): that person's budgets only."""
+        if user is None:
+            return await self._render(request, budgets)
+        found = await get_user_by_name(user)
+        if found is None:
+            return await self._render(request, budgets, status_code=404,
+                                      error=f"No such user: {user}.")  # fmt: skip
+        own_keys = {int(row["id"]) for row in await keys.list_for_user(int(found.id))}
+        only = Holders(found.username, int(found.id), own_keys)
+        return await self._render(request, budgets, only=only)
 
     @post("/prices", status_code=200)
     async def set_price(
@@ -113,13 +139,50 @@ class BudgetsController(Controller):
         await budgets.observe_all()
         return await self._render(request, budgets, notice="Saved the budget.")
 
+    @post("/limits/remove", status_code=200)
+    async def remove_budget(
+        self,
+        request: Request[Any, Any, Any],
+        data: URLEncodedBody[RemoveBudgetForm],
+        budgets: NamedDependency[BudgetService],
+    ) -> Template:
+        number = data.subject_id.strip()
+        if data.kind not in ("user", "key") or not _fits_an_id(number):
+            return await self._render(request, budgets, error="No such budget.")
+        subject = int(number)
+        names = await (usernames if data.kind == "user" else key_labels)([subject])
+        what = f"{data.kind} {names.get(subject, f'#{subject}')}"
+        if not await catalog.remove_budget(data.kind, subject):  # type: ignore[arg-type]
+            return await self._render(request, budgets, status_code=404,
+                                      error="That budget was already removed.")  # fmt: skip
+        await budgets.load()
+        return await self._render(request, budgets, notice=f"Removed the budget of {what}.")
+
+
+@dataclass(frozen=True)
+class Holders:
+    """One person and their keys, whose budgets a filtered page shows."""
+
+    username: str
+    user_id: int
+    key_ids: set[int]
+
+    def holds(self, row: dict[str, Any]) -> bool:
+        if row["kind"] == "user":
+            return bool(row["subject_id"] == self.user_id)
+        return row["subject_id"] in self.key_ids
+
+
+def _fits_an_id(number: str) -> bool:
+    """Digits of an id the id columns can hold (PostgreSQL's integer: up to 2^31 - 1)."""
+    return number.isdigit() and len(number) <= 10 and int(number) <= MAX_ID
+
 
 async def _subject_id(kind: str, subject: str) -> int | None:
     if kind == "user":
         found = await get_user_by_name(subject) if subject else None
         return None if found is None else int(found.id)
     number = subject.lstrip("#")
-    # no key has an id past the id column's range (PostgreSQL's integer: 2^31 - 1)
-    if kind == "key" and number.isdigit() and len(number) <= 10 and int(number) <= MAX_ID:
+    if kind == "key" and _fits_an_id(number):
         return int(number) if await key_labels([int(number)]) else None
     return None

@@ -34,7 +34,7 @@ from switchboard.chat.controllers import ChatController
 from switchboard.chat.history_controllers import ChatHistoryController
 from switchboard.chat.transfer_controllers import ChatTransferController
 from switchboard.db.engine import AnyEngine, build_engine, close_engine, open_engine
-from switchboard.db.redis import redis_client
+from switchboard.db.redis import connection_errors, redis_client
 from switchboard.db.registry import install_engine, migrate
 from switchboard.gateway.buckets import MemoryBuckets, RedisBuckets
 from switchboard.gateway.cache import MemoryCache, RedisCache, ResponseCache, SafeCache
@@ -221,6 +221,7 @@ def create_app(
     shared = (
         redis_client(settings.redis_url, settings.redis_timeout) if settings.redis_url else None
     )
+    store_errors = connection_errors() if shared is not None else ()  # the sessions' store
     throttle = SignInThrottle(RedisFailures(shared) if shared is not None else MemoryFailures())
 
     @asynccontextmanager
@@ -268,7 +269,7 @@ def create_app(
         },
         lifespan=[lifespan],
         before_send=[add_request_id_header, security_headers(settings)],
-        middleware=[session_middleware(session_config(settings))],
+        middleware=[session_middleware(session_config(settings), store_errors)],
         csrf_config=CSRFConfig(
             secret=settings.secret_key,
             cookie_name=cookie_name(settings, "csrftoken"),

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from litestar.testing import AsyncTestClient
 
 from switchboard.app import create_app
@@ -16,19 +14,10 @@ from tests.support.redis_server import RedisServer
 CHAT = "/v1/chat/completions"
 
 
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 async def test_a_hit_on_one_replica_serves_the_other(
-    redis_server: RedisServer, make_settings: SettingsFactory, fake_upstream: FakeUpstream
+    own_redis: RedisServer, make_settings: SettingsFactory, fake_upstream: FakeUpstream
 ) -> None:
-    settings = make_settings(redis_url=redis_server.url)
+    settings = make_settings(redis_url=own_redis.url)
     first = create_app(settings, upstream_transport=fake_upstream.transport())
     second = create_app(settings, upstream_transport=fake_upstream.transport())
     body: dict[str, Any] = {"model": "fake-model", "temperature": 0,

@@ -78,6 +78,16 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server of this test's own, which the test may stop."""
+    server = RedisServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
 def redis_url(redis_server: RedisServer) -> str:
     """The shared redis-server, emptied for this test (ids repeat across tests' databases)."""
     with redis.Redis.from_url(redis_server.url) as client:

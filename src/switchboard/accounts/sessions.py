@@ -6,16 +6,26 @@ Litestar's backend reuses whatever id the browser sends; ours does not:
 - an id the store does not know is ignored (an attacker cannot plant one: session fixation);
 - a new id is issued on sign-in (``start_session``), and sign-out deletes the session;
 - nothing is stored, and no cookie set, for a visitor who has no session data.
+
+When the store cannot be reached (Redis down or too slow), the backend raises
+``SessionStoreUnavailable`` and the guard around the session layer answers a 503 page: the
+failure happens while the response starts, outside the routes' exception handling, and a
+request that cannot tell or keep who is signed in has no other honest answer. A visitor with no
+session cookie needs no store, so the sign-in page itself still shows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import logging
+from collections.abc import Iterator
 from typing import Any
 
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie, MutableScopeHeaders
+from litestar.enums import ScopeType
 from litestar.middleware.base import DefineMiddleware
 from litestar.middleware.session.base import SessionMiddleware
 from litestar.middleware.session.server_side import (
@@ -23,14 +33,29 @@ from litestar.middleware.session.server_side import (
     ServerSideSessionConfig,
 )
 from litestar.stores.base import Store
-from litestar.types import Empty, Message, ScopeSession
+from litestar.types import ASGIApp, Empty, Message, Receive, Scope, ScopeSession, Send
 from litestar.utils.dataclass import extract_dataclass_items
 
 from switchboard.accounts.tables import Session
+from switchboard.observability.metrics import SHARED_STATE_ERRORS
+from switchboard.observability.request_id import request_id_of
+from switchboard.web.errors import error_page
+
+log = logging.getLogger(__name__)
 
 LOADED_ID = "switchboard.session_id"
 """Scope-state key: the id whose data the store returned for this request."""
 ROTATE = "switchboard.session_rotate"
+UNAVAILABLE_TITLE = "Sign-in is unavailable"
+UNAVAILABLE = (
+    "Sign-in is unavailable for a moment: the session store does not answer. Your work is "
+    "safe; please try again in a minute."
+)
+RETRY_AFTER_SECONDS = 30
+
+
+class SessionStoreUnavailable(Exception):
+    """The session store could not be reached or did not answer in time."""
 
 
 def start_session(request: Request[Any, Any, Any], data: dict[str, Any]) -> None:
@@ -40,13 +65,29 @@ def start_session(request: Request[Any, Any, Any], data: dict[str, Any]) -> None
 
 
 class SessionBackend(ServerSideSessionBackend):
+    def __init__(
+        self, config: ServerSideSessionConfig, unavailable: tuple[type[Exception], ...] = ()
+    ) -> None:
+        """``unavailable``: what the store raises when it cannot be reached (redis-py's
+        connection errors and timeouts)."""
+        super().__init__(config=config)
+        self.unavailable = unavailable
+
+    @contextlib.contextmanager
+    def _reaching_store(self) -> Iterator[None]:
+        try:
+            yield
+        except self.unavailable as exc:
+            raise SessionStoreUnavailable(str(exc)) from exc
+
     async def load_from_connection(
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> dict[str, Any]:
         session_id = connection.cookies.get(self.config.key)
         if session_id:
             store = self.config.get_store_from_app(connection.scope["app"])
-            data = await self.get(session_id, store=store)
+            with self._reaching_store():
+                data = await self.get(session_id, store=store)
             if data is not None:
                 connection.scope.setdefault("state", {})[LOADED_ID] = session_id
                 return self.deserialize_data(data)
@@ -67,25 +108,73 @@ class SessionBackend(ServerSideSessionBackend):
         known: str | None = state.get(LOADED_ID)
         if scope_session is Empty or not scope_session:
             if known:
-                await self.delete(known, store=store)
+                with self._reaching_store():
+                    await self.delete(known, store=store)
             if connection.cookies.get(self.config.key):
                 cookie_params["max_age"] = 0
                 cookie = Cookie(value="", key=self.config.key, expires=0, **cookie_params)
                 headers.add("Set-Cookie", cookie.to_header(header=""))
             return
         session_id = known
-        if known is None or state.get(ROTATE):
-            if known:
-                await self.delete(known, store=store)
-            session_id = self.generate_session_id()
-        assert session_id is not None
-        await self.set(session_id, self.serialize_data(scope_session, connection.scope), store)
+        with self._reaching_store():
+            if known is None or state.get(ROTATE):
+                if known:
+                    await self.delete(known, store=store)
+                session_id = self.generate_session_id()
+            assert session_id is not None
+            await self.set(session_id, self.serialize_data(scope_session, connection.scope), store)
         cookie = Cookie(value=session_id, key=self.config.key, **cookie_params)
         headers.add("Set-Cookie", cookie.to_header(header=""))
 
 
-def session_middleware(config: ServerSideSessionConfig) -> DefineMiddleware:
-    return DefineMiddleware(SessionMiddleware, backend=SessionBackend(config=config))
+class GuardedSessionMiddleware:
+    """Litestar's session middleware, and around it the guard: ``SessionStoreUnavailable``
+    before the response has started becomes a 503 page (HTML, or JSON for a JSON client),
+    counted in ``switchboard_shared_state_errors_total{feature="sessions"}``."""
+
+    def __init__(self, app: ASGIApp, backend: SessionBackend) -> None:
+        self.app = SessionMiddleware(app, backend=backend)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            # Raised while the response starts, it reaches us wrapped: the route's exception
+            # middleware counts a response as started before the session layer has sent it.
+            failure = _store_failure(exc)
+            if failure is None:
+                raise
+            SHARED_STATE_ERRORS.labels("sessions").inc()
+            extra = {"request_id": request_id_of(scope), "error": str(failure)}
+            log.warning("session store unavailable: answered 503", extra=extra)
+            if started or scope["type"] != ScopeType.HTTP:
+                raise
+            request: Request[Any, Any, Any] = Request(scope, receive, send)
+            headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+            response = error_page(request, 503, UNAVAILABLE, headers, title=UNAVAILABLE_TITLE)
+            await response.to_asgi_response(None, request)(scope, receive, send)
+
+
+def _store_failure(exc: BaseException | None) -> SessionStoreUnavailable | None:
+    while exc is not None:
+        if isinstance(exc, SessionStoreUnavailable):
+            return exc
+        exc = exc.__cause__
+    return None
+
+
+def session_middleware(
+    config: ServerSideSessionConfig, unavailable: tuple[type[Exception], ...] = ()
+) -> DefineMiddleware:
+    backend = SessionBackend(config=config, unavailable=unavailable)
+    return DefineMiddleware(GuardedSessionMiddleware, backend=backend)
 
 
 def _utcnow() -> dt.datetime:

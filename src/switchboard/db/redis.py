@@ -22,3 +22,11 @@ def redis_client(url: str, timeout: float) -> Redis:
         retry_on_timeout=False,
         driver_info=DriverInfo(name=None, lib_version=None),
     )
+
+
+def connection_errors() -> tuple[type[Exception], ...]:
+    """What redis-py raises when Redis cannot be reached or does not answer in time."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return (RedisConnectionError, RedisTimeoutError)

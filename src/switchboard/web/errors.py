@@ -74,9 +74,11 @@ def error_page(
     status: int,
     message: str,
     headers: Mapping[str, str] | None = None,
+    *,
+    title: str | None = None,
 ) -> Response[Any]:
     """The workspace's answer to an error: back to sign-in on 401, JSON for a JSON client,
-    else the error page with the request id."""
+    else the error page with the request id (``title``: the status's usual title)."""
     path = request.url.path
     headers = dict(headers or {})
     request_id = request_id_of(request.scope)
@@ -98,7 +100,7 @@ def error_page(
         template_name="error.html",
         context={
             "status": status,
-            "title": TITLES.get(status, "Something went wrong"),
+            "title": title or TITLES.get(status, "Something went wrong"),
             "message": message,
             "request_id": request_id,
         },

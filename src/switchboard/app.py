@@ -33,6 +33,7 @@ from switchboard.budgets.service import BudgetService
 from switchboard.chat.controllers import ChatController
 from switchboard.chat.history_controllers import ChatHistoryController
 from switchboard.chat.transfer_controllers import ChatTransferController
+from switchboard.db.engine import UNAVAILABLE as DATABASE_UNAVAILABLE
 from switchboard.db.engine import AnyEngine, build_engine, close_engine, open_engine
 from switchboard.db.redis import connection_errors, redis_client
 from switchboard.db.registry import install_engine, migrate
@@ -221,7 +222,8 @@ def create_app(
     shared = (
         redis_client(settings.redis_url, settings.redis_timeout) if settings.redis_url else None
     )
-    store_errors = connection_errors() if shared is not None else ()  # the sessions' store
+    # what the sessions' store raises when it cannot be reached: Redis', or the database's
+    store_errors = connection_errors() if shared is not None else DATABASE_UNAVAILABLE
     throttle = SignInThrottle(RedisFailures(shared) if shared is not None else MemoryFailures())
 
     @asynccontextmanager
@@ -269,7 +271,7 @@ def create_app(
         },
         lifespan=[lifespan],
         before_send=[add_request_id_header, security_headers(settings)],
-        middleware=[session_middleware(session_config(settings), store_errors)],
+        middleware=[session_middleware(session_config(settings), store_errors, shared is not None)],
         csrf_config=CSRFConfig(
             secret=settings.secret_key,
             cookie_name=cookie_name(settings, "csrftoken"),

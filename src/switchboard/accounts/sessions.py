@@ -66,12 +66,17 @@ def start_session(request: Request[Any, Any, Any], data: dict[str, Any]) -> None
 
 class SessionBackend(ServerSideSessionBackend):
     def __init__(
-        self, config: ServerSideSessionConfig, unavailable: tuple[type[Exception], ...] = ()
+        self,
+        config: ServerSideSessionConfig,
+        unavailable: tuple[type[Exception], ...] = (),
+        shared: bool = False,
     ) -> None:
         """``unavailable``: what the store raises when it cannot be reached (redis-py's
-        connection errors and timeouts)."""
+        connection errors and timeouts, or the database's). ``shared``: the store is Redis,
+        whose failures count as shared-state errors."""
         super().__init__(config=config)
         self.unavailable = unavailable
+        self.shared = shared
 
     @contextlib.contextmanager
     def _reaching_store(self) -> Iterator[None]:
@@ -134,6 +139,7 @@ class GuardedSessionMiddleware:
 
     def __init__(self, app: ASGIApp, backend: SessionBackend) -> None:
         self.app = SessionMiddleware(app, backend=backend)
+        self.shared = backend.shared
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
@@ -151,7 +157,8 @@ class GuardedSessionMiddleware:
             failure = _store_failure(exc)
             if failure is None:
                 raise
-            SHARED_STATE_ERRORS.labels("sessions").inc()
+            if self.shared:  # a database outage shows in readiness and the error logs instead
+                SHARED_STATE_ERRORS.labels("sessions").inc()
             extra = {"request_id": request_id_of(scope), "error": str(failure)}
             log.warning("session store unavailable: answered 503", extra=extra)
             if started or scope["type"] != ScopeType.HTTP:
@@ -171,9 +178,11 @@ def _store_failure(exc: BaseException | None) -> SessionStoreUnavailable | None:
 
 
 def session_middleware(
-    config: ServerSideSessionConfig, unavailable: tuple[type[Exception], ...] = ()
+    config: ServerSideSessionConfig,
+    unavailable: tuple[type[Exception], ...] = (),
+    shared: bool = False,
 ) -> DefineMiddleware:
-    backend = SessionBackend(config=config, unavailable=unavailable)
+    backend = SessionBackend(config=config, unavailable=unavailable, shared=shared)
     return DefineMiddleware(GuardedSessionMiddleware, backend=backend)
 
 

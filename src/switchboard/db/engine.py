@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TypeAlias
 
+from asyncpg import exceptions as pg
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine
@@ -20,6 +21,17 @@ def build_engine(url: str) -> AnyEngine:
         # WAL lets the usage writer and page reads overlap; busy_timeout rides out short locks.
         return SQLiteEngine(path=str(path), timeout=30)
     return PostgresEngine(config={"dsn": url.replace("postgres://", "postgresql://", 1)})
+
+
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    ConnectionError,  # refused, reset: the server is down or gone
+    TimeoutError,  # no answer in time
+    pg.PostgresConnectionError,  # the connection broke
+    pg.OperatorInterventionError,  # shutting down, starting up, restarted
+    pg.TooManyConnectionsError,
+)
+"""What the database raises when it cannot be reached or cannot serve now: not a bug, an
+outage. Callers answer 503 and retry later."""
 
 
 def is_postgres(engine: AnyEngine) -> bool:

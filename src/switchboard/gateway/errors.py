@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import msgspec
 from litestar.exceptions import HTTPException
 
+from switchboard.db.engine import UNAVAILABLE as DATABASE_UNAVAILABLE
 from switchboard.gateway.protocol import ErrorBody, ErrorResponse
 
 
@@ -120,11 +121,23 @@ def from_http_exception(status: int, detail: str, extra: object = None) -> Gatew
     return GatewayError(status, detail, type=err_type, code=code)
 
 
+def service_unavailable(what: str) -> GatewayError:
+    return GatewayError(
+        503,
+        f"The {what} is unavailable right now. Try again shortly.",
+        type="server_error",
+        code="service_unavailable",
+        headers={"Retry-After": "5"},
+    )
+
+
 def as_gateway_error(exc: Exception) -> GatewayError:
-    """Any exception as the error a caller sees: ours as raised, the framework's mapped, the
-    unexpected as a plain 500 (the handler logs those)."""
+    """Any exception as the error a caller sees: ours as raised, the framework's mapped, a
+    database outage as 503, the unexpected as a plain 500 (the handler logs those)."""
     if isinstance(exc, GatewayError):
         return exc
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        return service_unavailable("database")
     if isinstance(exc, HTTPException):
         error = from_http_exception(exc.status_code, exc.detail, exc.extra)
         error.headers.update(exc.headers or {})

@@ -30,7 +30,7 @@ TITLES = {
     405: "That action is not allowed here",
     413: "That was too large",
     429: "Slow down a little",
-    503: "The model is unavailable",
+    503: "Temporarily unavailable",
 }
 
 
@@ -55,8 +55,12 @@ def exception_handler(as_api_error: Callable[[Exception], ApiError]) -> Exceptio
     def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         error = as_api_error(exc)
         deliberate = cast(object, error) is exc or isinstance(exc, HTTPException)
-        if error.status >= 500 and not deliberate:
-            log.exception("unhandled error", extra={"request_id": request_id_of(request.scope)})
+        request_id = request_id_of(request.scope)
+        if error.status == 500 and not deliberate:
+            log.exception("unhandled error", extra={"request_id": request_id})
+        elif error.status > 500 and not deliberate:  # an outage the mapper recognised: no trace
+            reason = f"{type(exc).__name__}: {exc}"[:200]
+            log.warning("dependency unavailable", extra={"request_id": request_id, "error": reason})
         if request.url.path.startswith(JSON_PATHS):
             return Response(
                 content=error.to_json(),

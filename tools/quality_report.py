@@ -3,8 +3,8 @@
 - **Run here:** lint, types, security scans and the workflow linters are run now. The unit tests
   are run now too, for unit-only coverage.
 - **Read from artifacts:** the whole suite's results (`make test`: test-artifacts/junit.xml and
-  coverage.xml), Schemathesis' summary, the benchmark and load-test reports (reports/), and the
-  image sizes (`make test-images`).
+  coverage.xml), Schemathesis' summary, the benchmark and load-test results (as `make
+  load-report` keeps them in docs/load-testing/), and the image sizes (`make test-images`).
 - **What is missing** is named, with the target that produces it.
 """
 
@@ -23,7 +23,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".venv" / "bin"
 ARTIFACTS = ROOT / "test-artifacts"
-REPORTS = ROOT / "reports"
+REPORTS = ROOT / "docs" / "load-testing"
+"""The benchmarks' and load tests' results, as `make load-report` keeps them beside its page."""
 DOC = ROOT / "docs" / "quality-report.md"
 PYTHON_TREES = ["src", "tests", "loadtests", "model-server", "grafana", "tools"]
 

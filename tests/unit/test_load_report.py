@@ -1,0 +1,40 @@
+"""`make load-report` keeps each run's JSON and plot beside its page, so a part not run again
+(in a fresh clone, say) is reported from its last run instead of disappearing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from loadtests import report
+
+
+@pytest.fixture
+def folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    fresh, kept = tmp_path / "reports", tmp_path / "docs" / "load-testing"
+    fresh.mkdir()
+    monkeypatch.setattr(report, "REPORTS", fresh)
+    monkeypatch.setattr(report, "ASSETS", kept)
+    return fresh, kept
+
+
+def test_a_new_run_is_kept_and_a_missing_one_falls_back_to_the_last(
+    folders: tuple[Path, Path],
+) -> None:
+    fresh, kept = folders
+    assert report.load("bench-model") is None  # never run
+    assert report.picture("bench-model.png", "plot") == ""
+    (fresh / "bench-model.json").write_text(json.dumps({"run": 1}))
+    (fresh / "bench-model.png").write_bytes(b"png")
+    assert report.load("bench-model") == {"run": 1}
+    assert "load-testing/bench-model.png" in report.picture("bench-model.png", "plot")
+    assert json.loads((kept / "bench-model.json").read_text()) == {"run": 1}
+    # a fresh clone: reports/ is empty, the kept copies answer
+    (fresh / "bench-model.json").unlink()
+    (fresh / "bench-model.png").unlink()
+    assert report.load("bench-model") == {"run": 1}
+    assert "load-testing/bench-model.png" in report.picture("bench-model.png", "plot")
+    # the next run replaces the kept one
+    (fresh / "bench-model.json").write_text(json.dumps({"run": 2}))
+    assert report.load("bench-model") == {"run": 2}

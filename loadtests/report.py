@@ -23,7 +23,7 @@ def archived(name: str) -> Path | None:
     """The newest copy of a report file: a new run's (kept beside the page), else the last."""
     fresh, kept = REPORTS / name, ASSETS / name
     if fresh.exists():
-        ASSETS.mkdir(exist_ok=True)
+        ASSETS.mkdir(parents=True, exist_ok=True)
         shutil.copy(fresh, kept)
     return kept if kept.exists() else None
 

@@ -327,3 +327,30 @@ class TestOperatorCap:
         assert response.status_code == 200
         sent = fake_upstream.requests[-1]
         assert (sent["max_tokens"], sent["min_tokens"]) == (64, 64)
+
+
+def http_requests(status: str) -> float:
+    labels = {"method": "POST", "route": "/v1/chat/completions", "status": status}
+    return REGISTRY.get_sample_value("switchboard_http_requests_total", labels) or 0.0
+
+
+def test_a_caller_who_leaves_before_the_answer_is_a_499_not_a_server_error(
+    slow_live: LiveServer, fake_upstream: FakeUpstream
+) -> None:
+    """Metrics and the access log say 499 (the caller closed the request); a 500 there would
+    raise GatewayHighErrorRatio for what is nobody's fault."""
+    secret = slow_live.run(mint_key_in(slow_live.app, "quitter", rpm=100, tpm=10**6))
+    before = {status: http_requests(status) for status in ("499", "500")}
+    fake_upstream.hold = threading.Event()  # the model never answers in time
+    try:
+        auth = {"Authorization": f"Bearer {secret}"}
+        with (
+            httpx.Client(base_url=slow_live.url, timeout=0.5) as http,
+            pytest.raises(httpx.ReadTimeout),  # the caller gives up and hangs up
+        ):
+            http.post(CHAT, json=chat("x"), headers=auth)
+        wait_for(lambda: http_requests("499") == before["499"] + 1, "the request counted, 499")
+    finally:
+        fake_upstream.hold.set()
+    assert http_requests("500") == before["500"]
+    assert [row["status"] for row in slow_live.run(usage_rows(slow_live.app))] == [499]

@@ -34,6 +34,7 @@ from switchboard.gateway.upstream import UpstreamPool, as_gateway_error
 from switchboard.observability.metrics import CACHE_REQUESTS, RATE_LIMITED
 from switchboard.settings import Settings
 from switchboard.usage.writer import UsageWriter
+from switchboard.web.disconnect import ClientDisconnected
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -338,7 +339,7 @@ class GatewayService:
         with contextlib.suppress(asyncio.CancelledError, GatewayError):
             await task
         if gone is not None and gone in done:
-            raise asyncio.CancelledError("client disconnected")
+            raise ClientDisconnected("client disconnected")
         raise upstream_timeout(outcome.model)
 
 

@@ -14,6 +14,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from switchboard.observability.metrics import HTTP_DURATION, HTTP_REQUESTS
 from switchboard.observability.request_id import request_id_of
+from switchboard.web.disconnect import CLIENT_CLOSED_REQUEST, ClientDisconnected
 
 log = logging.getLogger("switchboard.access")
 QUIET_ROUTES = frozenset({"/metrics", "/healthz", "/readyz", "/static"})
@@ -38,6 +39,8 @@ class AccessMiddleware:
 
         try:
             await self.app(scope, receive, send_and_watch)
+        except ClientDisconnected:
+            status = CLIENT_CLOSED_REQUEST  # nothing to send: the caller has gone
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("path_template") or "unmatched"

@@ -5,6 +5,7 @@ search, marked Archived) and a search result's snippet; axe and screenshots of t
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import time
@@ -18,8 +19,6 @@ from playwright.sync_api import Browser, Page, expect
 from tests.e2e.a11y import check_every_variant
 from tests.e2e.support import FakeStack, fake_stack, new_context, sign_in
 
-DAY = 86_400.0
-
 
 def node(node_id: str, role: str | None, parts: list[Any], parent: str | None,
          children: list[str]) -> dict[str, Any]:  # fmt: skip
@@ -30,10 +29,19 @@ def node(node_id: str, role: str | None, parts: list[Any], parent: str | None,
     return {"id": node_id, "message": message, "parent": parent, "children": children}
 
 
-def conversation(title: str, days_ago: float, question: str, **extra: Any) -> dict[str, Any]:
-    """A ChatGPT conversation last active ``days_ago`` (a system message first, which the import
-    leaves out)."""
-    when = time.time() - days_ago * DAY
+def last_active(days_ago: int) -> float:
+    """Now for today, else noon (UTC, as the history groups) that many calendar days ago: a
+    fixed number of hours back would cross into another day shortly after midnight."""
+    if days_ago == 0:
+        return time.time()
+    day = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=days_ago)
+    return dt.datetime.combine(day, dt.time(12), tzinfo=dt.UTC).timestamp()
+
+
+def conversation(title: str, days_ago: int, question: str, **extra: Any) -> dict[str, Any]:
+    """A ChatGPT conversation last active ``days_ago`` calendar days ago (a system message
+    first, which the import leaves out)."""
+    when = last_active(days_ago)
     mapping = {
         "root": node("root", None, [], None, ["sys"]),
         "sys": node("sys", "system", ["You are ChatGPT."], "root", ["q"]),
@@ -48,7 +56,7 @@ def chatgpt_export() -> list[dict[str, Any]]:
     picture = node("x", "user", [{"content_type": "image_asset_pointer"}], None, [])
     return [
         conversation("Fresh ideas", 0, "What should we build today?"),
-        conversation("Yesterday's bug", 1.2, "Why does the parser drop the zebra token?"),
+        conversation("Yesterday's bug", 1, "Why does the parser drop the zebra token?"),
         conversation("Last week plans", 4, "Plan the sprint for the team."),
         conversation("Old recipe", 40, "How long do I bake sourdough bread?"),
         {"title": "Only a picture", "current_node": "x", "mapping": {"x": picture}},

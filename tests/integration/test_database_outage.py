@@ -28,13 +28,13 @@ def test_pages_and_the_api_answer_503_while_the_database_is_down(
 ) -> None:
     settings = make_settings(database_url=postgres.url, key_cache_seconds=0.2)
     app = LiveServer(create_app(settings, upstream_transport=fake_upstream.transport())).start()
+    api = httpx.Client(base_url=app.url, timeout=30)
     try:
         app.run(create_user("dora", password="dora-password-1"))  # pragma: allowlist secret
         secret = app.run(mint_key_in(app.app, "dora"))
         session = web(app.url)
         assert session.sign_in("dora", "dora-password-1").status_code == 303
-        auth = {"Authorization": f"Bearer {secret}"}
-        api = httpx.Client(base_url=app.url, headers=auth, timeout=30)
+        api.headers["Authorization"] = f"Bearer {secret}"
         assert api.post("/v1/chat/completions", json=CHAT).status_code == 200
 
         postgres.server.stop()
@@ -63,4 +63,5 @@ def test_pages_and_the_api_answer_503_while_the_database_is_down(
         back = session.get("/")  # still signed in: on to the chat, not to the sign-in page
         assert (back.status_code, back.headers["location"]) == (303, "/chat")
     finally:
+        api.close()
         app.stop()

@@ -115,16 +115,17 @@ unit: install ## Only the fast tests (no model server, no browser)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 # CI runs the suite in parts, one job each; coverage data goes to test-artifacts/ and is
-# combined (and gated) by `make coverage-report`.
+# combined (and gated) by `make coverage-report`. A part alone covers less than the gate: it is
+# not gated (--cov-fail-under=0), the combination is.
 .PHONY: test-unit test-integration test-e2e coverage-report audit
 test-unit: install system-deps ## The unit tests, with coverage data (CI's unit job)
-	COVERAGE_FILE=test-artifacts/.coverage.unit $(BIN)/pytest tests/unit --cov --cov-report= $(PYTEST_ARGS)
+	COVERAGE_FILE=test-artifacts/.coverage.unit $(BIN)/pytest tests/unit --cov --cov-report= --cov-fail-under=0 $(PYTEST_ARGS)
 
 test-integration: install model system-deps ## Integration and contract tests on the real vLLM, PostgreSQL, Redis
-	COVERAGE_FILE=test-artifacts/.coverage.integration $(BIN)/pytest tests/integration --cov --cov-report= $(PYTEST_ARGS)
+	COVERAGE_FILE=test-artifacts/.coverage.integration $(BIN)/pytest tests/integration --cov --cov-report= --cov-fail-under=0 $(PYTEST_ARGS)
 
 test-e2e: install model system-deps ## Browser tests in Chromium against the real stack
-	COVERAGE_FILE=test-artifacts/.coverage.e2e $(BIN)/pytest tests/e2e --cov --cov-report= $(PYTEST_ARGS)
+	COVERAGE_FILE=test-artifacts/.coverage.e2e $(BIN)/pytest tests/e2e --cov --cov-report= --cov-fail-under=0 $(PYTEST_ARGS)
 
 coverage-report: install ## Combine the parts' coverage, print it as Markdown, fail under the gate
 	cd test-artifacts && ../$(BIN)/coverage combine --keep --data-file=.coverage .coverage.*

@@ -58,7 +58,8 @@ from switchboard.settings import Settings, get_settings
 from switchboard.usage.business import business_figures
 from switchboard.usage.controllers import UsageController
 from switchboard.usage.queries import prune
-from switchboard.usage.writer import UsageEvent, UsageWriter
+from switchboard.usage.rows import UsageEvent
+from switchboard.usage.writer import UsageWriter
 from switchboard.web.errors import exception_handler
 from switchboard.web.forwarded import ForwardedHeaders
 from switchboard.web.headers import docs_render_plugins, security_headers

@@ -18,8 +18,9 @@ from switchboard.app import create_app
 from switchboard.budgets import catalog
 from switchboard.budgets.counters import MemorySpend, Spend
 from switchboard.budgets.service import BudgetService
-from switchboard.usage import writer
+from switchboard.usage import rows
 from switchboard.usage.tables import UsageRecord
+from switchboard.usage.writer import UsageWriter
 from tests.conftest import SettingsFactory, WebFactory, mint_key_in
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.live import LiveServer
@@ -202,20 +203,23 @@ def test_usage_rows_round_trip_through_the_batched_insert(live: LiveServer) -> N
     """The raw multi-row INSERT stores what Piccolo's reads give back: timestamps with their
     zone, booleans, NULLs, more rows than one statement takes."""
     at = dt.datetime(2026, 12, 1, 12, 30, tzinfo=dt.UTC)
-    events = [writer.UsageEvent(
+    events = [rows.UsageEvent(
         model="m", user_id=n, key_id=None if n % 2 else n, source="web", prompt_tokens=n,
         completion_tokens=1, latency_ms=5, ttft_ms=n % 2 or None, status=499,
         cache_hit=bool(n % 3), stream=bool(n % 5), request_id=f"r{n}", at=at,
-    ) for n in range(writer.ROWS_PER_STATEMENT + 5)]  # fmt: skip
+    ) for n in range(rows.ROWS_PER_STATEMENT + 5)]  # fmt: skip
 
     async def roundtrip() -> list[dict[str, Any]]:
         await UsageRecord.delete(force=True)
-        await writer.insert_rows(events)
+        usage = UsageWriter(flush_interval=3600, batch_size=len(events))
+        for event in events:
+            usage.record(event)
+        assert await usage.flush() == len(events)
         return list(await UsageRecord.select().order_by(UsageRecord.user_id))
 
-    rows = live.run(roundtrip())
-    assert len(rows) == len(events)
-    for event, stored in zip(events, rows, strict=True):
+    stored_rows = live.run(roundtrip())
+    assert len(stored_rows) == len(events)
+    for event, stored in zip(events, stored_rows, strict=True):
         assert stored["created_at"] == at
         assert (stored["key_id"], stored["ttft_ms"], stored["cache_hit"], stored["stream"]) == (
             event.key_id, event.ttft_ms, event.cache_hit, event.stream,

@@ -82,6 +82,8 @@ class FakeUpstream:
     stream_endings: list[str] = field(default_factory=list)
     """How each stream ended: ``finished`` (its ``[DONE]`` went out) or ``closed`` (by the
     client, before its end)."""
+    prompt_tokens: int = 7
+    """The prompt size every answer reports (a misbehaving server may report any number)."""
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -110,11 +112,7 @@ class FakeUpstream:
         if path == "/v1/chat/completions" and fake_tools.wants_tools(body):
             return self.tool_calls(body)
         words = self.answer_words(body)
-        usage = {
-            "prompt_tokens": 7,
-            "completion_tokens": len(words),
-            "total_tokens": 7 + len(words),
-        }
+        usage = _usage(self.prompt_tokens, len(words))
         if body.get("stream"):
             return httpx.Response(
                 200,

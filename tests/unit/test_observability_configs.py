@@ -39,7 +39,7 @@ RUNBOOK_BASE = "docs/runbooks.md#"
 ALERTS = {
     "GatewayDown", "ModelServerDown", "GatewayHighErrorRatio", "GatewayLatencyHigh", "TTFTHigh",
     "VLLMQueueHigh", "KVCacheAlmostFull", "PreemptionsRising", "DiskAlmostFull", "MemoryHigh",
-    "ErrorLogSpike", "UsageRowsDropped", "ResponseCacheFailing", "SharedStateFailing",
+    "ErrorLogSpike", "UsageRowsDropped", "UsageRowsRejected", "ResponseCacheFailing", "SharedStateFailing",
     "BudgetNearlySpent",
 }  # fmt: skip
 SCRAPE_TARGETS = {

@@ -22,7 +22,8 @@ from switchboard.observability.metrics import (
     UPSTREAM_ERRORS,
     UPSTREAM_LATENCY,
 )
-from switchboard.usage.writer import UsageEvent, UsageWriter
+from switchboard.usage.rows import UsageEvent
+from switchboard.usage.writer import UsageWriter
 
 
 @dataclass(frozen=True)

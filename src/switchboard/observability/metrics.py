@@ -50,6 +50,14 @@ CACHE_ERRORS = Counter(
 USAGE_DROPPED = Counter(
     "switchboard_usage_dropped", "Usage rows dropped because the buffer was full (database down)"
 )
+USAGE_CLAMPED = Counter(
+    "switchboard_usage_clamped",
+    "Usage rows whose values were made storable (text cleaned or cut, counts clamped)",
+)
+USAGE_REJECTED = Counter(
+    "switchboard_usage_rejected",
+    "Usage rows the database refused, set aside and logged with their request id",
+)
 SHARED_STATE_ERRORS = Counter(
     "switchboard_shared_state_errors",
     "Failed calls to the shared store (Redis) by feature; the request went on without it",

@@ -1,44 +1,39 @@
 """Batched usage writes, off the response path.
 
-``record`` only appends to an in-memory buffer; a background task inserts the buffer in one
-statement every ``flush_interval`` seconds (or sooner once ``batch_size`` rows wait). A slow
-database delays only this task, never a completion; ``aclose`` flushes what is left, so nothing
-is lost on a clean shutdown. A failed insert keeps its rows for the next attempt; while the
-database stays away the buffer holds at most ``max_buffered`` rows, and older ones are dropped,
-counted in ``switchboard_usage_dropped_total`` and logged.
+``record`` makes the row storable (rows.py) and appends it to an in-memory buffer; a background
+task inserts the buffer every ``flush_interval`` seconds (or sooner once ``batch_size`` rows
+wait). A slow database delays only this task, never a completion; ``aclose`` flushes what is
+left, so nothing storable is lost on a clean shutdown.
+
+Two kinds of failure, told apart: while the database is unreachable, rows stay buffered for the
+next attempt (at most ``max_buffered``; older ones are then dropped, counted in
+``switchboard_usage_dropped_total`` and logged). When the database refuses a statement, the
+batch is split in halves until the refused row is alone; that row is set aside (logged in full
+with its request id, counted in ``switchboard_usage_rejected_total``) and every other row is
+written: one bad value never blocks the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
-import itertools
+import dataclasses
 import logging
+import sqlite3
+from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
-from switchboard.observability.metrics import USAGE_DROPPED, timed
-from switchboard.usage.tables import UsageRecord
+from switchboard.db.engine import UNAVAILABLE
+from switchboard.observability.metrics import USAGE_DROPPED, USAGE_REJECTED, timed
+from switchboard.usage.rows import ROWS_PER_STATEMENT, UsageEvent, insert_rows, storable
+
+__all__ = ["UsageEvent", "UsageWriter"]
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class UsageEvent:
-    model: str
-    user_id: int | None
-    key_id: int | None
-    source: str
-    prompt_tokens: int
-    completion_tokens: int
-    latency_ms: int
-    ttft_ms: int | None
-    status: int
-    cache_hit: bool
-    stream: bool
-    request_id: str
-    at: dt.datetime
+RETRY_LATER: tuple[type[Exception], ...] = (*UNAVAILABLE, sqlite3.OperationalError)
+"""The database cannot take the rows now (down, locked, disk): keep them and retry. Any other
+error is the database refusing what a statement holds."""
 
 
 class UsageWriter:
@@ -51,9 +46,10 @@ class UsageWriter:
         on_flushed: Callable[[list[UsageEvent]], Awaitable[None]] | None = None,
     ) -> None:
         self.flush_interval = flush_interval
-        self.batch_size = batch_size
+        self.batch_size = max(1, min(batch_size, ROWS_PER_STATEMENT))
         self.max_buffered = max_buffered
         self.dropped = 0
+        self.rejected = 0
         self.on_flushed = on_flushed
         self._buffer: list[UsageEvent] = []
         self._wake = asyncio.Event()
@@ -62,16 +58,20 @@ class UsageWriter:
         self.written = 0
 
     def record(self, event: UsageEvent) -> None:
-        self._buffer.append(event)
-        if len(self._buffer) > self.max_buffered:
-            excess = len(self._buffer) - self.max_buffered
-            del self._buffer[:excess]
-            self.dropped += excess
-            USAGE_DROPPED.inc(excess)
-            log.error("usage buffer full (is the database down?): dropped the oldest rows",
-                      extra={"dropped": excess, "dropped_total": self.dropped})  # fmt: skip
+        self._buffer.append(storable(event))
+        self._bound()
         if len(self._buffer) >= self.batch_size:
             self._wake.set()
+
+    def _bound(self) -> None:
+        if len(self._buffer) <= self.max_buffered:
+            return
+        excess = len(self._buffer) - self.max_buffered
+        del self._buffer[:excess]
+        self.dropped += excess
+        USAGE_DROPPED.inc(excess)
+        log.error("usage buffer full (is the database down?): dropped the oldest rows",
+                  extra={"dropped": excess, "dropped_total": self.dropped})  # fmt: skip
 
     @property
     def pending(self) -> int:
@@ -87,58 +87,68 @@ class UsageWriter:
             self._wake.clear()
             try:
                 await self.flush()
-            except Exception:
+            except RETRY_LATER as exc:
+                log.warning("usage flush failed (database unavailable); will retry",
+                            extra={"pending": self.pending, "error": repr(exc)})  # fmt: skip
+            except Exception:  # pragma: no cover - a writer bug must not end the loop
                 log.exception("usage flush failed; will retry", extra={"pending": self.pending})
 
     async def flush(self) -> int:
-        """Insert everything buffered now; returns how many rows were written."""
+        """Insert everything buffered now; returns how many rows were written. Raises (keeping
+        the rows not yet written) only when the database is unavailable."""
         async with self._flush_lock:
             written = 0
             while self._buffer:
                 batch = self._buffer[: self.batch_size]
-                with timed("usage_insert"):
-                    await insert_rows(batch)
                 del self._buffer[: len(batch)]
-                written += len(batch)
-                if self.on_flushed:
-                    await self.on_flushed(batch)
-            self.written += written
+                stored = await self._store(batch)
+                written += len(stored)
+                self.written += len(stored)
+                if stored and self.on_flushed:
+                    try:
+                        await self.on_flushed(stored)
+                    except Exception:  # a follow-up (keys' last use) never stops the writer
+                        log.exception("usage written, but its follow-up failed")
             return written
+
+    async def _store(self, batch: list[UsageEvent]) -> list[UsageEvent]:
+        """Write ``batch``, setting aside the rows the database refuses; the rows stored."""
+        stored: list[UsageEvent] = []
+        todo = deque([batch])
+        while todo:
+            rows = todo.popleft()
+            try:
+                with timed("usage_insert"):
+                    await insert_rows(rows)
+            except RETRY_LATER:
+                self._buffer[:0] = [row for part in (rows, *todo) for row in part]
+                self._bound()
+                raise
+            except Exception as exc:  # any refusal: find the row that caused it
+                if len(rows) == 1:
+                    self._set_aside(rows[0], exc)
+                else:
+                    middle = len(rows) // 2
+                    todo.extendleft([rows[middle:], rows[:middle]])
+            else:
+                stored += rows
+        return stored
+
+    def _set_aside(self, row: UsageEvent, exc: Exception) -> None:
+        self.rejected += 1
+        USAGE_REJECTED.inc()
+        fields = {k: str(v) for k, v in dataclasses.asdict(row).items()}
+        log.error("usage row refused by the database: set aside (the rest is written)",
+                  extra={"request_id": row.request_id, "row": fields,
+                         "error": f"{type(exc).__name__}: {exc}"})  # fmt: skip
 
     async def aclose(self) -> None:
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self.flush()
-
-
-COLUMNS = ("created_at", "key_id", "user_id", "source", "model", "prompt_tokens",
-           "completion_tokens", "total_tokens", "latency_ms", "ttft_ms", "status", "cache_hit",
-           "stream", "request_id")  # fmt: skip
-
-
-def _values(event: UsageEvent) -> tuple[object, ...]:
-    return (
-        event.at, event.key_id, event.user_id, event.source, event.model[:128],
-        event.prompt_tokens, event.completion_tokens,
-        event.prompt_tokens + event.completion_tokens, event.latency_ms, event.ttft_ms,
-        event.status, event.cache_hit, event.stream, event.request_id[:64],
-    )  # fmt: skip
-
-
-ROWS_PER_STATEMENT = 1000
-"""14,000 bound parameters: under SQLite's 32,766 and asyncpg's 32,767."""
-
-
-async def insert_rows(batch: list[UsageEvent]) -> None:
-    """Multi-row INSERTs with bound parameters. Piccolo's ``insert`` builds a Table object and
-    a query string per row: it was most of the gateway's own CPU under load."""
-    row = "(" + ", ".join(["{}"] * len(COLUMNS)) + ")"
-    for start in range(0, len(batch), ROWS_PER_STATEMENT):
-        rows = batch[start : start + ROWS_PER_STATEMENT]
-        sql = (  # constant column names; every value is a bound parameter
-            f"INSERT INTO usage_records ({', '.join(COLUMNS)}) VALUES "  # noqa: S608  # nosec B608
-            + ", ".join([row] * len(rows))
-        )
-        await UsageRecord.raw(sql, *itertools.chain.from_iterable(_values(e) for e in rows))
+        try:
+            await self.flush()
+        except RETRY_LATER:
+            log.error("usage rows lost at shutdown: the database is unavailable",
+                      extra={"lost": self.pending})  # fmt: skip

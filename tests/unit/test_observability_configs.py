@@ -39,8 +39,8 @@ RUNBOOK_BASE = "docs/runbooks.md#"
 ALERTS = {
     "GatewayDown", "ModelServerDown", "GatewayHighErrorRatio", "GatewayLatencyHigh", "TTFTHigh",
     "VLLMQueueHigh", "KVCacheAlmostFull", "PreemptionsRising", "DiskAlmostFull", "MemoryHigh",
-    "ErrorLogSpike", "UsageRowsDropped", "UsageRowsRejected", "ResponseCacheFailing", "SharedStateFailing",
-    "BudgetNearlySpent",
+    "ErrorLogSpike", "UsageRowsDropped", "UsageRowsRejected", "ResponseCacheFailing",
+    "SharedStateFailing", "BudgetNearlySpent",
 }  # fmt: skip
 SCRAPE_TARGETS = {
     "gateway": "gateway:8000",

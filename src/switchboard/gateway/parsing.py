@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -26,23 +27,58 @@ class ParsedRequest:
     body: dict[str, Any]
 
 
+MAX_DEPTH = 64
+"""JSON nested deeper than this is refused: real JSON Schemas and tool parameters stay far below
+it, and deeper input only costs recursion (here, in vLLM and in its grammar compiler)."""
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
+_INNERMOST = re.compile(rb"\[\]|\{\}")
+
+
+def too_deep(raw: bytes, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``raw`` nests arrays and objects more than ``limit`` levels deep, found without
+    recursion: strings dropped, then innermost bracket pairs removed once per level."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    skeleton = _NOT_BRACKET.sub(b"", _STRING.sub(b"", raw))
+    for _ in range(limit):
+        skeleton, removed = _INNERMOST.subn(b"", skeleton)
+        if not skeleton or not removed:
+            break  # all levels gone, or malformed JSON (the decoder says why)
+    return bool(skeleton) and bool(_INNERMOST.search(skeleton))
+
+
 def parse_request(kind: Kind, raw: bytes) -> ParsedRequest:
     """Validate a body strictly against the published schema; errors name the field."""
+    if too_deep(raw):
+        raise invalid_request(
+            f"The body nests arrays and objects more than {MAX_DEPTH} levels deep.",
+            code="invalid_json",
+        )
     try:
-        request = msgspec.json.decode(raw, type=REQUEST_TYPES[kind])
-        body = msgspec.json.decode(raw)
+        return _decode(kind, raw)
     except msgspec.ValidationError as exc:
-        if "got `float`" not in str(exc):
-            raise validation_error(exc) from None
-        # JSON Schema counts 5.0 as an integer; msgspec's strict mode does not.
-        body = _integral_floats_as_ints(msgspec.json.decode(raw))
-        try:
-            request = msgspec.convert(body, REQUEST_TYPES[kind])
-        except msgspec.ValidationError as again:
-            raise validation_error(again) from None
+        raise validation_error(exc) from None
     except msgspec.DecodeError as exc:
         raise invalid_request(f"The body is not valid JSON: {exc}", code="invalid_json") from None
-    return ParsedRequest(kind, request, body)
+    except UnicodeDecodeError as exc:
+        raise invalid_request(
+            f"The body is not valid UTF-8 (byte {exc.start}).", code="invalid_json"
+        ) from None
+    except RecursionError:
+        raise invalid_request("The body nests too deeply.", code="invalid_json") from None
+
+
+def _decode(kind: Kind, raw: bytes) -> ParsedRequest:
+    try:
+        request = msgspec.json.decode(raw, type=REQUEST_TYPES[kind])
+    except msgspec.ValidationError as exc:
+        if "got `float`" not in str(exc):
+            raise
+        # JSON Schema counts 5.0 as an integer; msgspec's strict mode does not.
+        body = _integral_floats_as_ints(msgspec.json.decode(raw))
+        return ParsedRequest(kind, msgspec.convert(body, REQUEST_TYPES[kind]), body)
+    return ParsedRequest(kind, request, msgspec.json.decode(raw))
 
 
 def _integral_floats_as_ints(value: Any) -> Any:
@@ -55,10 +91,16 @@ def _integral_floats_as_ints(value: Any) -> Any:
     return value
 
 
+_WHERE = re.compile(r" - at (?:`key` in )?`\$(.*)`$")
+
+
 def validation_error(exc: msgspec.ValidationError) -> GatewayError:
     """``Expected `float` <= 2.0 - at `$.temperature``` → 400 with ``param="temperature"``."""
-    text, _, where = str(exc).partition(" - at `$")
-    param = where.rstrip("`").lstrip(".") or None
+    message = str(exc)
+    where = _WHERE.search(message)
+    text = message[: where.start()] if where else message
+    param = where.group(1).lstrip(".") if where else None
+    param = param or None
     for prefix in ("Object missing required field `", "Object contains unknown field `"):
         if text.startswith(prefix):
             name = text[len(prefix) :].split("`")[0]

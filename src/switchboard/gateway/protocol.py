@@ -30,6 +30,11 @@ StopText = Annotated[str, Meta(min_length=1)]
 Stop = StopText | Annotated[list[StopText], Meta(max_length=4)]
 Seed = Annotated[int, Meta(ge=0, le=2**63 - 1)]
 MAX_MESSAGES = 256
+INT32_MAX = 2**31 - 1
+"""vLLM's sampler holds token ids and ``top_k`` in 32-bit integers: larger values are refused
+here rather than overflowing there."""
+TokenId = Annotated[int, Meta(ge=0, le=INT32_MAX)]
+MAX_TOKEN_LIST = 1024
 
 
 class StreamOptions(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
@@ -151,7 +156,16 @@ class NamedToolChoice(msgspec.Struct, forbid_unknown_fields=True):
     function: FunctionName
 
 
-TokenId = Annotated[int, Meta(ge=0)]
+class ChatTemplateKwargs(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
+    """The chat template's switches that only change what the model is asked: a template, its
+    tokenization or the generation prompt are the gateway's to decide, never the caller's."""
+
+    enable_thinking: bool | None = None
+    """Qwen3-style reasoning on or off."""
+    thinking: bool | None = None
+    """DeepSeek/Granite-style reasoning on or off."""
+    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
+    """gpt-oss-style reasoning effort."""
 
 
 class SamplingFields(msgspec.Struct, omit_defaults=True, kw_only=True, forbid_unknown_fields=True):
@@ -173,17 +187,24 @@ class SamplingFields(msgspec.Struct, omit_defaults=True, kw_only=True, forbid_un
     seed: Seed | None = None
     user: str | None = None
     # vLLM extensions
-    top_k: Annotated[int, Meta(ge=-1)] | None = None
+    top_k: Annotated[int, Meta(ge=-1, le=INT32_MAX)] | None = None
     min_p: Annotated[float, Meta(ge=0.0, le=1.0)] | None = None
     repetition_penalty: Annotated[float, Meta(gt=0.0, le=2.0)] | None = None
     ignore_eos: bool | None = None
     skip_special_tokens: bool | None = None
     spaces_between_special_tokens: bool | None = None
-    min_tokens: Annotated[int, Meta(ge=0)] | None = None
-    stop_token_ids: list[TokenId] | None = None
+    min_tokens: Annotated[int, Meta(ge=0, le=1_000_000)] | None = None
+    stop_token_ids: Annotated[list[TokenId], Meta(max_length=MAX_TOKEN_LIST)] | None = None
     include_stop_str_in_output: bool | None = None
-    bad_words: list[StopText] | None = None
-    logit_bias: dict[str, Annotated[float, Meta(ge=-100.0, le=100.0)]] | None = None
+    bad_words: Annotated[list[StopText], Meta(max_length=MAX_TOKEN_LIST)] | None = None
+    logit_bias: (
+        Annotated[
+            dict[TokenId, Annotated[float, Meta(ge=-100.0, le=100.0)]],
+            Meta(max_length=MAX_TOKEN_LIST),
+        ]
+        | None
+    ) = None
+    """Token id (as a JSON key: a decimal string) → bias."""
     response_format: ResponseFormat | None = None
 
 
@@ -196,7 +217,7 @@ class ChatCompletionRequest(SamplingFields, omit_defaults=True, kw_only=True):
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
     # vLLM extensions for chat templates
-    chat_template_kwargs: dict[str, Any] | None = None
+    chat_template_kwargs: ChatTemplateKwargs | None = None
     add_generation_prompt: bool | None = None
     continue_final_message: bool | None = None
 

@@ -1,4 +1,4 @@
-"""The ``switchboard`` command: serve, stack, migrate, users and keys."""
+"""The ``switchboard`` command: serve, stack, migrate, users, keys, budgets and prices."""
 
 from __future__ import annotations
 
@@ -128,6 +128,45 @@ async def _keys_revoke(args: argparse.Namespace) -> int:
     return 1
 
 
+async def _budgets_set(args: argparse.Namespace) -> int:
+    from switchboard.accounts.services import get_user_by_name
+    from switchboard.budgets.catalog import CatalogError, Kind, set_budget
+
+    kind: Kind
+    if args.user is not None:
+        user = await get_user_by_name(args.user)
+        if user is None:
+            print(f"switchboard: no user {args.user!r}", file=sys.stderr)
+            return 1
+        kind, subject = "user", int(user.id)
+    else:
+        kind, subject = "key", args.key
+    try:
+        await set_budget(kind, subject, args.money or "", args.tokens or "")
+    except CatalogError as exc:
+        print(f"switchboard: {exc}", file=sys.stderr)
+        return 1
+    given = [f"{args.tokens} tokens"] * bool(args.tokens) + [f"{args.money} money"] * bool(
+        args.money
+    )
+    print(f"monthly budget of {kind} {subject}: {' and '.join(given) or 'removed'} "
+          f"(running gateways apply it within SWITCHBOARD_BUDGET_REFRESH_SECONDS)")  # fmt: skip
+    return 0
+
+
+async def _prices_set(args: argparse.Namespace) -> int:
+    from switchboard.budgets.catalog import CatalogError, set_price
+
+    try:
+        await set_price(args.model, args.prompt, args.completion)
+    except CatalogError as exc:
+        print(f"switchboard: {exc}", file=sys.stderr)
+        return 1
+    print(f"price of {args.model}: {args.prompt} per million prompt tokens, {args.completion} "
+          "per million completion tokens")  # fmt: skip
+    return 0
+
+
 def _positive(value: str) -> int:
     number = int(value)
     if number <= 0:
@@ -173,6 +212,25 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = keys.add_parser("revoke", help="revoke a key by id")
     revoke.add_argument("key_id", type=int)
     revoke.set_defaults(run=with_database(_keys_revoke))
+
+    budgets = commands.add_parser("budgets", help="monthly budgets").add_subparsers(
+        dest="action", required=True
+    )
+    budget = budgets.add_parser("set", help="set (or, with neither amount, remove) a budget")
+    holder = budget.add_mutually_exclusive_group(required=True)
+    holder.add_argument("--user", help="a person: all their keys and the chat")
+    holder.add_argument("--key", type=_positive, help="one API key, by id (keys list)")
+    budget.add_argument("--tokens", help="tokens per calendar month (UTC)")
+    budget.add_argument("--money", help="money per month, priced with `prices set`")
+    budget.set_defaults(run=with_database(_budgets_set))
+    prices = commands.add_parser("prices", help="model prices").add_subparsers(
+        dest="action", required=True
+    )
+    price = prices.add_parser("set", help="price of a model, per million tokens")
+    price.add_argument("model")
+    price.add_argument("--prompt", required=True, help="per million prompt tokens")
+    price.add_argument("--completion", required=True, help="per million completion tokens")
+    price.set_defaults(run=with_database(_prices_set))
     return parser
 
 

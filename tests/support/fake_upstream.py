@@ -83,7 +83,12 @@ class FakeUpstream:
     """How each stream ended: ``finished`` (its ``[DONE]`` went out) or ``closed`` (by the
     client, before its end)."""
     prompt_tokens: int = 7
-    """The prompt size every answer reports (a misbehaving server may report any number)."""
+    """The prompt size every answer reports (a misbehaving server may report any number); its
+    ``/tokenize`` says the same, as vLLM's does."""
+    tokenized: list[dict[str, Any]] = field(default_factory=list)
+    """Bodies sent to ``/tokenize`` (apart from ``requests``: those are generations)."""
+    tokenize_status: int = 200
+    """Set to 404 to play a server without ``/tokenize`` (or a router that does not route it)."""
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -101,6 +106,10 @@ class FakeUpstream:
             ]
             return httpx.Response(200, json={"object": "list", "data": data})
         body = json.loads(request.content)
+        if path == "/tokenize":
+            self.tokenized.append(body)
+            count = {"count": self.prompt_tokens, "max_model_len": 2048, "tokens": []}
+            return httpx.Response(self.tokenize_status, json=count)
         self.requests.append(body)
         if self.delay:
             await asyncio.sleep(self.delay)

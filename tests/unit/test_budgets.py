@@ -22,8 +22,8 @@ from tests.support.fake_upstream import FakeUpstream
 
 CHAT = "/v1/chat/completions"
 BODY = {"model": "fake-model", "messages": [{"role": "user", "content": "a b c"}], "max_tokens": 10}
-# Each answer: 7 prompt + 3 completion tokens. The reservation: the prompt estimate
-# (len(str(messages)) // 4 = 9) + max_tokens 10 = 19 tokens.
+# Each answer: 7 prompt + 3 completion tokens. The reservation: the prompt as the model server's
+# /tokenize counts it (7) + max_tokens 10 = 17 tokens.
 
 
 async def alice_ids() -> tuple[int, int]:
@@ -52,15 +52,18 @@ async def test_a_key_over_its_token_budget_gets_insufficient_quota(
 ) -> None:
     key_id = await budget(client, "key", tokens="30")
     first, second = await client.post(CHAT, json=BODY), await client.post(CHAT, json=BODY)
-    assert (first.status_code, second.status_code) == (200, 200)  # 0+19, then 10+19 <= 30
-    refused = await client.post(CHAT, json=BODY)  # 20 spent + 19 > 30
+    assert (first.status_code, second.status_code) == (200, 200)  # 0+17, then 10+17 <= 30
+    refused = await client.post(CHAT, json=BODY)  # 20 spent + 17 > 30
     assert refused.status_code == 429
     error = refused.json()["error"]
     assert (error["type"], error["code"]) == ("insufficient_quota", "insufficient_quota")
-    assert "10 of the 30 tokens in this key's monthly budget remain" in error["message"]
+    assert (
+        "could use up to 17 tokens (7 in the prompt, up to 10 generated), but only 10 of the "
+        "30 tokens in this key's monthly budget remain" in error["message"]
+    )
     assert int(refused.headers["retry-after"]) > 0  # until the month renews
     assert "x-ratelimit-remaining-tokens" in refused.headers
-    small = await client.post(CHAT, json={**BODY, "max_tokens": 1})  # 20 + 9 + 1 fits
+    small = await client.post(CHAT, json={**BODY, "max_tokens": 1})  # 20 + 7 + 1 fits
     assert small.status_code == 200
     await client.app.state.resources.usage.flush()
     statuses = [r["status"] for r in await UsageRecord.select().order_by(UsageRecord.id)]
@@ -75,18 +78,18 @@ async def test_a_money_budget_prices_each_model_and_covers_all_keys_and_the_chat
     client: AsyncTestClient[Any],
 ) -> None:
     await catalog.set_price("fake-model", "1000000", "2000000")  # 1 and 2 per token
-    user_id = await budget(client, "user", money="40")
-    # worst case 9 * 1 + 10 * 2 = 29; real cost 7 * 1 + 3 * 2 = 13
+    user_id = await budget(client, "user", money="39")
+    # worst case 7 * 1 + 10 * 2 = 27; real cost 7 * 1 + 3 * 2 = 13
     assert (await client.post(CHAT, json=BODY)).status_code == 200
-    refused = await client.post(CHAT, json=BODY)  # 13 + 29 > 40
+    refused = await client.post(CHAT, json=BODY)  # 13 + 27 > 39
     assert refused.status_code == 429
     assert (
-        "27.0000 of the 40.00 USD in your account's monthly budget"
-        in refused.json()["error"]["message"]
+        "cost up to 27.0000 USD, but only 26.0000 of the 39.00 USD in your account's monthly "
+        "budget" in refused.json()["error"]["message"]
     )
     spent = await client.app.state.resources.budgets.spent([f"user:{user_id}"])
     assert spent[f"user:{user_id}"] == Spend(tokens=10, money=13)
-    assert used_ratio("user", user_id, "money") == pytest.approx(13 / 40)
+    assert used_ratio("user", user_id, "money") == pytest.approx(13 / 39)
 
 
 async def test_a_failed_request_gives_its_reservation_back(

@@ -1,6 +1,8 @@
-"""The switchboard command: users and keys."""
+"""The switchboard command: users, keys, budgets and prices."""
 
+import contextlib
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +47,28 @@ def test_users_and_keys_from_the_command_line(tmp_path: Path) -> None:
     assert "revoked" in cli(tmp_path, "keys", "list", "--user", "ci-bot").stdout
     assert cli(tmp_path, "keys", "revoke", key_id).returncode == 1
     assert cli(tmp_path, "keys", "list", "--user", "nobody").returncode == 1
+
+
+def test_budgets_and_prices_from_the_command_line(tmp_path: Path) -> None:
+    assert cli(tmp_path, "keys", "create", "--user", "ci-bot").returncode == 0
+    key_id = cli(tmp_path, "keys", "list", "--user", "ci-bot").stdout.split()[0]
+    priced = cli(tmp_path, "prices", "set", "m", "--prompt", "0.5", "--completion", "1.5")
+    assert priced.returncode == 0, priced.stderr
+    by_key = cli(tmp_path, "budgets", "set", "--key", key_id, "--tokens", "5000")
+    assert by_key.returncode == 0, by_key.stderr
+    assert f"monthly budget of key {key_id}: 5000 tokens" in by_key.stdout
+    by_user = cli(tmp_path, "budgets", "set", "--user", "ci-bot", "--money", "12.5")
+    assert "monthly budget of user" in by_user.stdout
+    assert cli(tmp_path, "budgets", "set", "--user", "nobody", "--tokens", "5").returncode == 1
+    bad = cli(tmp_path, "budgets", "set", "--key", key_id, "--tokens", "1.5")
+    assert (bad.returncode, "whole number" in bad.stderr) == (1, True)
+    assert cli(tmp_path, "prices", "set", "m", "--prompt", "x", "--completion", "1").returncode == 1
+
+    with contextlib.closing(sqlite3.connect(tmp_path / "switchboard.sqlite3")) as database:
+        budgets = database.execute("SELECT kind, tokens, money FROM budgets ORDER BY kind")
+        assert budgets.fetchall() == [("key", 5000, None), ("user", None, 12.5)]
+        prices = database.execute("SELECT model, prompt_per_million FROM model_prices")
+        assert prices.fetchall() == [("m", 0.5)]
 
 
 @pytest.mark.parametrize("bad", [["keys", "create", "--user", "x", "--rpm", "0"], ["keys"]])

@@ -2,9 +2,10 @@
 
 Prices and budgets are read from their tables into memory (at start, every
 ``SWITCHBOARD_BUDGET_REFRESH_SECONDS`` and at once in the worker where an admin changes them), so
-the request path does no database query. A request reserves its worst case (the token estimate
-the rate limits use, priced at the model's prices) on its key's and its owner's counters
-(counters.py); its ticket settles with the real cost when it closes.
+the request path does no database query. A request reserves an upper bound of its cost (its
+prompt as the engine counts it, plus every token it may generate; gateway/prompt_tokens.py),
+priced at the model's prices, atomically on its key's and its owner's counters (counters.py);
+its ticket settles with the real cost when it closes. Concurrent requests cannot overspend.
 """
 
 from __future__ import annotations
@@ -160,6 +161,12 @@ class BudgetService:
                 await self.observe_all()
 
     # --- the request path -------------------------------------------------------------------
+    def applies(self, user_id: int | None, key_id: int | None) -> bool:
+        """Whether the key or its owner has a budget (only then is the prompt counted)."""
+        return (key_id is not None and f"key:{key_id}" in self.limits) or (
+            user_id is not None and f"user:{user_id}" in self.limits
+        )
+
     async def reserve(
         self,
         user_id: int | None,
@@ -193,18 +200,28 @@ class BudgetService:
         spent = dict(zip([key for key, _ in limited], reserved.spent, strict=True))
         if reserved.refused is not None:
             key, limit = limited[reserved.refused]
-            raise OverBudget(self._refusal(key, limit, spent[key], tokens, money, now),
+            want = (prompt_tokens, completion_tokens)
+            raise OverBudget(self._refusal(key, limit, spent[key], want, money, now),
                              next_month(now))  # fmt: skip
         return BudgetHold(self, month, [key for key, _ in limited], tokens, money, spent)
 
     def _refusal(
-        self, key: str, limit: Limit, spent: Spend, tokens: float, money: float, now: dt.datetime
+        self,
+        key: str,
+        limit: Limit,
+        spent: Spend,
+        want: tuple[int, int],
+        money: float,
+        now: dt.datetime,
     ) -> str:
         holder = "this key's" if key.startswith("key:") else "your account's"
+        prompt, completion = want
+        tokens = prompt + completion
         if limit.tokens is not None and spent.tokens + tokens > limit.tokens:
             left = max(0, int(limit.tokens - spent.tokens))
-            need = (f"use up to {int(tokens):,} tokens, but only {left:,} of the "
-                    f"{limit.tokens:,} tokens in {holder} monthly budget remain")  # fmt: skip
+            need = (f"use up to {tokens:,} tokens ({prompt:,} in the prompt, up to "
+                    f"{completion:,} generated), but only {left:,} of the {limit.tokens:,} "
+                    f"tokens in {holder} monthly budget remain")  # fmt: skip
         else:
             assert limit.money is not None
             left_money = max(0.0, limit.money - spent.money)

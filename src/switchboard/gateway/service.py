@@ -27,6 +27,7 @@ from switchboard.gateway.errors import GatewayError, insufficient_quota, upstrea
 from switchboard.gateway.greedy import fan_out_count, fan_out_json
 from switchboard.gateway.limits import RateLimiter, Reservation
 from switchboard.gateway.parsing import Kind, ParsedRequest
+from switchboard.gateway.prompt_tokens import count_prompt
 from switchboard.gateway.protocol import ModelCard, ModelList, Usage
 from switchboard.gateway.relay import ChunkInfo, peek, read_chunk, upstream_error
 from switchboard.gateway.streaming import InFlight, StreamPlan, open_stream
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PATHS: dict[Kind, str] = {"chat": "/chat/completions", "completion": "/completions"}
-CHARS_PER_TOKEN = 4  # prompt estimate for reserving tokens before the real count is known
+CHARS_PER_TOKEN = 4  # the rate limits' quick prompt estimate (settled with the real count)
 
 
 @dataclass
@@ -238,31 +239,41 @@ class GatewayService:
     async def _reserve(
         self, ticket: Ticket, parsed: ParsedRequest, body: dict[str, Any]
     ) -> Reservation:
-        """Requests and tokens for the worst case (every prompt, every choice, max tokens each),
-        then the same worst case on the monthly budgets."""
+        """A request and its worst case in tokens on the rate limits (a quick estimate of the
+        prompt: the limit is settled with the real count after), then an upper bound of its
+        cost on the monthly budgets (the prompt as the engine counts it), so that concurrent
+        requests cannot overspend them."""
         prompt = body.get("messages") or body.get("prompt") or ""
         prompts = len(prompt) if parsed.kind == "completion" and isinstance(prompt, list) else 1
-        budget = (body.get("max_completion_tokens") or body.get("max_tokens")
-                  or self.max_tokens_cap(parsed.request.model))  # fmt: skip
+        model = parsed.request.model
+        asked = int(body.get("max_completion_tokens") or body.get("max_tokens")
+                    or self.max_tokens_cap(model))  # fmt: skip
         choices = int(parsed.body.get("n") or 1)  # as asked: fan-out asks the model for fewer
-        prompt_estimate = len(str(prompt)) // CHARS_PER_TOKEN
-        completion_estimate = int(budget) * choices * prompts
         caller = ticket.caller
         try:
             reservation = await self.limiter.reserve(
-                caller.limit_scopes, prompt_estimate + completion_estimate
+                caller.limit_scopes, len(str(prompt)) // CHARS_PER_TOKEN + asked * choices * prompts
             )
         except GatewayError as error:
             RATE_LIMITED.labels(error.type).inc()
             ticket.close(error.status)
             raise
         ticket.reservation = reservation
-        if self.budgets is None:
+        if self.budgets is None or not self.budgets.applies(caller.user_id, caller.key_id):
             return reservation
         try:
-            ticket.hold = await self.budgets.reserve(caller.user_id, caller.key_id,
-                                                     parsed.request.model, prompt_estimate,
-                                                     completion_estimate)  # fmt: skip
+            prompt_tokens = await count_prompt(self.pool, parsed, body)
+        except GatewayError as error:  # the model is unknown or down: refused before counting
+            ticket.close(error.status)
+            error.headers = {**reservation.headers(), **error.headers}
+            raise
+        context = self.pool.context_length(model)
+        if context is not None and prompts == 1:  # the engine generates at most what fits
+            asked = max(0, min(asked, context - prompt_tokens))
+        try:
+            ticket.hold = await self.budgets.reserve(
+                caller.user_id, caller.key_id, model, prompt_tokens, asked * choices * prompts
+            )
         except OverBudget as over:
             RATE_LIMITED.labels("insufficient_quota").inc()
             ticket.close(429)  # settles the rate-limit reservation with nothing used

@@ -47,6 +47,10 @@ class _UpstreamModelList(msgspec.Struct):
     data: list[_UpstreamModel]
 
 
+class _TokenCount(msgspec.Struct):
+    count: int
+
+
 @dataclass
 class UpstreamServer:
     base_url: str
@@ -228,6 +232,30 @@ class UpstreamPool:
                 return
         log.warning("ejecting upstream %s: %s", server.base_url, why)
         server.healthy, server.last_error = False, why
+
+    async def tokenize(self, model: str, body: dict[str, Any]) -> int | None:
+        """How many prompt tokens the engine will count for ``body`` (vLLM's ``/tokenize``, at
+        the server root: the same tokenizer and chat template as the generation), or None if no
+        server could say (the caller then falls back on a bound)."""
+        payload = msgspec.json.encode(body)
+        for server in self.servers_for(model):  # not candidates(): the turn is the generation's
+            try:
+                response = await self.client.post(
+                    f"{server.origin}/tokenize",
+                    content=payload,
+                    headers={"Content-Type": "application/json"},
+                    timeout=self.probe_timeout,
+                )
+            except httpx.HTTPError as exc:
+                log.warning("tokenize failed on %s: %r", server.base_url, exc)
+                continue
+            if response.status_code != 200:
+                return None  # refused (the generation will be too), or no such endpoint
+            try:
+                return msgspec.json.decode(response.content, type=_TokenCount).count
+            except msgspec.DecodeError:
+                return None
+        return None
 
     @contextlib.asynccontextmanager
     async def open(

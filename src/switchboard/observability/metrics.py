@@ -63,6 +63,12 @@ SHARED_STATE_ERRORS = Counter(
     "Failed calls to the shared store (Redis) by feature; the request went on without it",
     ["feature"],
 )
+PROMPT_COUNTS = Counter(
+    "switchboard_prompt_counts",
+    "Prompts counted before a budget reservation, by method: the model server's tokenizer, or "
+    "the byte bound when no server could count",
+    ["method"],
+)
 RATE_LIMITED = Counter("switchboard_rate_limited", "Requests refused by a limit", ["limit"])
 BUDGET_USED = Gauge(
     "switchboard_budget_used_ratio",

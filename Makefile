@@ -59,11 +59,29 @@ lint: install ## ruff, format, mypy --strict, import layers, bandit, detect-secr
 	git ls-files -z | xargs -0 $(BIN)/detect-secrets-hook --baseline .secrets.baseline
 	$(BIN)/python tools/check_docs.py
 	$(MAKE) --no-print-directory lint-workflows
+	$(MAKE) --no-print-directory k8s-validate
 
 .PHONY: lint-workflows
 lint-workflows: install ## actionlint and zizmor over .github (both run offline from their wheels)
 	$(BIN)/actionlint -shellcheck "$(abspath $(BIN))/shellcheck" .github/workflows/*.yml
 	$(BIN)/zizmor --offline --min-severity low .github/workflows
+
+# Kubernetes (infra/k8s, docs/scaling.md): rendered with kubectl kustomize and checked offline,
+# the built-in kinds by kubernetes-validate, the custom resources by the CRD validators of
+# infra/k8s/validate (Node.js; npm ci on first use), every object by tools/k8s_policy.py.
+.PHONY: k8s-render k8s-validate router-requirements
+k8s-render: install ## Render every overlay of infra/k8s into test-artifacts/k8s/NAME.yaml
+	$(BIN)/python tools/k8s_manifests.py --render-only
+
+k8s-validate: install ## Render every infra/k8s overlay and validate it offline (schemas, CRDs, policy)
+	@command -v npm >/dev/null 2>&1 || bash .ci/system-deps.sh nodejs npm
+	$(BIN)/python tools/k8s_manifests.py
+
+VLLM_ROUTER_VERSION ?= 0.1.17
+router-requirements: uv ## Lock the router image's requirements with hashes (VLLM_ROUTER_VERSION)
+	echo "vllm-router==$(VLLM_ROUTER_VERSION)" | $(UV) pip compile - --quiet --generate-hashes \
+	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	  --custom-compile-command "make router-requirements" -o infra/docker/router-requirements.txt
 
 # A new fake secret (a test password) fails `make lint`: mark its line `# pragma: allowlist secret`
 # or add it here, then review the new entries (detect-secrets audit .secrets.baseline). The

@@ -17,6 +17,7 @@ BIN = Path(sys.executable).parent
 DOCKERFILES = [
     REPO_ROOT / "model-server/cpu/Dockerfile",
     REPO_ROOT / "infra/docker/gateway.Dockerfile",
+    REPO_ROOT / "infra/docker/router.Dockerfile",
     *sorted(REPO_ROOT.glob("tests/images/standins/*.Dockerfile")),
 ]
 SHELL_SCRIPTS = [
@@ -119,7 +120,7 @@ def test_dockerignore_keeps_what_the_dockerfiles_copy_and_nothing_big() -> None:
     rules = [line for line in lines if line and not line.startswith("#")]
     assert rules[0] == "*", "everything is out unless named"
     kept = [rule[1:].rstrip("/") for rule in rules if rule.startswith("!")]
-    for dockerfile in DOCKERFILES[:2]:  # the two built with the repository as the context
+    for dockerfile in DOCKERFILES[:3]:  # the three built with the repository as the context
         for line in dockerfile.read_text().splitlines():
             if line.startswith("COPY") and "--from" not in line:
                 for source in line.split()[1:-1]:

@@ -34,7 +34,13 @@ if ! curl -fsS --unix-socket "$socket" http://d/_ping >/dev/null 2>&1; then
   echo "engine: starting podman's Docker-compatible API on $socket"
   mkdir -p "$(dirname "$socket")"
   # Outlives this script on purpose: compose and the tests talk to it; later runs reuse it.
-  setsid podman system service --time=0 "unix://$socket" >"$log_dir/podman-service.log" 2>&1 &
+  # Started with every inherited descriptor closed (Popen's close_fds): a lock the caller holds
+  # (flock around a CI step) must not stay held by the service for its whole life.
+  python3 -c 'import subprocess, sys
+with open(sys.argv[1], "wb") as log:
+    subprocess.Popen(sys.argv[2:], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                     start_new_session=True, close_fds=True)' \
+    "$log_dir/podman-service.log" podman system service --time=0 "unix://$socket"
   for _ in $(seq 1 120); do
     curl -fsS --unix-socket "$socket" http://d/_ping >/dev/null 2>&1 && break
     sleep 0.5

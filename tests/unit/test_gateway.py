@@ -252,8 +252,8 @@ async def test_a_stream_closed_right_after_done_is_recorded_as_complete(
         parsed, Caller(user_id=None, key_id=None, rpm=10, tpm=10**6)
     )
     assert completion.events is not None
-    async for item in completion.events:
-        if item is DONE:
+    async for batch in completion.events:
+        if DONE in batch:
             break  # the client goes away here
     await completion.events.aclose()
     assert completion.outcome.status == 200

@@ -114,8 +114,8 @@ async def test_a_stream_is_cached_once_done_passed_even_if_the_caller_leaves_the
         Caller(user_id=int(alice.id), key_id=None, rpm=100, tpm=10**6),
     )
     assert completion.events is not None
-    async for item in completion.events:
-        if item is DONE:
+    async for batch in completion.events:
+        if DONE in batch:
             break  # the caller hangs up as soon as it has [DONE]
     await completion.events.aclose()
     replay = await client.post(CHAT, json=body)

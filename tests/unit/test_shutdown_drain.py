@@ -50,15 +50,22 @@ class Consumer:
     """Reads a stream in its own task, as the server's response task would; with ``go``, it
     waits for it after the first word."""
 
-    def __init__(self, events: AsyncIterator[StreamItem], go: asyncio.Event | None = None) -> None:
+    def __init__(
+        self, events: AsyncIterator[list[StreamItem]], go: asyncio.Event | None = None
+    ) -> None:
         self.items: list[StreamItem] = []
         self.first_chunk = asyncio.Event()
         self.task = asyncio.create_task(self._read(events, go))
 
-    async def _read(self, events: AsyncIterator[StreamItem], go: asyncio.Event | None) -> None:
-        async for item in events:
-            self.items.append(item)
-            if isinstance(item, Chunk) and item.text and not self.first_chunk.is_set():
+    async def _read(
+        self, events: AsyncIterator[list[StreamItem]], go: asyncio.Event | None
+    ) -> None:
+        async for batch in events:
+            self.items += batch
+            if (
+                any(isinstance(i, Chunk) and i.text for i in batch)
+                and not self.first_chunk.is_set()
+            ):
                 self.first_chunk.set()
                 if go is not None:
                     await go.wait()

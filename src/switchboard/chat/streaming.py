@@ -110,18 +110,21 @@ async def stream_reply(
     checked = time.monotonic()
     rendered = 0.0  # when the partial answer was last sent
     try:
-        async with contextlib.aclosing(completion.events) as items:  # closes the upstream
-            async for item in items:
-                if isinstance(item, Chunk) and item.text:
-                    pieces.append(item.text)
-                    if time.monotonic() - rendered >= RENDER_SECONDS:
-                        rendered = time.monotonic()
-                        yield sse("partial", render_markdown("".join(pieces)))
-                elif isinstance(item, StreamFailed):
-                    error = item.error.message + reference
-                    failure = item.error
-                elif isinstance(item, StreamDone):
-                    status, error = "complete", ""
+        async with contextlib.aclosing(completion.events) as batches:  # closes the upstream
+            async for batch in batches:
+                grew = False
+                for item in batch:
+                    if isinstance(item, Chunk) and item.text:
+                        pieces.append(item.text)
+                        grew = True
+                    elif isinstance(item, StreamFailed):
+                        error = item.error.message + reference
+                        failure = item.error
+                    elif isinstance(item, StreamDone):
+                        status, error = "complete", ""
+                if grew and time.monotonic() - rendered >= RENDER_SECONDS:
+                    rendered = time.monotonic()
+                    yield sse("partial", render_markdown("".join(pieces)))
                 if time.monotonic() - checked > STOP_CHECK_SECONDS:
                     checked = time.monotonic()
                     if await is_stopping(message_id):

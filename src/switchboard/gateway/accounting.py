@@ -132,7 +132,12 @@ class Ticket:
     """What the request reserved on monthly budgets (if its key or owner has one)."""
     closed: bool = False
 
+    def limit_headers(self) -> dict[str, str]:
+        """OpenAI's ``x-ratelimit-*`` headers of the request's reservation (none before it)."""
+        return self.reservation.headers() if self.reservation is not None else {}
+
     def close(self, status: int | None = None) -> None:
+        """Settle and record, once; ``status`` overrides the outcome's (None: keep it)."""
         if self.closed:
             return
         self.closed = True

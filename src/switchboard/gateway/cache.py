@@ -10,16 +10,22 @@ that fails (Redis down or slow) is a miss, never an error: ``SafeCache`` counts 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import msgspec
 
 from switchboard.db.redis import redis_client
+from switchboard.gateway.accounting import Outcome
+from switchboard.gateway.chunks import DONE, Chunk, StreamItem
 from switchboard.gateway.protocol import Usage
+from switchboard.gateway.shaping import ChunkInfo, read_chunk
 from switchboard.observability.metrics import CACHE_ERRORS
 
 log = logging.getLogger(__name__)
@@ -43,6 +49,27 @@ _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(CachedAnswer)
 
 
+@dataclass(frozen=True)
+class CachePolicy:
+    """From the caller's ``Cache-Control``: ``no-cache`` skips the lookup, ``no-store`` also
+    keeps the answer out of the cache."""
+
+    read: bool = True
+    write: bool = True
+
+    @classmethod
+    def from_header(cls, value: str | None) -> CachePolicy:
+        if not value:
+            return ALWAYS
+        directives = {part.strip().lower() for part in value.split(",")}
+        if "no-store" in directives:
+            return cls(read=False, write=False)
+        return cls(read="no-cache" not in directives)
+
+
+ALWAYS = CachePolicy()
+
+
 def is_cacheable(body: dict[str, Any]) -> bool:
     """Deterministic: temperature 0, or a seed given."""
     return body.get("temperature") == 0 or body.get("seed") is not None
@@ -53,6 +80,22 @@ def cache_key(path: str, body: dict[str, Any], scope: str) -> str:
     canonical = {k: v for k, v in body.items() if k not in _IGNORED_FIELDS}
     encoded = msgspec.json.encode([path, scope, canonical], order="sorted")
     return "sb:cache:v2:" + hashlib.sha256(encoded).hexdigest()
+
+
+async def replay(
+    cached: CachedAnswer, outcome: Outcome, owned: contextlib.AsyncExitStack
+) -> AsyncGenerator[list[StreamItem], None]:
+    """A cached stream as one batch, after an empty one (the start: from there, closing the
+    generator closes ``owned``, the request's books)."""
+    async with owned:
+        yield []
+        batch: list[StreamItem] = []
+        for data in cached.events:
+            info = read_chunk(data)
+            batch.append(Chunk(data, info.text if isinstance(info, ChunkInfo) else ""))
+        batch.append(DONE)
+        outcome.delivered = True
+        yield batch
 
 
 class ResponseCache(Protocol):

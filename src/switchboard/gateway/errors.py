@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import msgspec
 from litestar.exceptions import HTTPException
@@ -143,3 +144,31 @@ def as_gateway_error(exc: Exception) -> GatewayError:
         error.headers.update(exc.headers or {})
         return error
     return from_http_exception(500, "internal error")
+
+
+def upstream_error(status: int, payload: bytes) -> GatewayError:
+    """Relay a model server's 4xx/5xx in OpenAI's shape, whichever error shape it used."""
+    message, err_type, code, param = f"model server answered {status}", None, None, None
+    try:
+        body = msgspec.json.decode(payload)
+    except msgspec.DecodeError:
+        body = None
+    if isinstance(body, dict):
+        inner: Any = body
+        while isinstance(inner.get("error"), dict):  # {"error": {...}}, or nested once more
+            inner = inner["error"]
+        message = str(inner.get("message") or message)
+        err_type = inner.get("type")
+        code = inner.get("code")
+        param = inner.get("param")
+    if status >= 500:
+        return GatewayError(
+            502, f"The model server failed: {message}", type="server_error", code="upstream_error"
+        )
+    return GatewayError(
+        status,
+        message,
+        type=str(err_type) if isinstance(err_type, str) else "invalid_request_error",
+        code=str(code) if code is not None and not isinstance(code, int) else None,
+        param=str(param) if param is not None else None,
+    )

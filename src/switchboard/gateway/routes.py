@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
@@ -19,7 +19,9 @@ from litestar.response import Stream
 
 from switchboard.gateway.accounting import Caller
 from switchboard.gateway.auth import authenticate
+from switchboard.gateway.cache import CachePolicy
 from switchboard.gateway.chunks import DONE, Chunk, StreamFailed, StreamItem
+from switchboard.gateway.errors import GatewayError
 from switchboard.gateway.parsing import Kind, parse_request
 from switchboard.gateway.protocol import (
     ChatCompletionRequest,
@@ -30,11 +32,13 @@ from switchboard.gateway.protocol import (
     ModelCard,
     ModelList,
 )
-from switchboard.gateway.service import CachePolicy, Completion, GatewayService
+from switchboard.gateway.service import Completion, GatewayService
 from switchboard.keys.services import KeyService
 from switchboard.observability.request_id import request_id_of
+from switchboard.web.disconnect import ClientDisconnected
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 SECURITY: list[dict[str, list[str]]] = [{"BearerAuth": []}]
 
@@ -102,13 +106,30 @@ async def provide_caller(
     return await authenticate(request, keys)
 
 
-async def watch_disconnect(request: Request[Any, Any, Any]) -> None:
+async def listen_for_disconnect(request: Request[Any, Any, Any]) -> None:
     """Return when the client hangs up (the body was already read, so only
     ``http.disconnect`` can arrive)."""
     while True:
         message = await request.receive()
         if message["type"] == "http.disconnect":
             return
+
+
+async def until_disconnect(request: Request[Any, Any, Any], work: Awaitable[T]) -> T:
+    """``work``, cancelled (and the upstream request with it) if the client hangs up first, as
+    vLLM's ``with_cancellation`` does; then ``ClientDisconnected`` (a 499 in the access log)."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(listen_for_disconnect(request))
+    try:
+        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, GatewayError):
+        await task
+    raise ClientDisconnected("client disconnected")
 
 
 class CompletionsController(Controller):
@@ -181,21 +202,15 @@ async def _complete(
     kind: Kind, request: Request[Any, Any, Any], gateway: GatewayService, caller: Caller
 ) -> Response[Any]:
     parsed = parse_request(kind, await request.body())
-    request.scope.setdefault("state", {})["model"] = parsed.request.model
+    request.scope["state"]["model"] = parsed.request.model
     if gateway.settings.log_prompts:  # debugging only: off by default
         log.info("prompt", extra={"request_id": request_id_of(request.scope), "body": parsed.body})
     policy = CachePolicy.from_header(request.headers.get("cache-control"))
     if parsed.request.stream:
         return _stream_response(await gateway.complete(parsed, caller, cache_policy=policy))
-    watcher = asyncio.ensure_future(watch_disconnect(request))
-    try:
-        completion = await gateway.complete(
-            parsed, caller, disconnected=watcher, cache_policy=policy
-        )
-    finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+    completion = await until_disconnect(
+        request, gateway.complete(parsed, caller, cache_policy=policy)
+    )
     return Response(
         content=completion.body or b"",
         media_type="application/json",
@@ -208,7 +223,7 @@ DONE_EVENT = b"data: [DONE]\n\n"
 
 def sse_event(item: StreamItem) -> bytes:
     """One stream item as OpenAI's server-sent events: a chunk, an error (then ``[DONE]``, so
-    that clients stop reading), or the end."""
+    that clients stop reading), or the end. Chunks and errors are JSON: no raw line break."""
     if isinstance(item, Chunk):
         return b"data: " + item.data + b"\n\n"
     if isinstance(item, StreamFailed):
@@ -220,9 +235,9 @@ def sse_event(item: StreamItem) -> bytes:
 def _stream_response(completion: Completion) -> Stream:
     async def events() -> AsyncIterator[bytes]:
         assert completion.events is not None
-        async with contextlib.aclosing(completion.events) as items:  # closes the upstream
-            async for item in items:
-                yield sse_event(item)
+        async with contextlib.aclosing(completion.events) as batches:  # closes the upstream
+            async for batch in batches:
+                yield b"".join([sse_event(item) for item in batch])
 
     return Stream(
         content=events(),

@@ -259,9 +259,15 @@ class UpstreamPool:
 
     @contextlib.asynccontextmanager
     async def open(
-        self, model: str, path: str, body: dict[str, Any]
+        self,
+        model: str,
+        path: str,
+        body: dict[str, Any],
+        route: list[UpstreamServer] | None = None,
     ) -> AsyncIterator[httpx.Response]:
-        """POST ``body`` to ``path`` on a server for ``model``; yield the streaming response.
+        """POST ``body`` to ``path`` on a server for ``model`` (the first of ``route`` that
+        answers: ``candidates(model)`` when the caller has not resolved it); yield the
+        streaming response.
 
         Retries on the next server only when the request never reached the upstream (connection
         refused, DNS, connect timeout), the one case where a retry cannot run the generation
@@ -269,7 +275,7 @@ class UpstreamPool:
         """
         payload = msgspec.json.encode(body)
         last_error = "no model server is answering"
-        for server in self.candidates(model):
+        for server in route if route is not None else self.candidates(model):
             request = self.client.build_request(
                 "POST",
                 f"{server.base_url}{path}",

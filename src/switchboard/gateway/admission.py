@@ -1,0 +1,123 @@
+"""Admission: a request's limits and budget reserved on the way in, settled on the way out.
+
+``Admission.admit`` is one async context manager around everything a request does after its
+caller is known: it reserves a request and the worst case in tokens on the rate limits, then an
+upper bound of its cost on the monthly budgets (the prompt as the engine counts it: concurrent
+requests cannot overspend), and refuses with 429 when either is spent. Its exit is the one place
+a request's books close — answered, refused, failed, timed out or abandoned — with the tokens
+really used: one usage row and one settled reservation per request, whatever happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from switchboard.budgets.service import BudgetService, OverBudget
+from switchboard.gateway.accounting import Caller, Outcome, Recorder, Ticket
+from switchboard.gateway.errors import GatewayError, insufficient_quota
+from switchboard.gateway.limits import RateLimiter
+from switchboard.gateway.parsing import ParsedRequest
+from switchboard.gateway.prompt_tokens import count_prompt
+from switchboard.gateway.upstream import UpstreamPool
+from switchboard.observability.metrics import RATE_LIMITED
+
+log = logging.getLogger(__name__)
+CHARS_PER_TOKEN = 4
+"""The rate limits' quick prompt estimate (their reservation is settled with the real count)."""
+
+
+def internal_error(request_id: str) -> GatewayError:
+    reference = f" (request id {request_id})" if request_id else ""
+    return GatewayError(
+        500,
+        f"The server had an error while processing your request{reference}.",
+        type="server_error",
+        code="internal_error",
+    )
+
+
+class Admission:
+    def __init__(
+        self,
+        limiter: RateLimiter,
+        budgets: BudgetService | None,
+        pool: UpstreamPool,
+        recorder: Recorder,
+        max_tokens_cap: Callable[[str], int],
+    ) -> None:
+        self.limiter = limiter
+        self.budgets = budgets
+        self.pool = pool
+        self.recorder = recorder
+        self.max_tokens_cap = max_tokens_cap
+
+    @asynccontextmanager
+    async def admit(
+        self, parsed: ParsedRequest, body: dict[str, Any], caller: Caller, outcome: Outcome
+    ) -> AsyncIterator[Ticket]:
+        """Reserve (or raise the refusal, its books closed); yield the request's ticket; close
+        it on the way out with the request's outcome. An error the caller should see keeps its
+        status; anything unexpected is logged and becomes a 500 that names the request id."""
+        ticket = Ticket(caller, outcome, self.recorder)
+        await self._reserve(ticket, parsed, body)
+        try:
+            yield ticket
+        except GatewayError as error:
+            ticket.close(error.status)
+            error.headers = {**ticket.limit_headers(), **error.headers}
+            raise
+        except (asyncio.CancelledError, GeneratorExit):
+            ticket.close(None if outcome.delivered else 499)
+            raise
+        except Exception:
+            log.exception("completion failed", extra={"request_id": caller.request_id})
+            ticket.close(500)
+            raise internal_error(caller.request_id) from None
+        else:
+            ticket.close()
+
+    async def _reserve(self, ticket: Ticket, parsed: ParsedRequest, body: dict[str, Any]) -> None:
+        """A request and its worst case in tokens on the rate limits (a quick estimate of the
+        prompt: the limit is settled with the real count after), then an upper bound of its
+        cost on the monthly budgets."""
+        prompt = body.get("messages") or body.get("prompt") or ""
+        prompts = len(prompt) if parsed.kind == "completion" and isinstance(prompt, list) else 1
+        model = parsed.request.model
+        asked = int(body.get("max_completion_tokens") or body.get("max_tokens")
+                    or self.max_tokens_cap(model))  # fmt: skip
+        choices = int(parsed.body.get("n") or 1)  # as asked: fan-out asks the model for fewer
+        caller = ticket.caller
+        estimate = len(str(prompt)) // CHARS_PER_TOKEN + asked * choices * prompts
+        try:
+            ticket.reservation = await self.limiter.reserve(caller.limit_scopes, estimate)
+        except GatewayError as error:
+            RATE_LIMITED.labels(error.type).inc()
+            ticket.close(error.status)
+            raise
+        if self.budgets is None or not self.budgets.applies(caller.user_id, caller.key_id):
+            return
+        try:
+            prompt_tokens = await count_prompt(self.pool, parsed, body)
+        except GatewayError as error:  # the model is unknown or down: refused before counting
+            ticket.close(error.status)
+            error.headers = {**ticket.limit_headers(), **error.headers}
+            raise
+        context = self.pool.context_length(model)
+        if context is not None and prompts == 1:  # the engine generates at most what fits
+            asked = max(0, min(asked, context - prompt_tokens))
+        try:
+            ticket.hold = await self.budgets.reserve(
+                caller.user_id, caller.key_id, model, prompt_tokens, asked * choices * prompts
+            )
+        except OverBudget as over:
+            RATE_LIMITED.labels("insufficient_quota").inc()
+            ticket.close(429)  # settles the rate-limit reservation with nothing used
+            retry_after = int((over.renews - dt.datetime.now(dt.UTC)).total_seconds())
+            refusal = insufficient_quota(over.message, retry_after)
+            refusal.headers = {**ticket.limit_headers(), **refusal.headers}
+            raise refusal from None

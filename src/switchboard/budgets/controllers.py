@@ -16,9 +16,8 @@ from switchboard.accounts.services import get_user_by_name, usernames
 from switchboard.budgets import catalog
 from switchboard.budgets.service import BudgetService
 from switchboard.keys.services import KeyService, key_labels
+from switchboard.web.inputs import MAX_ID
 from switchboard.web.rendering import page
-
-MAX_ID = 2**31 - 1
 
 
 class PriceForm(msgspec.Struct):
@@ -175,7 +174,7 @@ class Holders:
 
 def _fits_an_id(number: str) -> bool:
     """Digits of an id the id columns can hold (PostgreSQL's integer: up to 2^31 - 1)."""
-    return number.isdigit() and len(number) <= 10 and int(number) <= MAX_ID
+    return number.isascii() and number.isdigit() and len(number) <= 10 and int(number) <= MAX_ID
 
 
 async def _subject_id(kind: str, subject: str) -> int | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -54,8 +55,15 @@ RENDER_SECONDS = 0.25
 RenderDone = Callable[[int], Awaitable[str]]
 
 
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
+"""What ends a line of an event stream (WHATWG HTML, 9.2.6): CRLF, LF or CR alike."""
+
+
 def sse(event: str, payload: str) -> bytes:
-    lines = "".join(f"data: {line}\n" for line in payload.split("\n"))
+    """One event whose data is ``payload``, whatever line breaks it holds: every line of it
+    gets its own ``data:`` field, so none can end the event or start a field of its own. The
+    browser joins them with LF (HTML treats CR, CRLF and LF alike)."""
+    lines = "".join(f"data: {line}\n" for line in LINE_BREAK.split(payload))
     return f"event: {event}\n{lines}\n".encode()
 
 

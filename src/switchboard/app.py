@@ -32,6 +32,7 @@ from switchboard.budgets.counters import MemorySpend, RedisSpend
 from switchboard.budgets.service import BudgetService
 from switchboard.chat.controllers import ChatController
 from switchboard.chat.history_controllers import ChatHistoryController
+from switchboard.chat.quotas import ChatQuotas, MemoryQuotas, RedisQuotas
 from switchboard.chat.transfer_controllers import ChatTransferController
 from switchboard.db.engine import UNAVAILABLE as DATABASE_UNAVAILABLE
 from switchboard.db.engine import AnyEngine, build_engine, close_engine, open_engine
@@ -240,6 +241,12 @@ def create_app(
     # what the sessions' store raises when it cannot be reached: Redis', or the database's
     store_errors = connection_errors() if shared is not None else DATABASE_UNAVAILABLE
     throttle = SignInThrottle(RedisFailures(shared) if shared is not None else MemoryFailures())
+    quotas = ChatQuotas(
+        RedisQuotas(shared) if shared is not None else MemoryQuotas(),
+        followers=settings.max_follower_streams,
+        imports_per_hour=settings.imports_per_hour,
+        lease=settings.upstream_total_timeout + 60,  # a follower waits that long at most
+    )
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -276,6 +283,7 @@ def create_app(
         dependencies={
             "settings": Provide(lambda: settings, sync_to_thread=False),
             "throttle": Provide(lambda: throttle, sync_to_thread=False),
+            "quotas": Provide(lambda: quotas, sync_to_thread=False),
             "db": provide("db"),
             "upstream_pool": provide("pool"),
             "gateway": provide("gateway"),

@@ -18,12 +18,13 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from switchboard.chat.markdown import render_markdown
+from switchboard.chat.quotas import ChatQuotas
 from switchboard.chat.services import (
     LIVE,
     finish_message,
@@ -149,7 +150,7 @@ async def stream_reply(
 
 async def follow_reply(
     message_id: int, render_done: RenderDone, patience: float
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """Another request generates this reply: wait for it to end, then show it (never start a
     second generation)."""
     deadline = time.monotonic() + patience
@@ -158,3 +159,21 @@ async def follow_reply(
             break
         await asyncio.sleep(STOP_CHECK_SECONDS)
     yield sse("done", await render_done(message_id))
+
+
+async def within_quota(
+    quotas: ChatQuotas,
+    user_id: int,
+    events: AsyncGenerator[bytes, None],
+    render_refused: Callable[[], Awaitable[str]],
+) -> AsyncIterator[bytes]:
+    """``events`` of a follower stream while ``user_id`` holds one of their places (each polls
+    the database); beyond them, one ``done`` event with the notice (which the page shows in
+    place of the answer, and which closes the stream: no reconnection)."""
+    async with quotas.following(user_id) as admitted:
+        if not admitted:
+            yield sse("done", await render_refused())
+            return
+        async with contextlib.aclosing(events) as followed:
+            async for event in followed:
+                yield event

@@ -56,8 +56,12 @@ def id_routes(app: Any) -> list[tuple[str, str]]:
 # --- anonymous ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/static/%00", "/static/switchboard%00.css", "/static/a/%00/b"])
-def test_a_nul_in_a_static_path_is_a_404_page(
+@pytest.mark.parametrize(
+    "path",
+    ["/static/%00", "/static/switchboard%00.css", "/static/a/%00/b", "/static/" + "x" * 256,
+     "/static/vendor/" + "é" * 128],
+)  # fmt: skip
+def test_a_nul_or_an_overlong_name_in_a_static_path_is_a_404_page(
     live_fake: LiveServer, web: WebFactory, caplog: pytest.LogCaptureFixture, path: str
 ) -> None:
     response = web(live_fake.url).http.get(path)

@@ -42,6 +42,7 @@ SESSION_KEY = "csrf"
 """Where the session keeps its token."""
 HEADER = "x-csrftoken"
 FORM_FIELD = "_csrf_token"
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 TOKEN_STATE = "switchboard.csrf_token"  # noqa: S105 - a key, not a secret  # nosec B105
 """Scope-state key: the token of this request (what the templates render)."""
 RANDOM_BYTES = 32
@@ -154,9 +155,14 @@ class CSRFGuard(ASGIMiddleware):
         if request.method not in SAFE_METHODS:
             if (why := self.refusal(request)) is not None:
                 raise PermissionDeniedException(why)
-            given = request.headers.get(HEADER) or await self._form_token(request)
+            given, form = request.headers.get(HEADER), None
+            if not given and request.content_type[0] in FORM_TYPES:
+                form = await request.form()
+                given = value if isinstance(value := form.get(FORM_FIELD), str) else None
             expected = bound if isinstance(bound, str) else visitor
             if not (expected and given and _same(given, expected)):
+                if form is not None:  # no route will: its uploads would stay open
+                    await form.close()
                 raise PermissionDeniedException(EXPIRED)
             token = expected
         elif isinstance(bound, str):
@@ -168,13 +174,6 @@ class CSRFGuard(ASGIMiddleware):
             token = visitor or self.new_visitor_token()
         scope.setdefault("state", {})[TOKEN_STATE] = token
         await next_app(scope, receive, self._keeping_cookie(scope, send, cookie))
-
-    async def _form_token(self, request: Request[Any, Any, Any]) -> str | None:
-        if request.content_type[0] not in ("application/x-www-form-urlencoded",
-                                           "multipart/form-data"):  # fmt: skip
-            return None
-        value = (await request.form()).get(FORM_FIELD)
-        return value if isinstance(value, str) else None
 
     def _keeping_cookie(self, scope: Scope, send: Send, cookie: str | None) -> Send:
         """The cookie follows the request's final token: a sign-in makes a new one, and a

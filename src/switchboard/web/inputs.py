@@ -3,8 +3,10 @@ whole app, so a new route is covered the day it is added):
 
 - an id in the path beyond what the id columns hold (PostgreSQL's integer ends at 2^31 - 1,
   SQLite's at 2^63 - 1; either would be a database error): 404, as for any missing id;
-- a NUL character in the path (no file or id has one: 404), or in a query or form field (400
-  that names the field). PostgreSQL cannot store NUL in text, and no person types one.
+- a NUL character in the path, or a part of it longer than a file name can be (no file or id
+  has either: 404; the static files' router would fail on both), or a NUL in a query or form
+  field (400 that names the field). PostgreSQL cannot store NUL in text, and no person types
+  one.
 
 The ``/v1`` API is the gateway's: it answers in its own error shape, so it is left out here.
 """
@@ -22,6 +24,8 @@ from litestar.exceptions import ClientException, NotFoundException
 MAX_ID = 2**31 - 1
 """The largest id (and whole number in a form) every supported database's integer holds."""
 NUL = "\x00"
+MAX_NAME_BYTES = 255
+"""The longest file name Linux and macOS file systems take."""
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 BeforeRequest = Callable[[Request[Any, Any, Any]], Awaitable[None]]
@@ -41,6 +45,11 @@ def _first_with_nul(pairs: Iterable[tuple[str, Any]]) -> str | None:
     return None
 
 
+def _overlong(path: str) -> bool:
+    """A part of a path no file system takes (a static file's: the OS refuses the name)."""
+    return any(len(part.encode()) > MAX_NAME_BYTES for part in path.split("/"))
+
+
 def refuse_hostile_input(skip: re.Pattern[str]) -> BeforeRequest:
     """The app's ``before_request`` hook; paths matching ``skip`` (the API) are left alone."""
 
@@ -50,7 +59,7 @@ def refuse_hostile_input(skip: re.Pattern[str]) -> BeforeRequest:
         for value in request.path_params.values():
             if isinstance(value, int) and not 0 < value <= MAX_ID:
                 raise NotFoundException("That does not exist.")
-            if NUL in str(value):
+            if NUL in str(value) or _overlong(str(value)):
                 raise NotFoundException("That does not exist.")
         if (name := _first_with_nul(request.query_params.multi_items())) is not None:
             raise nul_refused(f"query parameter {name!r}")

@@ -122,6 +122,21 @@ def test_numbers_beyond_the_columns_in_forms_are_refused(
     assert unhandled(caplog) == []
 
 
+@pytest.mark.parametrize(
+    ("path", "form"),
+    [("/admin/budgets/limits/remove", {"kind": "key", "subject_id": "\u00b2"}),
+     ("/admin/budgets/limits", {"kind": "key", "subject": "#\u00b2", "tokens": "5"})],
+)  # fmt: skip
+def test_digits_int_cannot_read_are_no_such_budget(
+    boss: WebSession, caplog: pytest.LogCaptureFixture, path: str, form: dict[str, str]
+) -> None:
+    """ "²" is a digit to str.isdigit() but not to int() (found by the fuzz)."""
+    response = boss.post(path, form)
+    assert response.status_code == 400, response.status_code
+    assert "No such" in response.text
+    assert unhandled(caplog) == []
+
+
 # --- NUL characters -----------------------------------------------------------------------------
 
 

@@ -16,8 +16,9 @@ from switchboard.accounts.services import get_user_by_name, usernames
 from switchboard.budgets import catalog
 from switchboard.budgets.service import BudgetService
 from switchboard.keys.services import KeyService, key_labels
-from switchboard.web.inputs import MAX_ID
 from switchboard.web.rendering import page
+
+MAX_ID = 2**31 - 1
 
 
 class PriceForm(msgspec.Struct):

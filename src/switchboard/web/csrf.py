@@ -137,13 +137,13 @@ class CSRFGuard(ASGIMiddleware):
         origin = request.headers.get("origin", "").strip()
         if site in ("same-origin", "none"):
             return None
-        if not site and not origin:  # not a browser, or one from before 2020
+        if not site and not origin:  # not a browser, or one too old to send either
             return None
         if origin_of(origin) in self.trusted_origins:
             return None
         if not site and urlsplit(origin).netloc.lower() == request.headers.get("host", "").lower():
             return None  # the scheme is not compared: behind a proxy the app may see http
-        return FOREIGN.format(origin=origin or "cross-site")
+        return FOREIGN.format(origin=origin[:200] or "cross-site")
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         request: Request[Any, Any, Any] = Request(scope, receive)

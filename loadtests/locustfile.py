@@ -64,6 +64,8 @@ class BrowserUser(HttpUser):
         )
         if response.status_code != 303:
             raise RuntimeError(f"sign-in failed: {response.status_code}")
+        # signing in makes a new CSRF token (bound to the session); the cookie carries it
+        self.client.headers["x-csrftoken"] = self.client.cookies.get("csrftoken", "")
         new = self.client.post("/chat/new", name="/chat/new", allow_redirects=False)
         self.conversation = new.headers["location"].rsplit("/", 1)[1]
 

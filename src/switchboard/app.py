@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -13,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 from litestar import Litestar
-from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware.session.server_side import ServerSideSessionConfig
@@ -32,6 +32,7 @@ from switchboard.budgets.counters import MemorySpend, RedisSpend
 from switchboard.budgets.service import BudgetService
 from switchboard.chat.controllers import ChatController
 from switchboard.chat.history_controllers import ChatHistoryController
+from switchboard.chat.quotas import ChatQuotas, MemoryQuotas, RedisQuotas
 from switchboard.chat.transfer_controllers import ChatTransferController
 from switchboard.db.engine import UNAVAILABLE as DATABASE_UNAVAILABLE
 from switchboard.db.engine import AnyEngine, build_engine, close_engine, open_engine
@@ -60,9 +61,11 @@ from switchboard.usage.controllers import UsageController
 from switchboard.usage.queries import prune
 from switchboard.usage.rows import UsageEvent
 from switchboard.usage.writer import UsageWriter
+from switchboard.web.csrf import CSRFGuard
 from switchboard.web.errors import exception_handler
 from switchboard.web.forwarded import ForwardedHeaders
 from switchboard.web.headers import docs_render_plugins, security_headers
+from switchboard.web.inputs import refuse_hostile_input
 from switchboard.web.templating import template_config, templates_dir
 
 if TYPE_CHECKING:
@@ -184,7 +187,8 @@ async def _drain(gateway: GatewayService, grace: float) -> None:
 
 
 # Anchored: an unanchored "/v1" would also exempt "/chat/v1..." from sessions and CSRF.
-NO_SESSION_PATHS = [r"^/v1(/|$)", r"^/metrics$", r"^/healthz$", r"^/readyz$", r"^/static/"]
+API_PATH = r"^/v1(/|$)"
+NO_SESSION_PATHS = [API_PATH, r"^/metrics$", r"^/healthz$", r"^/readyz$", r"^/static/"]
 
 
 def cookie_name(settings: Settings, name: str) -> str:
@@ -203,6 +207,18 @@ def session_config(settings: Settings) -> ServerSideSessionConfig:
         httponly=True,
         samesite="lax",
         secure=settings.secure_cookies,
+        exclude=NO_SESSION_PATHS,
+    )
+
+
+def csrf_guard(settings: Settings) -> CSRFGuard:
+    """web/csrf.py: the request's origin, and a token bound to the session (a visitor's to a
+    signed cookie); the public URL is an origin of ours even when the proxy rewrites Host."""
+    return CSRFGuard(
+        settings.secret_key,
+        cookie_name(settings, "csrftoken"),
+        secure=settings.secure_cookies,
+        trusted_origins=[settings.public_url] if settings.public_url else [],
         exclude=NO_SESSION_PATHS,
     )
 
@@ -226,6 +242,12 @@ def create_app(
     # what the sessions' store raises when it cannot be reached: Redis', or the database's
     store_errors = connection_errors() if shared is not None else DATABASE_UNAVAILABLE
     throttle = SignInThrottle(RedisFailures(shared) if shared is not None else MemoryFailures())
+    quotas = ChatQuotas(
+        RedisQuotas(shared) if shared is not None else MemoryQuotas(),
+        followers=settings.max_follower_streams,
+        imports_per_hour=settings.imports_per_hour,
+        lease=settings.upstream_total_timeout + 60,  # a follower waits that long at most
+    )
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -262,6 +284,7 @@ def create_app(
         dependencies={
             "settings": Provide(lambda: settings, sync_to_thread=False),
             "throttle": Provide(lambda: throttle, sync_to_thread=False),
+            "quotas": Provide(lambda: quotas, sync_to_thread=False),
             "db": provide("db"),
             "upstream_pool": provide("pool"),
             "gateway": provide("gateway"),
@@ -272,14 +295,11 @@ def create_app(
         },
         lifespan=[lifespan],
         before_send=[add_request_id_header, security_headers(settings)],
-        middleware=[session_middleware(session_config(settings), store_errors, shared is not None)],
-        csrf_config=CSRFConfig(
-            secret=settings.secret_key,
-            cookie_name=cookie_name(settings, "csrftoken"),
-            cookie_secure=settings.secure_cookies,
-            cookie_samesite="lax",
-            exclude=NO_SESSION_PATHS,
-        ),
+        before_request=refuse_hostile_input(re.compile(API_PATH)),
+        middleware=[
+            session_middleware(session_config(settings), store_errors, shared is not None),
+            csrf_guard(settings),  # inside the sessions: it reads the session's token
+        ],
         stores={"sessions": session_store(shared)},
         exception_handlers={Exception: exception_handler(as_gateway_error)},
         template_config=template_config(),

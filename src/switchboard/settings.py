@@ -122,6 +122,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Seconds a verified API key is remembered by a worker: a revoked key or a disabled user
     stops working on every worker within this time."""
 
+    # --- workspace --------------------------------------------------------------------------
+    max_follower_streams: int = 4
+    """Streams one person may hold open at once on answers another request is writing (a page
+    reloaded, another tab): each waits for the answer to end. One more shows a notice."""
+    imports_per_hour: int = 20
+    """Conversation imports one person may start per hour (each can write 50,000 messages)."""
+
     # --- observability ----------------------------------------------------------------------
     metrics_token: str = ""
     """Bearer token Prometheus sends to /metrics (it also shows /readyz's checks); required in
@@ -205,7 +212,8 @@ def _check(settings: Settings) -> None:
             fail("upstream_urls", f"{upstream!r} is not an http(s) URL")
     positive = ("max_body_bytes", "database_pool_size", "model_max_len", "workers",
                 "default_rpm", "default_tpm", "usage_batch_size", "usage_buffer_max",
-                "password_min_length", "session_days", "max_keys_per_user")  # fmt: skip
+                "password_min_length", "session_days", "max_keys_per_user",
+                "max_follower_streams", "imports_per_hour")  # fmt: skip
     for name in positive:
         if getattr(settings, name) <= 0:
             fail(name, "must be positive")

@@ -87,9 +87,19 @@ document.addEventListener("htmx:sseMessage", () => {
   lastScrollY = window.scrollY;
 });
 
-// Errors from htmx requests appear in place, not as a silent failure.
+// Errors from htmx requests appear in place, not as a silent failure: the error page's message
+// (a form out of date, a request from another site, a NUL character), else the status.
 document.addEventListener("htmx:responseError", (event) => {
   const toast = document.getElementById("toast");
-  const id = event.detail.xhr.getResponseHeader("x-request-id") || "";
-  toast.textContent = `Something went wrong (${event.detail.xhr.status}). Request id ${id}`;
+  const xhr = event.detail.xhr;
+  const id = xhr.getResponseHeader("x-request-id") || "";
+  let message = "";
+  if ((xhr.getResponseHeader("content-type") || "").startsWith("text/html")) {
+    const page = new DOMParser().parseFromString(xhr.responseText, "text/html");  // runs nothing
+    const found = page.querySelector(".error-page p");
+    message = found ? found.textContent.trim() : "";
+  }
+  toast.textContent = message
+    ? `${message} (error ${xhr.status}, request id ${id})`
+    : `Something went wrong (${xhr.status}). Request id ${id}`;
 });

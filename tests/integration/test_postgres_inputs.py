@@ -105,25 +105,28 @@ def test_import_drops_nul_characters_postgresql_cannot_store(person: Person) -> 
     assert imported["messages"][0]["content"] == "ab"
 
 
-def test_nul_characters_from_the_forms_are_dropped_not_a_500(
+def test_nul_characters_in_the_forms_are_a_400_not_a_500(
     person: Person, fake_upstream: FakeUpstream
 ) -> None:
     _, session = person()
     chat = session.new_conversation()
-    assert (
-        session.post(f"/chat/{chat}/messages", {"content": "hello\u0000 there"}).status_code == 303
-    )
-    assert fake_upstream.requests[-1]["messages"][-1] == {"role": "user", "content": "hello there"}
-    assert session.post(f"/chat/{chat}/edit", {"content": "edited\u0000 again"}).status_code == 303
-    assert session.post(f"/chat/{chat}/rename", {"title": "re\u0000named"}).status_code == 303
     settings = {"system_prompt": "be\u0000brief", "model": "fake-model", "temperature": "0.5",
                 "max_tokens": "64"}  # fmt: skip
-    assert session.post(f"/chat/{chat}/settings", settings).status_code == 303
-    assert session.post(f"/chat/{chat}/messages", {"content": "\u0000"}).status_code == 400
-    assert listed(session, "re\u0000named") == ["renamed"]
+    for path, form in [
+        (f"/chat/{chat}/messages", {"content": "hello\u0000 there"}),
+        (f"/chat/{chat}/edit", {"content": "edited\u0000 again"}),
+        (f"/chat/{chat}/rename", {"title": "re\u0000named"}),
+        (f"/chat/{chat}/settings", settings),
+        (f"/chat/{chat}/messages", {"content": "\u0000"}),
+    ]:
+        response = session.post(path, form)
+        assert response.status_code == 400, (path, response.status_code)
+        assert "NUL character" in response.text
+    search = session.http.get("/chat/list", params={"q": "re\u0000named"})
+    assert search.status_code == 400
+    assert fake_upstream.requests == []
     [stored] = owned(session)
-    assert (stored["title"], stored["system_prompt"]) == ("renamed", "bebrief")
-    assert [m["content"] for m in stored["messages"] if m["role"] == "user"] == ["edited again"]
+    assert (stored["title"], stored["system_prompt"], stored["messages"]) == ("New chat", "", [])
 
 
 def test_import_limits_hold_and_a_refused_import_adds_nothing(person: Person) -> None:

@@ -21,6 +21,7 @@ from switchboard.accounts.services import (
 )
 from switchboard.accounts.tables import User
 from switchboard.settings import Settings
+from switchboard.web.inputs import MAX_ID
 from switchboard.web.rendering import page
 
 
@@ -114,10 +115,12 @@ class AdminController(Controller):
     ) -> Template:
         try:
             rpm, tpm = int(data.default_rpm), int(data.default_tpm)
-            if rpm <= 0 or tpm <= 0:
+            if not (0 < rpm <= MAX_ID and 0 < tpm <= MAX_ID):  # what the columns hold
                 raise ValueError
         except ValueError:
-            return await self._render(request, error="Limits are positive whole numbers.")
+            return await self._render(
+                request, error=f"Limits are whole numbers from 1 to {MAX_ID}."
+            )
         changed = (
             await User.update({User.default_rpm: rpm, User.default_tpm: tpm})
             .where(User.id == user_id)

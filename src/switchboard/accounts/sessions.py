@@ -3,7 +3,8 @@
 sign-ins and a redeploy signs nobody out.
 
 Litestar's backend reuses whatever id the browser sends; ours does not:
-- an id the store does not know is ignored (an attacker cannot plant one: session fixation);
+- an id the store does not know is ignored (an attacker cannot plant one: session fixation),
+  and one that is not of our shape is not even looked up;
 - a new id is issued on sign-in (``start_session``), and sign-out deletes the session;
 - nothing is stored, and no cookie set, for a visitor who has no session data.
 
@@ -39,6 +40,7 @@ from litestar.utils.dataclass import extract_dataclass_items
 from switchboard.accounts.tables import Session
 from switchboard.observability.metrics import SHARED_STATE_ERRORS
 from switchboard.observability.request_id import request_id_of
+from switchboard.web.csrf import new_session_token
 from switchboard.web.errors import error_page
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,7 @@ UNAVAILABLE = (
     "safe; please try again in a minute."
 )
 RETRY_AFTER_SECONDS = 30
+HEX_DIGITS = frozenset("0123456789abcdef")
 
 
 class SessionStoreUnavailable(Exception):
@@ -59,9 +62,10 @@ class SessionStoreUnavailable(Exception):
 
 
 def start_session(request: Request[Any, Any, Any], data: dict[str, Any]) -> None:
-    """Sign-in: replace the session under a new id (the old one, if any, is deleted)."""
+    """Sign-in: replace the session under a new id (the old one, if any, is deleted), with a
+    new CSRF token (a token from before, a visitor's too, is refused from now on)."""
     request.scope.setdefault("state", {})[ROTATE] = True
-    request.set_session(data)
+    request.set_session(new_session_token(request, data))
 
 
 class SessionBackend(ServerSideSessionBackend):
@@ -85,11 +89,18 @@ class SessionBackend(ServerSideSessionBackend):
         except self.unavailable as exc:
             raise SessionStoreUnavailable(str(exc)) from exc
 
+    def well_formed(self, session_id: str) -> bool:
+        """An id this backend could have issued (hex of ``session_id_bytes``). Anything else is
+        never looked up: a NUL in it is an error to PostgreSQL, and no such session exists."""
+        return len(session_id) == 2 * self.config.session_id_bytes and all(
+            c in HEX_DIGITS for c in session_id
+        )
+
     async def load_from_connection(
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> dict[str, Any]:
         session_id = connection.cookies.get(self.config.key)
-        if session_id:
+        if session_id and self.well_formed(session_id):
             store = self.config.get_store_from_app(connection.scope["app"])
             with self._reaching_store():
                 data = await self.get(session_id, store=store)

@@ -175,7 +175,7 @@ class Holders:
 
 def _fits_an_id(number: str) -> bool:
     """Digits of an id the id columns can hold (PostgreSQL's integer: up to 2^31 - 1)."""
-    return number.isdigit() and len(number) <= 10 and int(number) <= MAX_ID
+    return number.isascii() and number.isdigit() and len(number) <= 10 and int(number) <= MAX_ID
 
 
 async def _subject_id(kind: str, subject: str) -> int | None:

@@ -17,7 +17,8 @@ from litestar.response import Redirect, Stream, Template
 
 from switchboard.accounts.guards import requires_user
 from switchboard.chat import services
-from switchboard.chat.streaming import follow_reply, stream_reply
+from switchboard.chat.quotas import ChatQuotas
+from switchboard.chat.streaming import follow_reply, stream_reply, within_quota
 from switchboard.chat.tables import Conversation, Message
 from switchboard.chat.views import (
     TEMPLATE,
@@ -34,6 +35,12 @@ from switchboard.web.rendering import page, render_block
 
 if TYPE_CHECKING:
     from switchboard.accounts.tables import User
+
+
+FOLLOWERS_REFUSED = (
+    "This answer is still being written, and you already have {limit} pages waiting for "
+    "answers like this one. Close some tabs or windows, then reload this page to see it."
+)
 
 
 class MessageForm(msgspec.Struct):
@@ -137,6 +144,7 @@ class ChatController(Controller):
         conversation_id: FromPath[int],
         message_id: FromPath[int],
         gateway: NamedDependency[GatewayService],
+        quotas: NamedDependency[ChatQuotas],
     ) -> Stream:
         user, conversation = await conversation_of(request, conversation_id)
         message = (
@@ -163,7 +171,14 @@ class ChatController(Controller):
                                   request_id_of(request.scope))  # fmt: skip
         else:  # another request generates it, or it is finished (a reload): wait, then show it
             wait = gateway.settings.upstream_total_timeout
-            events = follow_reply(int(message.id), render_done, wait)
+
+            async def render_refused() -> str:
+                notice = FOLLOWERS_REFUSED.format(limit=quotas.followers)
+                return await render_block(request, TEMPLATE, "follow_refused",
+                                          message_id=int(message.id), notice=notice)  # fmt: skip
+
+            followed = follow_reply(int(message.id), render_done, wait)
+            events = within_quota(quotas, int(user.id), followed, render_refused)
         return Stream(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
     @post("/{conversation_id:int}/messages/{message_id:int}/stop", status_code=204)

@@ -74,14 +74,16 @@ def detect(data: Any) -> str | None:
 
 
 def _time(value: Any) -> dt.datetime | None:
-    """A Unix time in seconds (or milliseconds, as some Open WebUI versions write)."""
+    """A Unix time in seconds (or milliseconds, as some Open WebUI versions write); None for
+    one outside the dates the workspace shows (import_limits.EARLIEST to LATEST)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     seconds = value / 1000 if value > 1e11 else value
     try:
-        return dt.datetime.fromtimestamp(seconds, dt.UTC)
+        when = dt.datetime.fromtimestamp(seconds, dt.UTC)
     except (OverflowError, OSError, ValueError):
         return None
+    return when if import_limits.date_problem(when) is None else None
 
 
 def _title(value: Any, fallback: str) -> str:
@@ -215,21 +217,32 @@ UNKNOWN = (
 )
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+TOO_DEEP = "That file nests too deeply to be an export (JSON lists and objects inside each other)."
+
+
 def parse_import(raw: bytes) -> tuple[Export, ImportReport]:
     """The conversations in ``raw`` (any format above), within the import limits (else
     ImportError_ says which), and what was left out."""
     if len(raw) > import_limits.MAX_IMPORT_BYTES:
         raise ImportTooLarge(import_limits.TOO_LARGE)
+    try:  # checked first: msgspec reports bad UTF-8 only where a string holds it, untyped
+        text = raw.removeprefix(UTF8_BOM).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ImportError_(f"That file is not UTF-8 text (byte {exc.start}): "
+                           "exports are UTF-8 JSON.") from None  # fmt: skip
     try:
-        data = msgspec.json.decode(raw)
+        data = msgspec.json.decode(text)
     except msgspec.DecodeError:
         raise ImportError_("That file is not JSON.") from None
+    except RecursionError:
+        raise ImportError_(TOO_DEEP) from None
     source = detect(data)
     if source is None:
         raise ImportError_(UNKNOWN)
     if source == "switchboard":
         try:
-            export = msgspec.json.decode(raw, type=Export)  # typed: its own dates and errors
+            export = msgspec.json.decode(text, type=Export)  # typed: its own dates and errors
         except msgspec.ValidationError as exc:
             raise ImportError_(f"That file is not a Switchboard export: {exc}") from None
         report = ImportReport(source=source)

@@ -8,6 +8,7 @@ the app itself stores, a message at about what the message form accepts.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,11 @@ MAX_MESSAGE_CHARS = 1_000_000
 """About what the message form takes (``SWITCHBOARD_MAX_BODY_BYTES``, 1 MiB by default)."""
 INSERT_BATCH = 500
 """Messages per INSERT statement (below SQLite's and PostgreSQL's bound-parameter limits)."""
+
+EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+"""Dates an import may carry: every page can show them in any time zone (the year 1 or 9999
+cannot be shifted by a zone's offset; PostgreSQL stores them, then fails to read them back)."""
 
 TOO_LARGE = (
     f"An import file can be at most {MAX_IMPORT_BYTES // MIB} MiB: export fewer conversations "
@@ -58,12 +64,34 @@ def first_problem(export: Export) -> str | None:
         for what, text, limit in lengths:
             if len(text) > limit:
                 return f"{where}: {what} is longer than {limit} characters."
+        for what, when in (("its creation date", item.created_at),
+                           ("its last change", item.updated_at)):  # fmt: skip
+            if when is not None and (problem := date_problem(when)):
+                return f"{where}: {what} {problem}."
         for index, message in enumerate(item.messages, start=1):
             if len(message.content) > MAX_MESSAGE_CHARS:
                 return f"{where}: message {index} is longer than {MAX_MESSAGE_CHARS} characters."
+            if message.created_at is not None and (problem := date_problem(message.created_at)):
+                return f"{where}: the date of message {index} {problem}."
     if total > MAX_IMPORT_TOTAL_MESSAGES:
         return f"At most {MAX_IMPORT_TOTAL_MESSAGES} messages per import (this file has {total})."
     return None
+
+
+def as_utc(when: dt.datetime) -> dt.datetime:
+    """A date without a zone is read as UTC (as exports write them), not the server's zone."""
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
+
+
+def date_problem(when: dt.datetime) -> str | None:
+    """Why ``when`` cannot be imported (outside EARLIEST to LATEST), or None."""
+    try:
+        inside = EARLIEST <= as_utc(when) <= LATEST
+    except OverflowError:
+        inside = False
+    if inside:
+        return None
+    return f"{when.isoformat()} is outside {EARLIEST.year} to {LATEST.year}"
 
 
 def clamp_temperature(value: float) -> float:

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from switchboard.chat.markdown import render_markdown
+from switchboard.chat.quotas import ChatQuotas
 from switchboard.chat.services import (
     LIVE,
     finish_message,
@@ -54,8 +56,15 @@ RENDER_SECONDS = 0.25
 RenderDone = Callable[[int], Awaitable[str]]
 
 
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
+"""What ends a line of an event stream (WHATWG HTML, 9.2.6): CRLF, LF or CR alike."""
+
+
 def sse(event: str, payload: str) -> bytes:
-    lines = "".join(f"data: {line}\n" for line in payload.split("\n"))
+    """One event whose data is ``payload``, whatever line breaks it holds: every line of it
+    gets its own ``data:`` field, so none can end the event or start a field of its own. The
+    browser joins them with LF (HTML treats CR, CRLF and LF alike)."""
+    lines = "".join(f"data: {line}\n" for line in LINE_BREAK.split(payload))
     return f"event: {event}\n{lines}\n".encode()
 
 
@@ -144,7 +153,7 @@ async def stream_reply(
 
 async def follow_reply(
     message_id: int, render_done: RenderDone, patience: float
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """Another request generates this reply: wait for it to end, then show it (never start a
     second generation)."""
     deadline = time.monotonic() + patience
@@ -153,3 +162,21 @@ async def follow_reply(
             break
         await asyncio.sleep(STOP_CHECK_SECONDS)
     yield sse("done", await render_done(message_id))
+
+
+async def within_quota(
+    quotas: ChatQuotas,
+    user_id: int,
+    events: AsyncGenerator[bytes, None],
+    render_refused: Callable[[], Awaitable[str]],
+) -> AsyncIterator[bytes]:
+    """``events`` of a follower stream while ``user_id`` holds one of their places (each polls
+    the database); beyond them, one ``done`` event with the notice (which the page shows in
+    place of the answer, and which closes the stream: no reconnection)."""
+    async with quotas.following(user_id) as admitted:
+        if not admitted:
+            yield sse("done", await render_refused())
+            return
+        async with contextlib.aclosing(events) as followed:
+            async for event in followed:
+                yield event

@@ -119,9 +119,9 @@ async def _import_one(user_id: int, item: ExportedConversation, max_tokens: int)
     # Dated as in the file, so that the list groups it by when it happened, not the import.
     when = item.updated_at or item.created_at
     if when is not None:
-        conversation.updated_at = when
+        conversation.updated_at = import_limits.as_utc(when)
     if item.created_at is not None:
-        conversation.created_at = item.created_at
+        conversation.created_at = import_limits.as_utc(item.created_at)
     await conversation.save()
     rows = [
         Message(
@@ -134,6 +134,6 @@ async def _import_one(user_id: int, item: ExportedConversation, max_tokens: int)
     ]
     for row, m in zip(rows, item.messages, strict=True):
         if m.created_at is not None:
-            row.created_at = m.created_at
+            row.created_at = import_limits.as_utc(m.created_at)
     for start in range(0, len(rows), import_limits.INSERT_BATCH):
         await Message.insert(*rows[start : start + import_limits.INSERT_BATCH])

@@ -14,6 +14,7 @@ from litestar.response import Redirect, Template
 
 from switchboard.accounts.guards import requires_user
 from switchboard.chat import import_formats, import_limits, transfer
+from switchboard.chat.quotas import ChatQuotas
 from switchboard.chat.views import TEMPLATE, conversation_of, page_context, user_of
 from switchboard.gateway.service import GatewayService
 from switchboard.settings import Settings
@@ -26,6 +27,19 @@ MAX_REPORT_LINES = 20
 @dataclass
 class ImportForm:
     file: UploadFile
+
+
+class ImportsExhausted(transfer.ImportError_):
+    """Too many imports this hour (settings ``imports_per_hour``)."""
+
+    status_code = 429
+
+    def __init__(self, limit: int, wait: int) -> None:
+        minutes = max(1, round(wait / 60))
+        super().__init__(
+            f"You have started {limit} imports within the hour, the most allowed: try again "
+            f"in {minutes} minute{'s' * (minutes != 1)}."
+        )
 
 
 def _import_too_large(request: Request[Any, Any, Any], _: Exception) -> Response[Any]:
@@ -87,20 +101,26 @@ class ChatTransferController(Controller):
         data: MultipartBody[ImportForm],
         settings: NamedDependency[Settings],
         gateway: NamedDependency[GatewayService],
+        quotas: NamedDependency[ChatQuotas],
     ) -> Template | Redirect:
         """htmx gets the report (or the refusal) in place; a plain form post goes back to the
         list, or to the page with the refusal."""
         user = await user_of(request)
         htmx = request.headers.get("hx-request") == "true"
-        try:  # one byte more than allowed is enough to know the file is too large
+        headers: dict[str, str] = {}
+        try:
+            if wait := await quotas.import_wait(int(user.id)):
+                headers["Retry-After"] = str(wait)
+                raise ImportsExhausted(quotas.imports_per_hour, wait)
+            # one byte more than allowed is enough to know the file is too large
             raw = await data.file.read(import_limits.MAX_IMPORT_BYTES + 1)
             parsed, report = import_formats.parse_import(raw)
         except transfer.ImportError_ as exc:
             refusal = {"import_error": str(exc)[:300]}
             if htmx:  # 200: htmx swaps no 4xx response, and this one is the answer to show
-                return page(request, TEMPLATE, refusal, block="import_result")
+                return page(request, TEMPLATE, refusal, block="import_result", headers=headers)
             context = {**await page_context(user, None, gateway), **refusal}
-            return page(request, TEMPLATE, context, status_code=exc.status_code)
+            return page(request, TEMPLATE, context, status_code=exc.status_code, headers=headers)
         await transfer.import_all(int(user.id), parsed, max_tokens=settings.model_max_len)
         if not htmx:
             return Redirect("/chat", status_code=303)

@@ -36,4 +36,4 @@ async def render_block(
     from jinja2_fragments import render_block as render
 
     environment = request.app.template_engine.engine  # type: ignore[union-attr]
-    return str(render(environment, template, block, **context))
+    return str(render(environment, template, block, request=request, **context))

@@ -7,6 +7,8 @@ from pathlib import Path
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 
+from switchboard.web.csrf import register_template_callables
+
 _PACKAGE = Path(__file__).resolve().parents[1]
 
 
@@ -17,4 +19,8 @@ def templates_dir() -> Path:
 
 
 def template_config() -> TemplateConfig[JinjaTemplateEngine]:
-    return TemplateConfig(directory=templates_dir(), engine=JinjaTemplateEngine)
+    return TemplateConfig(
+        directory=templates_dir(),
+        engine=JinjaTemplateEngine,
+        engine_callback=register_template_callables,
+    )

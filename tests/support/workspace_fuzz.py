@@ -1,0 +1,340 @@
+"""A property-based fuzz of the workspace (Hypothesis): every route of the app but the API's and
+the probes', with hostile ids in the path, query values, form fields and import files, signed in
+as an admin (every route is reachable) and anonymously where the route is public. Any 5xx fails.
+
+The routes are read from the app itself (Litestar's route list and each handler's signature), so
+a route added later is fuzzed the day it is added; a form the fuzz cannot fill, or a path
+parameter of a kind it does not know, fails instead of being skipped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import msgspec
+from hypothesis import HealthCheck, example, given, note, settings
+from hypothesis import strategies as st
+from litestar import Litestar
+from litestar.datastructures import UploadFile
+from litestar.enums import RequestEncodingType
+
+NOT_FUZZED = re.compile(r"^/(v1|docs|schema|metrics|healthz|readyz)(/|$)")
+"""The API and the probes: Schemathesis and the gateway's own fuzz cover /v1."""
+RESERVED = frozenset({"request", "scope", "state", "headers", "cookies", "query", "socket"})
+SIGNED_IN_ONLY_AS_VISITOR = frozenset({("POST", "/signout")})
+"""Routes the signed-in fuzz leaves to the anonymous one (it would end its own session)."""
+FORM_MEDIA = (RequestEncodingType.URL_ENCODED, RequestEncodingType.MULTI_PART)
+MAX_ID = 2**31 - 1
+NASTY_TEXT = [
+    "\x00", "a\x00b", "\r", "\r\n", "a\rb", "\n\n", "%00", "%ff", "9" * 5000, str(MAX_ID),
+    str(MAX_ID + 1), str(2**63), str(10**30), "-1", "0", "1e400", "-1e400", "nan", "inf", "-0",
+    "²", "\u0661\u0662", " 7 ", "", " ", "<script>alert(1)</script>", "'\"", "../../etc/passwd",
+    "\ufeff", "\u2028", "#1", f"#{MAX_ID + 1}", "x" * 3000, "user", "key", "admin", "member", "day",
+    "model", "fake-model",
+]  # fmt: skip
+NASTY_SEGMENTS = ["9" * 5000, "abc", "%00", "1%00", "\u0661", "-0", "+1", "0x10", "%2F", "1.5"]
+ZONES = [None, dt.UTC, dt.timezone(dt.timedelta(hours=14)), dt.timezone(dt.timedelta(hours=-14))]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One route and method, and what a request to it can carry."""
+
+    method: str
+    path: str
+    ids: tuple[str, ...] = ()
+    segments: tuple[str, ...] = ()
+    """Path parameters that are not ids (a static file's path)."""
+    query: tuple[str, ...] = ()
+    form: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
+    public: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+class Unfillable(Exception):
+    """The fuzz does not know how to fill part of a route: teach it (here), do not skip it."""
+
+
+def _fields(kind: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(text fields, file fields) of a form type."""
+    if isinstance(kind, type) and issubclass(kind, msgspec.Struct):
+        return tuple(f.name for f in msgspec.structs.fields(kind)), ()
+    if dataclasses.is_dataclass(kind):
+        texts, files = [], []
+        for field in dataclasses.fields(kind):
+            (files if field.type in (UploadFile, "UploadFile") else texts).append(field.name)
+        return tuple(texts), tuple(files)
+    raise Unfillable(f"a form of type {kind!r}")
+
+
+def targets(app: Litestar) -> list[Target]:
+    """Every fuzzed route of ``app``, from its route list."""
+    found: dict[str, Target] = {}
+    for route in app.routes:
+        if NOT_FUZZED.search(route.path):
+            continue
+        for handler in getattr(route, "route_handlers", []):
+            methods = sorted(set(handler.http_methods) & {"GET", "POST", "HEAD"})
+            if not methods:
+                continue
+            dependencies = set(handler.resolve_dependencies())
+            ids, segments, query, form, files = [], [], [], (), ()
+            for name, field in handler.parsed_fn_signature.parameters.items():
+                if name in RESERVED or name in dependencies:
+                    continue
+                if name == "data":
+                    media = getattr(field.kwarg_definition, "media_type", None)
+                    if media not in (
+                        RequestEncodingType.URL_ENCODED,
+                        RequestEncodingType.MULTI_PART,
+                    ):
+                        raise Unfillable(f"{route.path}: a body of media type {media}")
+                    form, files = _fields(field.annotation)
+                elif name in route.path_parameters:
+                    kind = route.path_parameters[name].type
+                    (ids if kind is int else segments).append(name)
+                    if kind not in (int, str) and "path" not in route.path_parameters[name].full:
+                        raise Unfillable(f"{route.path}: a path parameter of type {kind}")
+                else:
+                    query.append(name)
+            for method in methods:
+                target = Target(method, route.path, tuple(ids), tuple(segments), tuple(query),
+                                form, files, public=not handler.resolve_guards())  # fmt: skip
+                found[target.name] = target
+    return sorted(found.values(), key=lambda t: t.name)
+
+
+def form_or_id_routes(app: Litestar) -> set[str]:
+    """``METHOD path`` of every route that takes a form or an id (counted independently of
+    ``targets``), the API's apart: what the fuzz must cover."""
+    names = set()
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", []):
+            takes_form = "data" in handler.parsed_fn_signature.parameters
+            for method in set(handler.http_methods) - {"OPTIONS", "HEAD"}:
+                if route.path.startswith("/v1"):
+                    continue
+                if takes_form or method == "POST" or re.search(r"\{\w+:int\}", route.path):
+                    names.add(f"{method} {route.path}")
+    return names
+
+
+# --- strategies ---------------------------------------------------------------------------------
+
+
+def text() -> st.SearchStrategy[str]:
+    return st.one_of(
+        st.sampled_from(NASTY_TEXT),
+        st.text(st.characters(codec="utf-8"), max_size=30),
+        st.integers().map(str),
+        st.floats().map(str),
+    )
+
+
+def dates() -> st.SearchStrategy[Any]:
+    moments = st.datetimes(
+        min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30),
+        timezones=st.sampled_from(ZONES),
+    )  # fmt: skip
+    return st.one_of(moments.map(dt.datetime.isoformat), st.integers(), st.floats(), text())
+
+
+def _numbers() -> st.SearchStrategy[Any]:
+    return st.one_of(st.integers(), st.floats(allow_nan=False, allow_infinity=False), text())
+
+
+def import_files() -> st.SearchStrategy[bytes]:
+    """Our export, ChatGPT's, Open WebUI's (each with hostile values), any JSON, deep nesting,
+    and bytes that are not JSON (or not UTF-8)."""
+    json_values = st.recursive(
+        st.none() | st.booleans() | _numbers(),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text(), inner, max_size=3),
+        max_leaves=8,
+    )
+    message = st.fixed_dictionaries(
+        {"role": st.sampled_from(["user", "assistant", "system", "tool", ""]), "content": text()},
+        optional={"created_at": dates(), "status": text()},
+    )
+    ours = st.fixed_dictionaries({
+        "format": st.just("switchboard.conversations"),
+        "conversations": st.lists(st.fixed_dictionaries(
+            {"title": text(), "messages": st.lists(message, max_size=3)},
+            optional={"created_at": dates(), "updated_at": dates(), "temperature": _numbers(),
+                      "max_tokens": _numbers(), "model": text(), "system_prompt": text()},
+        ), max_size=3),
+    })  # fmt: skip
+    node = st.fixed_dictionaries({}, optional={
+        "parent": text(), "children": st.lists(text(), max_size=2),
+        "message": st.fixed_dictionaries({}, optional={
+            "author": st.fixed_dictionaries({"role": text()}),
+            "content": st.fixed_dictionaries({}, optional={"parts": st.lists(json_values,
+                                                                            max_size=2)}),
+            "create_time": dates(),
+        }),
+    })  # fmt: skip
+    chatgpt = st.lists(st.fixed_dictionaries(
+        {"title": text(), "mapping": st.dictionaries(text(), node, max_size=3)},
+        optional={"create_time": dates(), "update_time": dates(), "current_node": text()},
+    ), max_size=2)  # fmt: skip
+    openwebui = st.lists(st.fixed_dictionaries(
+        {"title": text(), "chat": st.fixed_dictionaries({"messages": st.lists(
+            st.fixed_dictionaries({"role": text(), "content": text()},
+                                  optional={"timestamp": dates()}), max_size=3)})},
+        optional={"updated_at": dates()},
+    ), max_size=2)  # fmt: skip
+    as_json = st.one_of(ours, chatgpt, openwebui, json_values).map(
+        lambda value: json.dumps(value, ensure_ascii=False).encode()
+    )
+    deep = st.integers(300, 3000).map(lambda n: b'{"a":' * n + b"1" + b"}" * n)
+    return st.one_of(as_json, deep, st.binary(max_size=80))
+
+
+@dataclass(frozen=True)
+class Request:
+    path: str
+    query: dict[str, str]
+    form: dict[str, str]
+    files: dict[str, bytes]
+    raw_body: bytes | None
+    htmx: bool
+    token: str | None
+    """None: the session's own CSRF token."""
+
+
+def requests(
+    target: Target, real_ids: Mapping[str, list[int]], never: frozenset[int]
+) -> st.SearchStrategy[Request]:
+    """Requests to ``target``: ids of ``real_ids`` (per path parameter) or hostile ones, but never
+    one of ``never`` (the fuzzing admin's own user id: a password reset would sign it out)."""
+
+    def id_segment(name: str) -> st.SearchStrategy[str]:
+        real = real_ids.get(name, [])
+        hostile = st.one_of(
+            st.integers(min_value=-(2**70), max_value=2**70),
+            st.sampled_from([0, MAX_ID, MAX_ID + 1, 2**63 - 1, 2**63, 10**30]),
+        ).filter(lambda n: n not in never)
+        choices = [hostile.map(str), st.sampled_from(NASTY_SEGMENTS)]
+        if real:
+            choices.insert(0, st.sampled_from(real).map(str))
+        return st.one_of(*choices)
+
+    segment = st.one_of(
+        st.sampled_from(["switchboard.css", "vendor/htmx-2.0.11.min.js", "%00", "a%00b",
+                         "../../../etc/passwd", "..%2f..%2fetc", "%ff", "x/%00/y"]),
+        text().map(lambda value: quote(value, safe="/")),
+    )  # fmt: skip
+    parts = {name: id_segment(name) for name in target.ids}
+    parts.update(dict.fromkeys(target.segments, segment))
+
+    @st.composite
+    def build(draw: Callable[..., Any]) -> Request:
+        filled = {name: draw(strategy) for name, strategy in parts.items()}
+        path = re.sub(r"\{(\w+):\w+\}", lambda m: filled[m.group(1)], target.path)
+        query = draw(st.fixed_dictionaries({}, optional=dict.fromkeys(target.query, text())))
+        query.update(draw(st.dictionaries(text(), text(), max_size=1)))  # an unknown one
+        form = draw(st.fixed_dictionaries({}, optional=dict.fromkeys(target.form, text())))
+        files = {name: draw(import_files()) for name in target.files}
+        raw = draw(st.none() | st.binary(max_size=60)) if not target.files else None
+        token = draw(st.sampled_from([None] * 9 + ["not-a-token"]))
+        return Request(path, query, form, files, raw, draw(st.booleans()), token)
+
+    return build()
+
+
+SEED_IDS = [str(MAX_ID + 1), str(2**63), "9" * 5000, "-1"]
+SEED_TEXT = ["a\x00b", str(10**30), "a\rb\r\nc"]
+SEED_FILES = [
+    b'{"format": "switchboard.conversations", "conversations": [{"title": "\xff"}]}',
+    b"[" * 5000 + b"]" * 5000,
+    json.dumps({"format": "switchboard.conversations", "conversations": [{
+        "title": "old", "updated_at": "0001-01-01T00:00:00+14:00",
+        "messages": [{"role": "user", "content": "hi", "created_at": "9999-12-31T23:59:59-14:00"}],
+    }]}).encode(),
+    json.dumps([{"title": "x", "create_time": -62135596800, "mapping": {"a": {"message": {
+        "author": {"role": "user"}, "content": {"parts": ["hi"]}, "create_time": 1e300,
+    }}}}]).encode(),
+]  # fmt: skip
+
+
+def seeds(target: Target, real_ids: Mapping[str, list[int]]) -> list[Request]:
+    """The findings of issue 24, tried on every route before the random examples: ids beyond
+    the columns, NUL and huge numbers in every text, a body that is not UTF-8, a CSRF token
+    that is not ASCII, import files not UTF-8, deeply nested or dated out of range."""
+
+    def request(ids: str | None = None, value: str | None = None, **changes: Any) -> Request:
+        real = {name: str(real_ids.get(name, [1])[-1]) for name in target.ids}
+        filled = {name: ids or real[name] for name in target.ids}
+        filled.update(dict.fromkeys(target.segments, ids or "switchboard.css"))
+        path = re.sub(r"\{(\w+):\w+\}", lambda m: filled[m.group(1)], target.path)
+        texts = dict.fromkeys(target.form, value or "text")
+        base = Request(path, dict.fromkeys(target.query, value or "q"), texts,
+                       dict.fromkeys(target.files, SEED_FILES[0]), None, False, None)  # fmt: skip
+        return dataclasses.replace(base, **changes)
+
+    found = [request(ids=value) for value in SEED_IDS if target.ids]
+    if target.segments:
+        found += [request(ids=value) for value in ("%00", "a%00b", "%ff")]
+    if target.query or target.form:
+        found += [request(value=value) for value in SEED_TEXT]
+    if target.method == "POST":
+        found.append(request(token="é" * 128))
+        if not target.files:
+            found.append(request(form={}, raw_body=b"\xff\xfe=%%%&a=%00"))
+    for body in SEED_FILES if target.files else []:
+        found.append(request(files=dict.fromkeys(target.files, body)))
+    return found
+
+
+def send(client: httpx.Client, target: Target, request: Request, token: str) -> httpx.Response:
+    headers = {"x-csrftoken": (token if request.token is None else request.token).encode()}
+    if request.htmx:
+        headers["hx-request"] = b"true"
+    if target.method in ("GET", "HEAD"):
+        return client.request(target.method, request.path, params=request.query, headers=headers)
+    if request.files:
+        files = {name: ("conversations.json", body, "application/json")
+                 for name, body in request.files.items()}  # fmt: skip
+        return client.post(request.path, params=request.query, data=request.form, files=files,
+                           headers=headers)  # fmt: skip
+    if request.raw_body is not None and not request.form:
+        headers["content-type"] = b"application/x-www-form-urlencoded"
+        return client.post(request.path, content=request.raw_body, headers=headers)
+    return client.post(request.path, params=request.query, data=request.form, headers=headers)
+
+
+def fuzz(
+    client: httpx.Client,
+    target: Target,
+    real_ids: Mapping[str, list[int]],
+    never: frozenset[int],
+    token: Callable[[], str],
+    examples: int,
+) -> None:
+    """``examples`` requests to ``target``; any 5xx (or a stack trace in a page) fails."""
+
+    @settings(
+        max_examples=examples, deadline=None, database=None, derandomize=False,
+        suppress_health_check=list(HealthCheck),
+    )  # fmt: skip
+    @given(request=requests(target, real_ids, never))
+    def one(request: Request) -> None:
+        note(f"{target.name}: {request!r}"[:3000])
+        response = send(client, target, request, token())
+        assert response.status_code < 500, (target.name, response.status_code, response.text[:800])
+        assert "Traceback" not in response.text
+
+    for seed in seeds(target, real_ids):
+        one = example(request=seed)(one)
+    one()

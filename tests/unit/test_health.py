@@ -81,7 +81,7 @@ class TestReadinessDetailsNeedTheMetricsToken:
 async def test_without_a_token_only_loopback_callers_see_the_checks(
     client: AsyncTestClient[Any],
 ) -> None:
-    app = client.app
+    app = client.app.api  # the probes are the API app's
     inner = app.asgi_handler
 
     async def from_elsewhere(scope: Scope, receive: Receive, send: Send) -> None:

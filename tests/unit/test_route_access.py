@@ -34,7 +34,7 @@ PUBLIC_PREFIXES = ("/static", "/docs", "/schema")
 
 def routes(app: Any) -> list[tuple[str, str]]:
     found = []
-    for route in app.routes:
+    for route in app.all_routes:  # the workspace's and the API's
         for handler in getattr(route, "route_handlers", []):
             for method in sorted(getattr(handler, "http_methods", ())):
                 if method not in ("HEAD", "OPTIONS"):

@@ -186,7 +186,7 @@ def test_every_route_sends_the_security_headers(live_fake: LiveServer, web: WebF
               "path": "nowhere"}  # fmt: skip
 
     calls: list[tuple[str, str]] = []
-    for route in live_fake.app.routes:
+    for route in live_fake.app.all_routes:
         assert isinstance(route, HTTPRoute), route.path
         for handler in route.route_handlers:
             for method in sorted(handler.http_methods - {"OPTIONS", "HEAD"}):

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from switchboard.app import open_resources
+from switchboard.resources import open_resources
 from switchboard.gateway.accounting import Caller
 from switchboard.gateway.chunks import DONE, Chunk, StreamItem
 from switchboard.gateway.parsing import ParsedRequest, parse_request

@@ -21,6 +21,7 @@ from switchboard.observability.metrics import (
     TOKENS,
     UPSTREAM_ERRORS,
     UPSTREAM_LATENCY,
+    labelled,
 )
 from switchboard.usage.rows import UsageEvent
 from switchboard.usage.writer import UsageWriter
@@ -90,14 +91,15 @@ class Recorder:
         """Model-labelled metrics, only for models a server serves (bounded labels)."""
         if outcome.status == 404 or not self.is_served(outcome.model):
             return
-        TOKENS.labels(outcome.model, "prompt").inc(outcome.usage.prompt_tokens)
-        TOKENS.labels(outcome.model, "completion").inc(outcome.usage.completion_tokens)
+        model = outcome.model
+        labelled(TOKENS, model, "prompt").inc(outcome.usage.prompt_tokens)
+        labelled(TOKENS, model, "completion").inc(outcome.usage.completion_tokens)
         if outcome.ttft_ms is not None and not outcome.cache_hit:
-            TIME_TO_FIRST_TOKEN.labels(outcome.model).observe(outcome.ttft_ms / 1000)
+            labelled(TIME_TO_FIRST_TOKEN, model).observe(outcome.ttft_ms / 1000)
         if outcome.status < 400 and not outcome.cache_hit:
-            UPSTREAM_LATENCY.labels(outcome.model).observe(outcome.latency_ms / 1000)
+            labelled(UPSTREAM_LATENCY, model).observe(outcome.latency_ms / 1000)
         if outcome.status in (502, 504):
-            UPSTREAM_ERRORS.labels("timeout" if outcome.status == 504 else "status").inc()
+            labelled(UPSTREAM_ERRORS, "timeout" if outcome.status == 504 else "status").inc()
 
     def record(self, caller: Caller, outcome: Outcome) -> None:
         self.usage.record(

@@ -13,8 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 from switchboard.budgets.service import BudgetService, OverBudget
@@ -56,32 +55,14 @@ class Admission:
         self.recorder = recorder
         self.max_tokens_cap = max_tokens_cap
 
-    @asynccontextmanager
-    async def admit(
+    def admit(
         self, parsed: ParsedRequest, body: dict[str, Any], caller: Caller, outcome: Outcome
-    ) -> AsyncIterator[Ticket]:
-        """Reserve (or raise the refusal, its books closed); yield the request's ticket; close
-        it on the way out with the request's outcome. An error the caller should see keeps its
-        status; anything unexpected is logged and becomes a 500 that names the request id."""
-        ticket = Ticket(caller, outcome, self.recorder)
-        await self._reserve(ticket, parsed, body)
-        try:
-            yield ticket
-        except GatewayError as error:
-            ticket.close(error.status)
-            error.headers = {**ticket.limit_headers(), **error.headers}
-            raise
-        except (asyncio.CancelledError, GeneratorExit):
-            ticket.close(None if outcome.delivered else 499)
-            raise
-        except Exception:
-            log.exception("completion failed", extra={"request_id": caller.request_id})
-            ticket.close(500)
-            raise internal_error(caller.request_id) from None
-        else:
-            ticket.close()
+    ) -> Admitted:
+        """``async with admission.admit(...) as ticket``: reserve (or raise the refusal, its
+        books closed), then close the books on the way out."""
+        return Admitted(self, Ticket(caller, outcome, self.recorder), parsed, body)
 
-    async def _reserve(self, ticket: Ticket, parsed: ParsedRequest, body: dict[str, Any]) -> None:
+    async def reserve(self, ticket: Ticket, parsed: ParsedRequest, body: dict[str, Any]) -> None:
         """A request and its worst case in tokens on the rate limits (a quick estimate of the
         prompt: the limit is settled with the real count after), then an upper bound of its
         cost on the monthly budgets."""
@@ -121,3 +102,40 @@ class Admission:
             refusal = insufficient_quota(over.message, retry_after)
             refusal.headers = {**ticket.limit_headers(), **refusal.headers}
             raise refusal from None
+
+
+class Admitted:
+    """One request's admission: enter reserves, exit closes the books with the outcome. An
+    error the caller should see keeps its status; anything unexpected is logged and becomes a
+    500 that names the request id. (A class, not a generator: it runs on every request.)"""
+
+    __slots__ = ("admission", "body", "parsed", "ticket")
+
+    def __init__(
+        self, admission: Admission, ticket: Ticket, parsed: ParsedRequest, body: dict[str, Any]
+    ) -> None:
+        self.admission = admission
+        self.ticket = ticket
+        self.parsed = parsed
+        self.body = body
+
+    async def __aenter__(self) -> Ticket:
+        await self.admission.reserve(self.ticket, self.parsed, self.body)
+        return self.ticket
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: object
+    ) -> None:
+        ticket = self.ticket
+        if error is None:
+            ticket.close()
+        elif isinstance(error, GatewayError):
+            ticket.close(error.status)
+            error.headers = {**ticket.limit_headers(), **error.headers}
+        elif isinstance(error, asyncio.CancelledError | GeneratorExit):
+            ticket.close(None if ticket.outcome.delivered else 499)
+        elif isinstance(error, Exception):
+            request_id = ticket.caller.request_id
+            log.error("completion failed", exc_info=error, extra={"request_id": request_id})
+            ticket.close(500)
+            raise internal_error(request_id) from None

@@ -16,7 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from switchboard.observability.metrics import SHARED_STATE_ERRORS
 
@@ -27,8 +27,7 @@ log = logging.getLogger(__name__)
 WINDOW_SECONDS = 60.0
 
 
-@dataclass(frozen=True)
-class Want:
+class Want(NamedTuple):
     """``amount`` units from the bucket ``key`` that holds ``capacity``."""
 
     key: str
@@ -36,7 +35,7 @@ class Want:
     amount: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Taken:
     """``refused``: the index of the first bucket without room (nothing was taken), or None
     (all taken). ``levels``: each bucket's level after the take (before it, when refused)."""
@@ -66,28 +65,32 @@ class MemoryBuckets:
         self.clock = clock
         self._state: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
-    def level(self, key: str, capacity: int) -> float:
-        level, at = self._state.get(key, (0.0, self.clock()))
-        return leaked(level, capacity, self.clock() - at)
+    def level(self, key: str, capacity: int, now: float | None = None) -> float:
+        now = self.clock() if now is None else now
+        state = self._state.get(key)
+        return 0.0 if state is None else leaked(state[0], capacity, now - state[1])
 
-    def _set(self, key: str, level: float) -> None:
-        self._state[key] = (level, self.clock())
-        self._state.move_to_end(key)
-        if len(self._state) > self.max_keys:
-            self._state.popitem(last=False)
+    def _set(self, key: str, level: float, now: float) -> None:
+        state = self._state
+        state[key] = (level, now)
+        state.move_to_end(key)
+        if len(state) > self.max_keys:
+            state.popitem(last=False)
 
     async def take(self, wants: Sequence[Want]) -> Taken:
-        levels = [self.level(want.key, want.capacity) for want in wants]
+        now = self.clock()
+        levels = [self.level(key, capacity, now) for key, capacity, _ in wants]
         for index, (want, level) in enumerate(zip(wants, levels, strict=True)):
             if level + want.amount > want.capacity:
                 return Taken(index, tuple(levels))
-        after = [level + want.amount for want, level in zip(wants, levels, strict=True)]
+        after = tuple(level + want.amount for want, level in zip(wants, levels, strict=True))
         for want, level in zip(wants, after, strict=True):
-            self._set(want.key, level)
-        return Taken(None, tuple(after))
+            self._set(want.key, level, now)
+        return Taken(None, after)
 
     def adjust_soon(self, key: str, capacity: int, delta: float) -> None:
-        self._set(key, max(0.0, self.level(key, capacity) + delta))
+        now = self.clock()
+        self._set(key, max(0.0, self.level(key, capacity, now) + delta), now)
 
     async def aclose(self) -> None:
         self._state.clear()

@@ -9,9 +9,11 @@ process, or in Redis when several workers or replicas must agree.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from switchboard.gateway.buckets import BucketStore, Taken, Want
 from switchboard.gateway.errors import GatewayError
@@ -19,8 +21,7 @@ from switchboard.gateway.errors import GatewayError
 WINDOW_SECONDS = 60.0
 
 
-@dataclass(frozen=True)
-class LimitScope:
+class LimitScope(NamedTuple):
     """One holder of limits: ``kind`` ``key`` (an API key) or ``user`` (a person), ``id``."""
 
     kind: str
@@ -31,6 +32,16 @@ class LimitScope:
     @property
     def name(self) -> str:
         return f"{self.kind}:{self.id}"
+
+    @property
+    def bucket_keys(self) -> tuple[str, str]:
+        """Its requests' and its tokens' buckets."""
+        return _bucket_keys(self.kind, self.id)
+
+
+@functools.lru_cache(maxsize=65536)
+def _bucket_keys(kind: str, holder: int | None) -> tuple[str, str]:
+    return f"{kind}:{holder}:requests", f"{kind}:{holder}:tokens"
 
 
 def _duration(seconds: float) -> str:
@@ -98,8 +109,9 @@ class RateLimiter:
         whole budget)."""
         wants: list[Want] = []
         for scope in scopes:
-            wants.append(Want(f"{scope.name}:requests", scope.rpm, 1))
-            wants.append(Want(f"{scope.name}:tokens", scope.tpm, min(tokens, scope.tpm)))
+            requests, tokens_key = scope.bucket_keys
+            wants.append(Want(requests, scope.rpm, 1))
+            wants.append(Want(tokens_key, scope.tpm, min(tokens, scope.tpm)))
         taken = await self.store.take(wants)
         if taken.refused is not None:
             raise self._limited(scopes, wants, taken)

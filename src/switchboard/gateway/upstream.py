@@ -59,6 +59,15 @@ class UpstreamServer:
     last_error: str = "not probed yet"
     checked_at: float = 0.0
 
+    urls: dict[str, httpx.URL] = field(default_factory=dict)
+
+    def url_for(self, path: str) -> httpx.URL:
+        """``base_url`` + ``path``, parsed once."""
+        url = self.urls.get(path)
+        if url is None:
+            url = self.urls[path] = httpx.URL(self.base_url + path)
+        return url
+
     @property
     def origin(self) -> str:
         """The server root (vLLM answers ``/health`` and ``/metrics`` there, not under ``/v1``)."""
@@ -89,12 +98,18 @@ class UpstreamPool:
             pool=settings.upstream_connect_timeout,
         )
         limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
-        self.client = httpx.AsyncClient(
-            transport=transport or AiohttpTransport(limits=limits),
-            headers=headers,
-            timeout=self.timeout,
-        )
+        self.transport = transport or AiohttpTransport(limits=limits)
+        self.client = httpx.AsyncClient(transport=self.transport, headers=headers,
+                                        timeout=self.timeout)  # fmt: skip
+        # Completions go to the transport itself (httpx's public transport API): a request
+        # built from a parsed URL and ready headers costs a quarter of what the client's
+        # build-and-send does (merging, cookies, auth, redirects: none of which a relay needs).
+        self._headers = [(b"content-type", b"application/json")] + [
+            (name.lower().encode(), value.encode()) for name, value in headers.items()
+        ]
+        self._timeouts = {"timeout": self.timeout.as_dict()}
         self._turn = itertools.count()
+        self._context_lengths: dict[str, int] = {}
         self._refresher: asyncio.Task[None] | None = None
         self._recheck: asyncio.Task[None] | None = None
         self._rechecked_at = 0.0
@@ -143,6 +158,7 @@ class UpstreamPool:
                 m.id: ModelCard(id=m.id, created=m.created, max_model_len=m.max_model_len)
                 for m in listed.data
             }
+            self._learn_context_lengths()
             server.healthy, server.last_error = True, ""
         server.checked_at = time.monotonic()
         return server.healthy
@@ -194,13 +210,17 @@ class UpstreamPool:
         return any(model in server.models for server in self.servers)
 
     def context_length(self, model: str) -> int | None:
-        """The model's context length as its servers report it (vLLM's ``max_model_len``)."""
-        lengths = [
-            card.max_model_len
-            for server in self.servers
-            if (card := server.models.get(model)) is not None and card.max_model_len
-        ]
-        return min(lengths) if lengths else None
+        """The model's context length as its servers report it (vLLM's ``max_model_len``; the
+        smallest if they differ), as of the last probe."""
+        return self._context_lengths.get(model)
+
+    def _learn_context_lengths(self) -> None:
+        lengths: dict[str, int] = {}
+        for server in self.servers:
+            for model, card in server.models.items():
+                if card.max_model_len:
+                    lengths[model] = min(lengths.get(model, card.max_model_len), card.max_model_len)
+        self._context_lengths = lengths
 
     def servers_for(self, model: str) -> list[UpstreamServer]:
         """Healthy servers for ``model``; raise 404 (unknown) or 503 (known, all down)."""
@@ -276,14 +296,10 @@ class UpstreamPool:
         payload = msgspec.json.encode(body)
         last_error = "no model server is answering"
         for server in route if route is not None else self.candidates(model):
-            request = self.client.build_request(
-                "POST",
-                f"{server.base_url}{path}",
-                content=payload,
-                headers={"Content-Type": "application/json"},
-            )
+            request = httpx.Request("POST", server.url_for(path), content=payload,
+                                    headers=self._headers, extensions=self._timeouts)  # fmt: skip
             try:
-                response = await self.client.send(request, stream=True)
+                response = await self.transport.handle_async_request(request)
             except httpx.HTTPError as exc:
                 if not never_reached(exc):  # counted by the caller's outcome (502/504)
                     raise as_gateway_error(exc, model) from None

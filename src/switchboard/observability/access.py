@@ -12,12 +12,34 @@ import time
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from switchboard.observability.metrics import HTTP_DURATION, HTTP_REQUESTS
+from switchboard.observability.metrics import HTTP_DURATION, HTTP_REQUESTS, labelled
 from switchboard.observability.request_id import request_id_of
 from switchboard.web.disconnect import CLIENT_CLOSED_REQUEST, ClientDisconnected
 
 log = logging.getLogger("switchboard.access")
 QUIET_ROUTES = frozenset({"/metrics", "/healthz", "/readyz", "/static"})
+
+
+def record_request(scope: Scope, status: int, elapsed: float) -> None:
+    """The request's metrics and, but for the probes and static files, its access line."""
+    route = scope.get("path_template") or "unmatched"
+    method = scope.get("method", "GET")
+    labelled(HTTP_REQUESTS, method, route, str(status)).inc()
+    labelled(HTTP_DURATION, method, route).observe(elapsed)
+    if (
+        log.isEnabledFor(logging.INFO)
+        and route.split("/{")[0] not in QUIET_ROUTES
+        and not (route.startswith("/static"))
+    ):
+        state = scope.get("state", {})
+        log.info(
+            "%s %s %s", method, route, status,
+            extra={
+                "request_id": request_id_of(scope), "method": method, "route": route,
+                "status": status, "latency_ms": round(elapsed * 1000, 1),
+                "user_id": state.get("user_id"), "model": state.get("model"),
+            },
+        )  # fmt: skip
 
 
 class AccessMiddleware:
@@ -42,18 +64,4 @@ class AccessMiddleware:
         except ClientDisconnected:
             status = CLIENT_CLOSED_REQUEST  # nothing to send: the caller has gone
         finally:
-            elapsed = time.perf_counter() - started
-            route = scope.get("path_template") or "unmatched"
-            method = scope.get("method", "GET")
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_DURATION.labels(method, route).observe(elapsed)
-            if route.split("/{")[0] not in QUIET_ROUTES and not route.startswith("/static"):
-                state = scope.get("state", {})
-                log.info(
-                    "%s %s %s", method, route, status,
-                    extra={
-                        "request_id": request_id_of(scope), "method": method, "route": route,
-                        "status": status, "latency_ms": round(elapsed * 1000, 1),
-                        "user_id": state.get("user_id"), "model": state.get("model"),
-                    },
-                )  # fmt: skip
+            record_request(scope, status, time.perf_counter() - started)

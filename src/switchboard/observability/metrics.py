@@ -7,6 +7,7 @@ are only those a model server serves, statuses are codes. With several worker pr
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from typing import Any
@@ -127,6 +128,13 @@ for _kind in ("connect", "timeout", "status", "stream"):
     UPSTREAM_ERRORS.labels(_kind)
 for _role in ("user", "assistant"):
     MESSAGES_CREATED.labels(_role)
+
+
+@functools.lru_cache(maxsize=8192)
+def labelled(metric: Any, *values: str) -> Any:
+    """``metric.labels(*values)``, looked up once: the request path observes the same children
+    again and again (labels are bounded, so is the cache)."""
+    return metric.labels(*values)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -4,8 +4,8 @@ runs for all of them, where route middleware would not)."""
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from typing import Any
 
 from litestar.types import Message, Scope
@@ -19,8 +19,8 @@ def request_id_of(scope: Scope | dict[str, Any]) -> str:
     state: dict[str, Any] = scope.setdefault("state", {})
     request_id = state.get("request_id")
     if request_id is None:
-        incoming = dict(scope.get("headers", [])).get(HEADER, b"")
-        request_id = incoming.decode() if _SANE.match(incoming) else uuid.uuid4().hex
+        incoming = next((value for name, value in scope.get("headers", ()) if name == HEADER), b"")
+        request_id = incoming.decode() if _SANE.match(incoming) else os.urandom(16).hex()
         state["request_id"] = request_id
     return str(request_id)
 

@@ -49,8 +49,11 @@ class ApiError(Protocol):
 ExceptionHandler = Callable[[Request[Any, Any, Any], Exception], Response[Any]]
 
 
-def exception_handler(as_api_error: Callable[[Exception], ApiError]) -> ExceptionHandler:
-    """The app's handler: ``as_api_error`` turns any exception into the API's error."""
+def exception_handler(
+    as_api_error: Callable[[Exception], ApiError], *, always_json: bool = False
+) -> ExceptionHandler:
+    """The app's handler: ``as_api_error`` turns any exception into the API's error, answered
+    as the API's JSON on the API's paths (``always_json``: on every path, the API app)."""
 
     def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         error = as_api_error(exc)
@@ -61,7 +64,7 @@ def exception_handler(as_api_error: Callable[[Exception], ApiError]) -> Exceptio
         elif error.status > 500 and not deliberate:  # an outage the mapper recognised: no trace
             reason = f"{type(exc).__name__}: {exc}"[:200]
             log.warning("dependency unavailable", extra={"request_id": request_id, "error": reason})
-        if request.url.path.startswith(JSON_PATHS):
+        if always_json or request.url.path.startswith(JSON_PATHS):
             return Response(
                 content=error.to_json(),
                 status_code=error.status,

@@ -48,30 +48,36 @@ def real_client(peer: str, forwarded_for: str, trusted: Sequence[Network]) -> st
     return str(first) if first is not None else peer
 
 
+def seen_through_proxies(scope: Scope, trusted: Sequence[Network]) -> Scope:
+    """``scope``, or a copy with the real client and scheme when the peer is a trusted proxy."""
+    client = scope.get("client")
+    if (
+        trusted
+        and scope["type"] in ("http", "websocket")
+        and client
+        and _is_trusted(client[0], trusted)
+    ):
+        return cast("Scope", _rewritten(dict(scope), client[0], trusted))
+    return scope
+
+
+def _rewritten(scope: dict[str, Any], peer: str, trusted: Sequence[Network]) -> dict[str, Any]:
+    headers = {
+        name.lower(): value.decode("latin-1")
+        for name, value in scope.get("headers", [])
+        if name.lower() in (b"x-forwarded-for", b"x-forwarded-proto")
+    }
+    scope["client"] = (real_client(peer, headers.get(b"x-forwarded-for", ""), trusted), 0)
+    proto = headers.get(b"x-forwarded-proto", "").split(",")[0].strip().lower()
+    if proto in ("http", "https"):
+        scope["scheme"] = proto if scope["type"] == "http" else proto.replace("http", "ws")
+    return scope
+
+
 class ForwardedHeaders:
     def __init__(self, app: ASGIApp, trusted: Sequence[Network]) -> None:
         self.app = app
         self.trusted = tuple(trusted)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        client = scope.get("client")
-        if (
-            self.trusted
-            and scope["type"] in ("http", "websocket")
-            and client
-            and _is_trusted(client[0], self.trusted)
-        ):
-            scope = cast("Scope", self._rewritten(dict(scope), client[0]))
-        await self.app(scope, receive, send)
-
-    def _rewritten(self, scope: dict[str, Any], peer: str) -> dict[str, Any]:
-        headers = {
-            name.lower(): value.decode("latin-1")
-            for name, value in scope.get("headers", [])
-            if name.lower() in (b"x-forwarded-for", b"x-forwarded-proto")
-        }
-        scope["client"] = (real_client(peer, headers.get(b"x-forwarded-for", ""), self.trusted), 0)
-        proto = headers.get(b"x-forwarded-proto", "").split(",")[0].strip().lower()
-        if proto in ("http", "https"):
-            scope["scheme"] = proto if scope["type"] == "http" else proto.replace("http", "ws")
-        return scope
+        await self.app(seen_through_proxies(scope, self.trusted), receive, send)

@@ -10,8 +10,10 @@ The OpenAPI UI is the one exception, and only outside production (see ``docs_ren
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterable
+
 from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin, SwaggerRenderPlugin
-from litestar.types import BeforeMessageSendHookHandler, Message, Scope
+from litestar.types import Message, Scope
 
 from switchboard.settings import Settings
 
@@ -50,26 +52,40 @@ def _encoded(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
     return [(name.lower().encode(), value.encode()) for name, value in headers.items()]
 
 
-def security_headers(settings: Settings) -> BeforeMessageSendHookHandler:
-    """The hook for ``Litestar(before_send=...)``. HSTS only in production (where the app is
-    behind HTTPS); each header replaces any value a handler may have set."""
-    production = settings.environment == "production"
-    common = {
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "same-origin",
-        "X-Frame-Options": "DENY",
-    }
-    if production:
-        common["Strict-Transport-Security"] = HSTS
-    strict = _encoded({"Content-Security-Policy": CSP, **common})
-    docs_ui = _encoded({"Content-Security-Policy": DOCS_UI_CSP, **common})
-    names = {name for name, _ in strict}
+class SecurityHeaders:
+    """The headers every response carries. HSTS only in production (where the app is behind
+    HTTPS); each header replaces any value a handler may have set."""
 
-    async def add_security_headers(message: Message, scope: Scope) -> None:
-        if message["type"] != "http.response.start":
-            return
-        relaxed = not production and scope.get("path") in DOCS_UI_PATHS
-        kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
-        message["headers"] = [*kept, *(docs_ui if relaxed else strict)]
+    def __init__(self, settings: Settings) -> None:
+        production = settings.environment == "production"
+        common = {
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "same-origin",
+            "X-Frame-Options": "DENY",
+        }
+        if production:
+            common["Strict-Transport-Security"] = HSTS
+        self.strict = _encoded({"Content-Security-Policy": CSP, **common})
+        self.docs_ui = _encoded({"Content-Security-Policy": DOCS_UI_CSP, **common})
+        self.names = frozenset(name for name, _ in self.strict)
+        self.relaxed_paths = frozenset() if production else DOCS_UI_PATHS
 
-    return add_security_headers
+    def for_path(self, path: str) -> list[tuple[bytes, bytes]]:
+        return self.docs_ui if path in self.relaxed_paths else self.strict
+
+    def added_to(
+        self, headers: Iterable[tuple[bytes, bytes]], path: str
+    ) -> list[tuple[bytes, bytes]]:
+        names = self.names
+        kept = [(k, v) for k, v in headers if k.lower() not in names]
+        return [*kept, *(self.docs_ui if path in self.relaxed_paths else self.strict)]
+
+    async def hook(self, message: Message, scope: Scope) -> None:
+        """For ``Litestar(before_send=...)``."""
+        if message["type"] == "http.response.start":
+            message["headers"] = self.added_to(message.get("headers", ()), scope["path"])
+
+
+def security_headers(settings: Settings) -> Callable[[Message, Scope], Awaitable[None]]:
+    """The ``before_send`` hook that adds the security headers."""
+    return SecurityHeaders(settings).hook

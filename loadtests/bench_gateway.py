@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -31,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from loadtests.bench_limits import burst_and_rest, capacity, long_streams
+from loadtests.bench_summary import summarise, table
 from loadtests.common import (
     REPORTS,
     free_port,
@@ -38,68 +39,12 @@ from loadtests.common import (
     process_tree_rss,
     wait_http,
 )
+from loadtests.wrk import DURATION, LOAD_CORE, SERVER_CORE, pinned, wrk
 
 ROOT = Path(__file__).resolve().parents[1]
-DURATION = os.environ.get("BENCH_DURATION", "8s")
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "50000"))
 PRODUCTION = os.environ.get("BENCH_PRODUCTION", "1") == "1"
 BODY = {"model": "bench-model", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 8}
-SERVER_CORE, LOAD_CORE = "0", "1"
-
-
-def pinned(core: str, command: list[str]) -> list[str]:
-    return (
-        ["taskset", "-c", core, *command]
-        if shutil.which("taskset") and os.cpu_count() != 1
-        else command
-    )
-
-
-def wrk(
-    url: str, body: dict[str, Any], key: str | None, connections: int, duration: str = DURATION
-) -> dict[str, float]:
-    headers = 'wrk.headers["Content-Type"] = "application/json"\n'
-    if key:
-        headers += f'wrk.headers["Authorization"] = "Bearer {key}"\n'
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(json.dumps(body))}\n{headers}')
-    threads = "1" if connections < 2 else "2"
-    command = [
-        "wrk",
-        f"-t{threads}",
-        f"-c{connections}",
-        f"-d{duration}",
-        "--latency",
-        "-s",
-        script.name,
-        url,
-    ]
-    result = subprocess.run(
-        pinned(LOAD_CORE, command), capture_output=True, text=True, timeout=600, check=True
-    )
-    os.unlink(script.name)
-    text = result.stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]
-    count = int(re.search(r"(\d+) requests in", text).group(1))  # type: ignore[union-attr]
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-    errors = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text
-    )
-
-    def ms(label: str) -> float:
-        match = re.search(rf"{label}\s+([\d.]+)(us|ms|s)\b", text)
-        assert match, text
-        value, unit = float(match.group(1)), match.group(2)
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-    return {
-        "requests_per_s": rps,
-        "requests": count,
-        "p50_ms": ms("50%"),
-        "p99_ms": ms("99%"),
-        "errors": (int(non2xx.group(1)) if non2xx else 0)
-        + (sum(int(n) for n in errors.groups()) if errors else 0),
-    }
 
 
 @contextlib.contextmanager
@@ -125,7 +70,7 @@ def measure(
     url: str, body: dict[str, Any], key: str | None, pid: int | None = None
 ) -> dict[str, Any]:
     """Sequential and at 32/64 connections; with ``pid``, the server's CPU time per request
-    at 32 connections too."""
+    at 32 connections too, and (JSON) the connection sweep of bench_limits.capacity."""
     wrk(url, body, key, 8, "2s")  # warm up: connection pools, caches, lazy imports
     result = {"sequential": wrk(url, body, key, 1)}
     before = process_tree_cpu_seconds(pid) if pid else 0.0
@@ -134,6 +79,8 @@ def measure(
         spent = process_tree_cpu_seconds(pid) - before
         result["c32"]["cpu_us_per_request"] = round(1e6 * spent / result["c32"]["requests"], 1)
     result["c64"] = wrk(url, body, key, 64)
+    if pid and not body.get("stream"):
+        result["capacity"] = capacity(wrk, url, body, key)
     return result
 
 
@@ -248,12 +195,15 @@ def run_gateway(name: str, upstream: str, workers: int, redis_url: str = "") -> 
             env,
             core,
         ) as gateway:
+            idle_mb = process_tree_rss(gateway.pid) / 2**20
             result = {
                 "json": measure(url, BODY, key, gateway.pid),
                 "sse": measure(url, {**BODY, "stream": True}, key, gateway.pid),
             }
             result["ttft_ms"] = first_token_ms(url, key)
-            result["rss"] = soak(url, key, gateway.pid)
+            result["long_streams"] = long_streams(url, key)
+            result["rss"] = {"idle_mb": idle_mb, **soak(url, key, gateway.pid),
+                             **burst_and_rest(wrk, url, BODY, key, gateway.pid)}  # fmt: skip
             return result
     finally:
         shutil.rmtree(data, ignore_errors=True)
@@ -284,6 +234,7 @@ def main() -> int:
             "json": measure(direct, BODY, None),
             "sse": measure(direct, {**BODY, "stream": True}, None),
             "ttft_ms": first_token_ms(direct, None),
+            "long_streams": long_streams(direct, None),
         }
         bare_env = {**os.environ, "UPSTREAM": upstream, "PYTHONPATH": str(ROOT)}
         bare = [
@@ -310,6 +261,7 @@ def main() -> int:
                 "json": measure(url, BODY, None, proxy.pid),
                 "sse": measure(url, {**BODY, "stream": True}, None, proxy.pid),
                 "ttft_ms": first_token_ms(url, None),
+                "long_streams": long_streams(url, None),
             }
         report["gateway"] = run_gateway("one", upstream, workers=1)
         if PRODUCTION:
@@ -330,54 +282,6 @@ def main() -> int:
     plot_gateway(report, REPORTS / "bench-gateway.png")
     print(f"wrote {REPORTS / 'bench-gateway.json'} and bench-gateway.png")
     return 0 if report["errors"] == 0 else 1
-
-
-def summarise(report: dict[str, Any]) -> None:
-    """Targets: added p50 <= 1 ms and p99 <= 3 ms sequential; >= 70 % of the bare proxy at 32
-    connections; RSS growth < 5 % over the soak."""
-    direct, bare = report["direct"], report["bare_proxy"]
-    summary: dict[str, Any] = {}
-    errors = 0
-    for name in ("gateway", "gateway_2_workers_redis"):
-        if name not in report:
-            continue
-        run = report[name]
-        for kind in ("json", "sse"):
-            seq, base = run[kind]["sequential"], direct[kind]["sequential"]
-            summary[f"{name}_{kind}"] = {
-                "added_p50_ms": round(seq["p50_ms"] - base["p50_ms"], 3),
-                "added_p99_ms": round(seq["p99_ms"] - base["p99_ms"], 3),
-                "ratio_to_bare_c32": round(
-                    run[kind]["c32"]["requests_per_s"] / bare[kind]["c32"]["requests_per_s"], 3
-                ),
-                "ratio_to_bare_c64": round(
-                    run[kind]["c64"]["requests_per_s"] / bare[kind]["c64"]["requests_per_s"], 3
-                ),
-            }
-            errors += sum(run[kind][load]["errors"] for load in ("sequential", "c32", "c64"))
-        summary[f"{name}_rss_growth_percent"] = round(run["rss"]["growth_percent"], 2)
-        summary[f"{name}_ttft_added_ms"] = round(run["ttft_ms"] - direct["ttft_ms"], 2)
-    summary["bare_proxy_ttft_added_ms"] = round(bare["ttft_ms"] - direct["ttft_ms"], 2)
-    report["summary"] = summary
-    report["errors"] = errors
-
-
-def table(report: dict[str, Any]) -> str:
-    lines = [
-        f"{'server':26} {'kind':5} {'seq p50':>8} {'seq p99':>8} {'c32 req/s':>10} "
-        f"{'c64 req/s':>10}"
-    ]
-    for name in ("direct", "bare_proxy", "gateway", "gateway_2_workers_redis"):
-        for kind in ("json", "sse"):
-            if name in report:
-                row = report[name][kind]
-                lines.append(
-                    f"{name:26} {kind:5} {row['sequential']['p50_ms']:>8.2f} "
-                    f"{row['sequential']['p99_ms']:>8.2f} {row['c32']['requests_per_s']:>10.0f} "
-                    f"{row['c64']['requests_per_s']:>10.0f}"
-                )
-    lines.append(json.dumps(report["summary"], indent=2))
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Answers /health, /v1/models, /v1/chat/completions (JSON, or a short SSE stream) with no delay.
 The model ``bench-paced`` streams like a real model instead: the role chunk, then a token every
-PACE seconds, so the time to the first token measures what a proxy adds to it.
+PACE seconds, so the time to the first token measures what a proxy adds to it; ``bench-long``
+streams a hundred tokens at 20 a second (the long streams of ``bench_limits.py``).
 Run: python loadtests/fake_upstream.py PORT
 """
 
@@ -44,17 +45,20 @@ async def health(_: web.Request) -> web.Response:
 
 PACED = "bench-paced"
 PACE = 0.1
+LONG = "bench-long"
+LONG_WORDS, LONG_PACE = 100, 0.05
+"""A long answer at 20 tokens a second, as a real model streams: 5 seconds."""
 
 
 async def models(_: web.Request) -> web.Response:
-    cards = [{"id": name, "object": "model"} for name in (MODEL, PACED)]
+    cards = [{"id": name, "object": "model"} for name in (MODEL, PACED, LONG)]
     return web.json_response({"object": "list", "data": cards})
 
 
-async def paced(response: web.StreamResponse) -> None:
+async def paced(response: web.StreamResponse, words: int = 3, pace: float = PACE) -> None:
     await response.write(chunk({"role": "assistant", "content": ""}))
-    for word in range(3):
-        await asyncio.sleep(PACE)
+    for word in range(words):
+        await asyncio.sleep(pace)
         await response.write(chunk({"content": f"word{word} "}))
     await response.write(chunk({}, USAGE) + b"data: [DONE]\n\n")
 
@@ -67,6 +71,8 @@ async def chat(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     if body.get("model") == PACED:
         await paced(response)
+    elif body.get("model") == LONG:
+        await paced(response, LONG_WORDS, LONG_PACE)
     else:
         await response.write(STREAM)
     await response.write_eof()

@@ -16,7 +16,9 @@ from loadtests.common import REPORTS
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "load-testing.md"
 ASSETS = ROOT / "docs" / "load-testing"
-TARGETS = {"added_p50_ms": 1.0, "added_p99_ms": 3.0, "ratio_to_bare_c32": 0.70}
+TARGETS = {"added_p50_ms": 1.0, "added_p99_ms": 2.5, "ratio_to_bare_c32": 0.70}
+"""Issue 20's targets; streamed responses need 60 % of the bare proxy (``SSE_RATIO``)."""
+SSE_RATIO = 0.60
 
 
 def archived(name: str) -> Path | None:
@@ -73,21 +75,45 @@ def gateway_section(report: dict[str, Any] | None) -> list[str]:
                 )
     lines += ["", "| target | measured | threshold | |", "|---|---|---|---|"]
     for name, figures in report["summary"].items():
-        if name.endswith("_ttft_added_ms"):
-            lines.append(f"| {name} (paced upstream, median of 15) | {figures:.2f} ms | — | |")
-            continue
-        if not isinstance(figures, dict):
-            ok = figures < 5.0
-            lines.append(f"| {name} | {figures:.2f} % | < 5 % | {verdict(ok)} |")
-            continue
-        for metric, limit in TARGETS.items():
-            value = figures[metric]
-            ok = value >= limit if metric.startswith("ratio") else value <= limit
-            shown = f"{value:.0%}" if metric.startswith("ratio") else f"{value:.2f} ms"
-            bound = f">= {limit:.0%}" if metric.startswith("ratio") else f"<= {limit} ms"
-            lines.append(f"| {name} {metric} | {shown} | {bound} | {verdict(ok)} |")
+        lines += summary_rows(name, figures)
     lines.append(picture("bench-gateway.png", "gateway benchmark"))
     return lines
+
+
+def summary_rows(name: str, figures: Any) -> list[str]:
+    """One summary figure of bench-gateway as table rows (target and verdict where it has one)."""
+    if name.endswith("_ttft_added_ms"):
+        return [f"| {name} (paced upstream, median of 15) | {figures:.2f} ms | — | |"]
+    if name.endswith("_rss_growth_percent"):
+        return [f"| {name} (soak) | {figures:.2f} % | < 5 % | {verdict(figures < 5.0)} |"]
+    if name.startswith("two_workers"):
+        return [f"| {name} | {figures:.2f} times | — | |"]
+    if name.endswith("_rss"):
+        growth = figures["burst_growth_percent"]
+        return [
+            f"| {name} idle / after the soak / after a burst and rest | {figures['idle_mb']} / "
+            f"{figures['after_soak_mb']} / {figures['after_burst_and_rest_mb']} MB | — | |",
+            f"| {name} growth after a burst and rest | {growth:.2f} % | <= 5 % | "
+            f"{verdict(growth <= 5.0)} |",
+        ]
+    if name.endswith("_max_rps_p99_under_50ms"):
+        shown = f"{figures['gateway']:,.0f} req/s (bare proxy {figures['bare_proxy']:,.0f})"
+        ratio = f"{figures['ratio']:.0%}" if figures["ratio"] is not None else "—"
+        return [f"| {name} | {shown} | ratio {ratio} | |"]
+    if name.endswith("_long_streams_without_stall"):
+        shown = (f"{figures['gateway']} of {figures['of']} (bare proxy {figures['bare_proxy']}, "
+                 f"direct {figures['direct']})")  # fmt: skip
+        return [f"| {name} (no gap over 100 ms) | {shown} | — | |"]
+    rows = []
+    for metric, limit in TARGETS.items():
+        if metric == "ratio_to_bare_c32" and name.endswith("_sse"):
+            limit = SSE_RATIO
+        value = figures[metric]
+        ok = value >= limit if metric.startswith("ratio") else value <= limit
+        shown = f"{value:.0%}" if metric.startswith("ratio") else f"{value:.2f} ms"
+        bound = f">= {limit:.0%}" if metric.startswith("ratio") else f"<= {limit} ms"
+        rows.append(f"| {name} {metric} | {shown} | {bound} | {verdict(ok)} |")
+    return rows
 
 
 def model_section(report: dict[str, Any] | None) -> list[str]:

@@ -26,13 +26,13 @@ from switchboard.gateway.usage_routes import UsageApiController
 from switchboard.health.controllers import HealthController
 from switchboard.observability.access import record_request
 from switchboard.observability.controllers import MetricsController
-from switchboard.observability.request_id import HEADER as REQUEST_ID_HEADER
-from switchboard.observability.request_id import request_id_of
 from switchboard.settings import Settings
 from switchboard.web.disconnect import CLIENT_CLOSED_REQUEST, ClientDisconnected
 from switchboard.web.errors import exception_handler
 from switchboard.web.forwarded import seen_through_proxies
 from switchboard.web.headers import SecurityHeaders, docs_render_plugins
+from switchboard.web.request_id import HEADER as REQUEST_ID_HEADER
+from switchboard.web.request_id import request_id_of
 
 API_PREFIXES = ("/v1/", "/docs")
 API_PATHS = frozenset({"/v1", "/healthz", "/readyz", "/metrics"})

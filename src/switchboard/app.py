@@ -40,7 +40,6 @@ from switchboard.gateway.errors import as_gateway_error
 from switchboard.keys.controllers import KeysController
 from switchboard.observability.access import AccessMiddleware
 from switchboard.observability.logging import configure_logging
-from switchboard.observability.request_id import add_request_id_header
 from switchboard.resources import open_resources
 from switchboard.settings import Settings, get_settings
 from switchboard.usage.controllers import UsageController
@@ -49,6 +48,7 @@ from switchboard.web.errors import exception_handler
 from switchboard.web.forwarded import ForwardedHeaders
 from switchboard.web.headers import security_headers
 from switchboard.web.inputs import refuse_hostile_input
+from switchboard.web.request_id import add_request_id_header
 from switchboard.web.templating import template_config, templates_dir
 
 if TYPE_CHECKING:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import msgspec
+from dotenv import dotenv_values
 
 PREFIX = "SWITCHBOARD_"
 FILE_SUFFIX = "_FILE"
@@ -257,20 +258,11 @@ def read_secret_file(variable: str, path: str) -> str:
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
-    """Parse a minimal ``.env`` file: ``KEY=value`` lines, ``#`` comments, optional quotes."""
-    values: dict[str, str] = {}
+    """The ``KEY=value`` pairs of a ``.env`` file (python-dotenv's parser: comments, quotes,
+    ``export``, escapes); none if there is no such file."""
     if not path.is_file():
-        return values
-    for raw in path.read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.removeprefix("export ").partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip()] = value
-    return values
+        return {}
+    return {key: value for key, value in dotenv_values(path).items() if value is not None}
 
 
 def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None = None) -> Settings:

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from switchboard.resources import open_resources
 from switchboard.gateway.accounting import Caller
 from switchboard.gateway.chunks import DONE, Chunk, StreamItem
 from switchboard.gateway.parsing import ParsedRequest, parse_request
 from switchboard.gateway.upstream import UpstreamPool
+from switchboard.resources import open_resources
 from switchboard.settings import Settings
 from tests.conftest import SettingsFactory
 from tests.support.fake_upstream import FakeUpstream

@@ -39,9 +39,9 @@ from litestar.utils.dataclass import extract_dataclass_items
 
 from switchboard.accounts.tables import Session
 from switchboard.observability.metrics import SHARED_STATE_ERRORS
-from switchboard.observability.request_id import request_id_of
 from switchboard.web.csrf import new_session_token
 from switchboard.web.errors import error_page
+from switchboard.web.request_id import request_id_of
 
 log = logging.getLogger(__name__)
 

@@ -16,12 +16,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from switchboard.db.redis import shared_state_errors
 from switchboard.observability.metrics import SHARED_STATE_ERRORS
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
+STORE_FAILURES = shared_state_errors()
+"""Redis failing (unreachable, slow, full): the feature goes on without it."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,7 @@ class SignInThrottle:
         """Seconds to wait before the next try (0: go ahead). ``username`` normalised."""
         try:
             states = await self.store.read(self._keys(username, address))
-        except Exception:
+        except STORE_FAILURES:
             self._failed()
             return 0.0
         now = time.time()
@@ -128,7 +131,7 @@ class SignInThrottle:
     async def failed(self, username: str, address: str) -> None:
         try:
             await self.store.add(self._keys(username, address), time.time(), self.window)
-        except Exception:
+        except STORE_FAILURES:
             self._failed()
 
     async def succeeded(self, username: str, address: str) -> None:
@@ -136,7 +139,7 @@ class SignInThrottle:
         one's own must not wash away a spray of failures from the same place)."""
         try:
             await self.store.clear(self._keys(username, address)[0])
-        except Exception:
+        except STORE_FAILURES:
             self._failed()
 
     @staticmethod

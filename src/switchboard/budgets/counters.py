@@ -20,12 +20,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from switchboard.db.redis import shared_state_errors
 from switchboard.observability.metrics import SHARED_STATE_ERRORS
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
+STORE_FAILURES = shared_state_errors()
+"""Redis failing (unreachable, slow, full): the feature goes on without it."""
 KEEP_SECONDS = 40 * 24 * 3600  # a month's counters outlive the month (pages read them)
 UNLIMITED = -1.0
 
@@ -187,7 +190,7 @@ class RedisSpend:
         keys = [self._key(month, want.key) for want in wants]
         try:
             answer = await self._reserve(keys=keys, args=args)
-        except Exception:
+        except STORE_FAILURES:
             SHARED_STATE_ERRORS.labels("budgets").inc()
             log.warning("budget store unavailable: request let through", exc_info=True)
             return Reserved(None, tuple(Spend() for _ in wants))
@@ -211,7 +214,7 @@ class RedisSpend:
                 pipe.hincrbyfloat(name, "m", money)
                 pipe.expire(name, KEEP_SECONDS)
                 await pipe.execute()
-        except Exception:
+        except STORE_FAILURES:
             SHARED_STATE_ERRORS.labels("budgets").inc()
             log.warning("budget store unavailable: spend not settled", exc_info=True)
 
@@ -222,7 +225,7 @@ class RedisSpend:
             args += [value.tokens, value.money]
         try:
             return bool(await self._seed(keys=keys, args=args))
-        except Exception:
+        except STORE_FAILURES:
             SHARED_STATE_ERRORS.labels("budgets").inc()
             log.warning("budget store unavailable: not seeded", exc_info=True)
             return False
@@ -230,7 +233,7 @@ class RedisSpend:
     async def seeded(self, month: str) -> bool:
         try:
             return bool(await self.redis.exists(f"{self.prefix}{month}:seeded"))
-        except Exception:
+        except STORE_FAILURES:
             SHARED_STATE_ERRORS.labels("budgets").inc()
             return False  # seed again once Redis is back
 
@@ -240,7 +243,7 @@ class RedisSpend:
                 for key in keys:
                     pipe.hmget(self._key(month, key), ["t", "m"])
                 rows = await pipe.execute()
-        except Exception:
+        except STORE_FAILURES:
             SHARED_STATE_ERRORS.labels("budgets").inc()
             return [Spend() for _ in keys]
         return [Spend(float(t or 0), float(m or 0)) for t, m in rows]

@@ -29,9 +29,9 @@ from switchboard.chat.views import (
     user_of,
 )
 from switchboard.gateway.service import GatewayService
-from switchboard.observability.request_id import request_id_of
 from switchboard.settings import Settings
 from switchboard.web.rendering import page, render_block
+from switchboard.web.request_id import request_id_of
 
 if TYPE_CHECKING:
     from switchboard.accounts.tables import User

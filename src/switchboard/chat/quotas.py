@@ -23,12 +23,15 @@ from typing import TYPE_CHECKING, Protocol
 
 import anyio
 
+from switchboard.db.redis import shared_state_errors
 from switchboard.observability.metrics import SHARED_STATE_ERRORS
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
+STORE_FAILURES = shared_state_errors()
+"""Redis failing (unreachable, slow, full): the feature goes on without it."""
 IMPORT_WINDOW_SECONDS = 3600.0
 
 
@@ -137,7 +140,7 @@ class ChatQuotas:
         key, ticket = f"followers:{user_id}", secrets.token_hex(8)
         try:
             admitted = await self.store.enter(key, self.followers, self.lease, ticket)
-        except Exception:
+        except STORE_FAILURES:
             self._failed()
             admitted = True
         try:
@@ -152,7 +155,7 @@ class ChatQuotas:
         with anyio.CancelScope(shield=True):
             try:
                 await self.store.leave(key, ticket)
-            except Exception:
+            except STORE_FAILURES:
                 self._failed()  # the lease ends by itself
 
     async def import_wait(self, user_id: int) -> int:
@@ -161,7 +164,7 @@ class ChatQuotas:
             wait = await self.store.count(
                 f"imports:{user_id}", self.imports_per_hour, IMPORT_WINDOW_SECONDS
             )
-        except Exception:
+        except STORE_FAILURES:
             self._failed()
             return 0
         return math.ceil(wait)

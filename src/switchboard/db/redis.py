@@ -30,3 +30,15 @@ def connection_errors() -> tuple[type[Exception], ...]:
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
     return (RedisConnectionError, RedisTimeoutError)
+
+
+def shared_state_errors() -> tuple[type[Exception], ...]:
+    """What a call to the shared store raises when Redis fails: unreachable, slow, full (a
+    command refused under ``noeviction``), or a reply that is not what a script returns. The
+    callers fail open on these, and only on these: any other error is a bug and propagates.
+    Without redis-py installed (no Redis configured) only the socket's errors."""
+    try:
+        from redis.exceptions import RedisError
+    except ImportError:  # pragma: no cover - the redis extra is not installed
+        return (OSError,)
+    return (RedisError, OSError, ValueError)

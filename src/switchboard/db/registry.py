@@ -7,7 +7,6 @@ import contextlib
 import fcntl
 import io
 import logging
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,16 +17,15 @@ from piccolo.table import Table
 
 from switchboard.db.engine import AnyEngine
 
-CONF_MODULE = "switchboard.piccolo_conf"
 ADVISORY_LOCK_ID = 7_262_024  # any constant shared by every Switchboard process
 log = logging.getLogger(__name__)
 
 
 def install_engine(engine: AnyEngine) -> None:
-    """Make ``engine`` the one Piccolo uses: the conf's ``DB`` and every registered table."""
-    os.environ.setdefault("PICCOLO_CONF", CONF_MODULE)
-    from switchboard import piccolo_conf
-
+    """Make ``engine`` the one Piccolo uses: the ``DB`` of the configuration module
+    ``PICCOLO_CONF`` names (found as Piccolo finds it) and every registered table."""
+    piccolo_conf = Finder().get_piccolo_conf_module()
+    assert piccolo_conf is not None, "PICCOLO_CONF names no importable module"
     piccolo_conf.DB = engine
     tables: list[type[Table]] = [*Finder().get_table_classes(), Migration]
     for table in tables:
@@ -66,7 +64,6 @@ async def migrate(database_url: str) -> None:
 
     Piccolo prints its progress; it goes to the log as one line so stdout stays JSON lines.
     """
-    os.environ.setdefault("PICCOLO_CONF", CONF_MODULE)
     printed = io.StringIO()
     async with migration_lock(database_url):
         with contextlib.redirect_stdout(printed):

@@ -45,8 +45,9 @@ def app_command(settings: Settings) -> list[str]:
 
 def prepare_multiprocess_metrics(settings: Settings) -> None:
     """With several workers, prometheus-client keeps each worker's values in files that
-    /metrics aggregates: point it at a fresh directory before the workers start."""
-    if settings.workers <= 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    /metrics aggregates: point it (its own variable, which the workers inherit) at a fresh
+    directory before they start."""
+    if settings.workers <= 1:
         return
     directory = Path(settings.data_dir) / "prometheus-multiproc"
     shutil.rmtree(directory, ignore_errors=True)

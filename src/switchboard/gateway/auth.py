@@ -9,7 +9,7 @@ from litestar import Request
 from switchboard.gateway.accounting import Caller
 from switchboard.gateway.errors import GatewayError
 from switchboard.keys.services import KeyService
-from switchboard.observability.request_id import request_id_of
+from switchboard.web.request_id import request_id_of
 
 
 def unauthorized(message: str) -> GatewayError:

@@ -18,12 +18,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
+from switchboard.db.redis import shared_state_errors
 from switchboard.observability.metrics import SHARED_STATE_ERRORS
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
+STORE_FAILURES = shared_state_errors()
+"""Redis failing (unreachable, slow, full): the feature goes on without it."""
 WINDOW_SECONDS = 60.0
 
 
@@ -167,7 +170,7 @@ class RedisBuckets:
             args += [want.capacity, want.amount]
         try:
             answer = await self._take(keys=keys, args=args)
-        except Exception:
+        except STORE_FAILURES:
             SHARED_STATE_ERRORS.labels("limits").inc()
             log.warning("rate limit store unavailable: request let through", exc_info=True)
             return Taken(None, tuple(float(want.amount) for want in wants))
@@ -184,7 +187,7 @@ class RedisBuckets:
     async def _adjust_now(self, key: str, capacity: int, delta: float) -> None:
         try:
             await self._adjust(keys=[self.prefix + key], args=[WINDOW_SECONDS, capacity, delta])
-        except Exception:
+        except STORE_FAILURES:
             SHARED_STATE_ERRORS.labels("limits").inc()
             log.warning("rate limit store unavailable: reservation not settled", exc_info=True)
 

@@ -21,7 +21,7 @@ from typing import Any, Literal, Protocol
 
 import msgspec
 
-from switchboard.db.redis import redis_client
+from switchboard.db.redis import redis_client, shared_state_errors
 from switchboard.gateway.accounting import Outcome
 from switchboard.gateway.chunks import DONE, Chunk, StreamItem
 from switchboard.gateway.protocol import Usage
@@ -29,6 +29,8 @@ from switchboard.gateway.shaping import ChunkInfo, read_chunk
 from switchboard.observability.metrics import CACHE_ERRORS
 
 log = logging.getLogger(__name__)
+STORE_FAILURES = shared_state_errors()
+"""Redis failing (unreachable, slow, full): the feature goes on without it."""
 # Fields that change neither what the model generates nor the shape of the answer.
 _IGNORED_FIELDS = frozenset({"user"})
 
@@ -185,14 +187,14 @@ class SafeCache:
     async def get(self, key: str) -> CachedAnswer | None:
         try:
             return await self.backend.get(key)
-        except Exception as exc:
+        except STORE_FAILURES as exc:
             self._failed("get", exc)
             return None
 
     async def put(self, key: str, answer: CachedAnswer) -> None:
         try:
             await self.backend.put(key, answer)
-        except Exception as exc:
+        except STORE_FAILURES as exc:
             self._failed("put", exc)
 
     async def aclose(self) -> None:

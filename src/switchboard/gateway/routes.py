@@ -35,8 +35,8 @@ from switchboard.gateway.protocol import (
 )
 from switchboard.gateway.service import Completion, GatewayService
 from switchboard.keys.services import KeyService
-from switchboard.observability.request_id import request_id_of
 from switchboard.web.disconnect import ClientDisconnected
+from switchboard.web.request_id import request_id_of
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

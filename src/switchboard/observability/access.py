@@ -13,8 +13,8 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from switchboard.observability.metrics import HTTP_DURATION, HTTP_REQUESTS, labelled
-from switchboard.observability.request_id import request_id_of
 from switchboard.web.disconnect import CLIENT_CLOSED_REQUEST, ClientDisconnected
+from switchboard.web.request_id import request_id_of
 
 log = logging.getLogger("switchboard.access")
 QUIET_ROUTES = frozenset({"/metrics", "/healthz", "/readyz", "/static"})

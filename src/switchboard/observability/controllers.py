@@ -36,5 +36,5 @@ class MetricsController(Controller):
             raise NotAuthorizedException(
                 "metrics need the bearer token (SWITCHBOARD_METRICS_TOKEN)"
             )
-        body, content_type = exposition()
+        body, content_type = exposition(settings.workers)
         return Response(content=body, media_type=content_type)

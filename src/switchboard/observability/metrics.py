@@ -8,7 +8,6 @@ are only those a model server serves, statuses are codes. With several worker pr
 from __future__ import annotations
 
 import functools
-import os
 import time
 from typing import Any
 
@@ -137,9 +136,10 @@ def labelled(metric: Any, *values: str) -> Any:
     return metric.labels(*values)
 
 
-def exposition() -> tuple[bytes, str]:
-    """The metrics text, aggregated over worker processes in multiprocess mode."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+def exposition(workers: int) -> tuple[bytes, str]:
+    """The metrics text, aggregated over the worker processes when there are several (their
+    values are in the files ``switchboard serve`` points prometheus-client at)."""
+    if workers > 1:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -54,6 +54,7 @@ class UsageWriter:
         self._buffer: list[UsageEvent] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._flush_lock = asyncio.Lock()
         self.written = 0
 
@@ -81,10 +82,12 @@ class UsageWriter:
         self._task = asyncio.create_task(self._run(), name="usage-writer")
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.flush_interval)
             self._wake.clear()
+            if self._stopping:
+                return
             try:
                 await self.flush()
             except RETRY_LATER as exc:
@@ -143,8 +146,11 @@ class UsageWriter:
                          "error": f"{type(exc).__name__}: {exc}"})  # fmt: skip
 
     async def aclose(self) -> None:
+        """Stop the loop after the flush it may be doing (an insert is never cut in the
+        middle: its driver thread would answer a closed loop), then flush what is left."""
         if self._task:
-            self._task.cancel()
+            self._stopping = True
+            self._wake.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         try:

@@ -17,7 +17,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
 from litestar.response import Redirect, Template
 
-from switchboard.observability.request_id import request_id_of
+from switchboard.web.request_id import request_id_of
 
 log = logging.getLogger(__name__)
 JSON_PATHS = ("/v1", "/healthz", "/readyz")

@@ -11,8 +11,8 @@ import pytest
 from litestar.testing import AsyncTestClient
 from prometheus_client import REGISTRY
 
+from switchboard.gateway import shaping
 from switchboard.gateway.parsing import parse_request
-from switchboard.gateway.prompt_tokens import prompt_bound
 from switchboard.usage.tables import UsageRecord
 from tests.support.fake_upstream import FakeUpstream
 from tests.unit.test_budgets import BODY, CHAT, budget
@@ -108,6 +108,6 @@ def test_the_byte_bound_exceeds_any_byte_level_count(text: str) -> None:
     """A byte-level BPE token covers at least one byte: the UTF-8 size bounds the count."""
     chat = parse_request("chat", msgspec.json.encode({"model": "m", "messages": [
         {"role": "user", "content": text}]}))  # fmt: skip
-    assert prompt_bound(chat, chat.body) >= len(text.encode())
+    assert shaping.CHAT.prompt_bound(chat.body) >= len(text.encode())
     batch = parse_request("completion", msgspec.json.encode({"model": "m", "prompt": [text] * 2}))
-    assert prompt_bound(batch, batch.body) >= 2 * len(text.encode())
+    assert shaping.COMPLETION.prompt_bound(batch.body) >= 2 * len(text.encode())

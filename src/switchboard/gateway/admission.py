@@ -14,6 +14,7 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from switchboard.budgets.service import BudgetService, OverBudget
@@ -22,12 +23,11 @@ from switchboard.gateway.errors import GatewayError, insufficient_quota
 from switchboard.gateway.limits import RateLimiter
 from switchboard.gateway.parsing import ParsedRequest
 from switchboard.gateway.prompt_tokens import count_prompt
+from switchboard.gateway.surface import Surface
 from switchboard.gateway.upstream import UpstreamPool
 from switchboard.observability.metrics import RATE_LIMITED
 
 log = logging.getLogger(__name__)
-CHARS_PER_TOKEN = 4
-"""The rate limits' quick prompt estimate (their reservation is settled with the real count)."""
 
 
 def internal_error(request_id: str) -> GatewayError:
@@ -55,27 +55,21 @@ class Admission:
         self.recorder = recorder
         self.max_tokens_cap = max_tokens_cap
 
-    def admit(
-        self, parsed: ParsedRequest, body: dict[str, Any], caller: Caller, outcome: Outcome
-    ) -> Admitted:
+    def admit(self, request: Requested, caller: Caller, outcome: Outcome) -> Admitted:
         """``async with admission.admit(...) as ticket``: reserve (or raise the refusal, its
         books closed), then close the books on the way out."""
-        return Admitted(self, Ticket(caller, outcome, self.recorder), parsed, body)
+        return Admitted(self, Ticket(caller, outcome, self.recorder), request)
 
-    async def reserve(self, ticket: Ticket, parsed: ParsedRequest, body: dict[str, Any]) -> None:
+    async def reserve(self, ticket: Ticket, request: Requested) -> None:
         """A request and its worst case in tokens on the rate limits (a quick estimate of the
         prompt: the limit is settled with the real count after), then an upper bound of its
         cost on the monthly budgets."""
-        prompt = body.get("messages") or body.get("prompt") or ""
-        prompts = len(prompt) if parsed.kind == "completion" and isinstance(prompt, list) else 1
+        surface, parsed, body = request.surface, request.parsed, request.body
         model = parsed.request.model
-        asked = int(body.get("max_completion_tokens") or body.get("max_tokens")
-                    or self.max_tokens_cap(model))  # fmt: skip
-        choices = int(parsed.body.get("n") or 1)  # as asked: fan-out asks the model for fewer
+        cost = surface.cost(parsed, body, self.max_tokens_cap(model))
         caller = ticket.caller
-        estimate = len(str(prompt)) // CHARS_PER_TOKEN + asked * choices * prompts
         try:
-            ticket.reservation = await self.limiter.reserve(caller.limit_scopes, estimate)
+            ticket.reservation = await self.limiter.reserve(caller.limit_scopes, cost.estimate)
         except GatewayError as error:
             RATE_LIMITED.labels(error.type).inc()
             ticket.close(error.status)
@@ -83,17 +77,20 @@ class Admission:
         if self.budgets is None or not self.budgets.applies(caller.user_id, caller.key_id):
             return
         try:
-            prompt_tokens = await count_prompt(self.pool, parsed, body)
-        except GatewayError as error:  # the model is unknown or down: refused before counting
+            self.pool.servers_for(model)  # unknown or down: refused before counting
+            prompt_tokens = await count_prompt(self.pool, surface, model, body)
+        except GatewayError as error:
             ticket.close(error.status)
             error.headers = {**ticket.limit_headers(), **error.headers}
             raise
+        per_choice = cost.per_choice
         context = self.pool.context_length(model)
-        if context is not None and prompts == 1:  # the engine generates at most what fits
-            asked = max(0, min(asked, context - prompt_tokens))
+        if context is not None and cost.prompts == 1:  # the engine generates at most what fits
+            per_choice = max(0, min(per_choice, context - prompt_tokens))
+        completion = per_choice * cost.choices * cost.prompts
         try:
             ticket.hold = await self.budgets.reserve(
-                caller.user_id, caller.key_id, model, prompt_tokens, asked * choices * prompts
+                caller.user_id, caller.key_id, model, prompt_tokens, completion
             )
         except OverBudget as over:
             RATE_LIMITED.labels("insufficient_quota").inc()
@@ -104,23 +101,29 @@ class Admission:
             raise refusal from None
 
 
+@dataclass(frozen=True, slots=True)
+class Requested:
+    """A request as admission sees it: its surface, its parsed form, the body relayed."""
+
+    surface: Surface
+    parsed: ParsedRequest
+    body: dict[str, Any]
+
+
 class Admitted:
     """One request's admission: enter reserves, exit closes the books with the outcome. An
     error the caller should see keeps its status; anything unexpected is logged and becomes a
     500 that names the request id. (A class, not a generator: it runs on every request.)"""
 
-    __slots__ = ("admission", "body", "parsed", "ticket")
+    __slots__ = ("admission", "request", "ticket")
 
-    def __init__(
-        self, admission: Admission, ticket: Ticket, parsed: ParsedRequest, body: dict[str, Any]
-    ) -> None:
+    def __init__(self, admission: Admission, ticket: Ticket, request: Requested) -> None:
         self.admission = admission
         self.ticket = ticket
-        self.parsed = parsed
-        self.body = body
+        self.request = request
 
     async def __aenter__(self) -> Ticket:
-        await self.admission.reserve(self.ticket, self.parsed, self.body)
+        await self.admission.reserve(self.ticket, self.request)
         return self.ticket
 
     async def __aexit__(

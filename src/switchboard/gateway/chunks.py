@@ -18,6 +18,8 @@ class Chunk:
     data: bytes
     text: str = ""
     """Text generated for the first choice in this chunk (what the chat shows)."""
+    event: bytes | None = None
+    """The server-sent event's name (the Responses and Messages APIs name theirs)."""
 
 
 @dataclass(frozen=True, slots=True)

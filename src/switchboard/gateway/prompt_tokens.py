@@ -14,44 +14,20 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import msgspec
-
-from switchboard.gateway.parsing import ParsedRequest
+from switchboard.gateway.surface import Surface
 from switchboard.gateway.upstream import UpstreamPool
 from switchboard.observability.metrics import PROMPT_COUNTS
 
-TEMPLATE_BYTES = 2048
-"""What a chat template adds once (system preamble, tool instructions), in bytes: generous."""
-MESSAGE_BYTES = 64
-"""What a template adds per message (role markers, separators), in bytes."""
-CHAT_FIELDS = ("messages", "tools", "chat_template_kwargs", "add_generation_prompt",
-               "continue_final_message")  # fmt: skip
-"""What decides a chat prompt's tokens: the fields vLLM's ``/tokenize`` takes from a chat."""
 
-
-def prompt_bound(parsed: ParsedRequest, body: dict[str, Any]) -> int:
-    """An upper bound of the prompt's tokens, without asking the engine."""
-    if parsed.kind == "completion":
-        prompts = body.get("prompt")
-        texts = prompts if isinstance(prompts, list) else [prompts]
-        return sum(len(str(text).encode()) + MESSAGE_BYTES for text in texts)
-    messages = body.get("messages") or []
-    size = len(msgspec.json.encode(messages)) + 2 * len(msgspec.json.encode(body.get("tools")))
-    return size + MESSAGE_BYTES * len(messages) + TEMPLATE_BYTES
-
-
-async def count_prompt(pool: UpstreamPool, parsed: ParsedRequest, body: dict[str, Any]) -> int:
-    """The engine's prompt tokens for ``body`` (the relayed request), or ``prompt_bound``."""
-    model = parsed.request.model
-    if parsed.kind == "chat":
-        asks = [{"model": model, **{k: body[k] for k in CHAT_FIELDS if k in body}}]
-    else:
-        prompts = body.get("prompt")
-        texts = prompts if isinstance(prompts, list) else [prompts]
-        asks = [{"model": model, "prompt": text} for text in texts]
-    counts = await asyncio.gather(*(pool.tokenize(model, ask) for ask in asks))
-    if any(count is None for count in counts):
-        PROMPT_COUNTS.labels("bound").inc()
-        return prompt_bound(parsed, body)
-    PROMPT_COUNTS.labels("tokenizer").inc()
-    return sum(count for count in counts if count is not None)
+async def count_prompt(
+    pool: UpstreamPool, surface: Surface, model: str, body: dict[str, Any]
+) -> int:
+    """The engine's prompt tokens for ``body`` (the relayed request), or the surface's bound."""
+    if surface.counts_prompts:
+        asks = surface.tokenize_asks(model, body)
+        counts = await asyncio.gather(*(pool.tokenize(model, ask) for ask in asks))
+        if all(count is not None for count in counts):
+            PROMPT_COUNTS.labels("tokenizer").inc()
+            return sum(count for count in counts if count is not None)
+    PROMPT_COUNTS.labels("bound").inc()
+    return surface.prompt_bound(body)

@@ -19,7 +19,7 @@ import httpx
 
 from switchboard.budgets.service import BudgetService
 from switchboard.gateway.accounting import Caller, Outcome, Recorder, Ticket
-from switchboard.gateway.admission import Admission
+from switchboard.gateway.admission import Admission, Requested
 from switchboard.gateway.cache import (
     ALWAYS,
     CachedAnswer,
@@ -34,14 +34,17 @@ from switchboard.gateway.errors import GatewayError, upstream_error, upstream_ti
 from switchboard.gateway.limits import RateLimiter
 from switchboard.gateway.parsing import Kind, ParsedRequest
 from switchboard.gateway.protocol import ModelCard, ModelList, Usage
-from switchboard.gateway.shaping import fan_out, fan_out_count, peek, upstream_body
+from switchboard.gateway.shaping import CHAT, COMPLETION
 from switchboard.gateway.streaming import InFlight, StreamPlan, relay
+from switchboard.gateway.surface import Surface
 from switchboard.gateway.upstream import UpstreamPool, UpstreamServer, as_gateway_error
 from switchboard.observability.metrics import CACHE_REQUESTS
 from switchboard.settings import Settings
 from switchboard.usage.writer import UsageWriter
 
-PATHS: dict[Kind, str] = {"chat": "/chat/completions", "completion": "/completions"}
+SURFACES: dict[Kind, Surface] = {surface.kind: surface for surface in (CHAT, COMPLETION)}
+CACHED: frozenset[Kind] = frozenset({"chat", "completion"})
+"""What the response cache keeps (deterministic requests of these surfaces only)."""
 SHUTTING_DOWN = GatewayError(503, "The gateway is restarting; retry in a moment.",
                              type="server_error", code="shutting_down",
                              headers={"Retry-After": "1"})  # fmt: skip
@@ -110,13 +113,14 @@ class GatewayService:
     ) -> Completion:
         """Run one completion; a stream comes back as batches of typed items (chunks.py)."""
         model = parsed.request.model
+        surface = SURFACES[parsed.kind]
         outcome = Outcome(model=model, stream=parsed.request.stream)
-        body = upstream_body(parsed, self.max_tokens_cap(model), bool(self.settings.max_tokens_cap))
-        outcome.copies = fan_out_count(body)
+        cap = self.max_tokens_cap(model)
+        body = surface.upstream_body(parsed, cap, bool(self.settings.max_tokens_cap))
+        outcome.copies = surface.copies(body)
+        request = Requested(surface, parsed, body)
         async with AsyncExitStack() as books:
-            ticket = await books.enter_async_context(
-                self.admission.admit(parsed, body, caller, outcome)
-            )
+            ticket = await books.enter_async_context(self.admission.admit(request, caller, outcome))
             if self.draining:
                 raise SHUTTING_DOWN
             route = self.pool.candidates(model)  # 404 (unknown) or 503 before any cache lookup
@@ -128,11 +132,11 @@ class GatewayService:
                     return await self._from_cache(cached, ticket, books)
             store = key if cache_policy.write else None
             if parsed.request.stream:
-                completion = await self._stream(parsed, route, body, ticket, books, store)
+                completion = await self._stream(request, route, ticket, books, store)
             else:
                 try:
                     async with asyncio.timeout(self.settings.upstream_total_timeout):
-                        payload = await self._fetch(parsed.kind, route, body, outcome, store)
+                        payload = await self._fetch(surface, route, body, outcome, store)
                 except TimeoutError:
                     raise upstream_timeout(model) from None
                 completion = Completion(outcome=outcome, body=payload)
@@ -141,10 +145,10 @@ class GatewayService:
         return completion
 
     def _cache_key(self, parsed: ParsedRequest, caller: Caller) -> str | None:
-        if not is_cacheable(parsed.body):
+        if parsed.kind not in CACHED or not is_cacheable(parsed.body):
             return None
         scope = "global" if self.settings.cache_scope == "global" else f"user:{caller.user_id}"
-        return cache_key(PATHS[parsed.kind], parsed.body, scope)
+        return cache_key(SURFACES[parsed.kind].path, parsed.body, scope)
 
     async def _from_cache(
         self, cached: CachedAnswer, ticket: Ticket, books: AsyncExitStack
@@ -162,18 +166,17 @@ class GatewayService:
 
     async def _stream(
         self,
-        parsed: ParsedRequest,
+        request: Requested,
         route: list[UpstreamServer],
-        body: dict[str, Any],
         ticket: Ticket,
         books: AsyncExitStack,
         store_key: str | None,
     ) -> Completion:
         """Open the upstream stream now (a refusal is still an HTTP error for the caller), then
         hand it and the books to the relay."""
-        model = parsed.request.model
+        parsed = request.parsed
         response = await books.enter_async_context(
-            self.pool.open(model, PATHS[parsed.kind], body, route)
+            self.pool.open(parsed.request.model, request.surface.path, request.body, route)
         )
         if response.status_code >= 400:
             raise upstream_error(response.status_code, await response.aread())
@@ -191,32 +194,30 @@ class GatewayService:
             store=store if store_key else None,
             max_store_bytes=self.settings.cache_max_bytes,
         )
-        events = relay(books.pop_all(), response, plan, ticket, self.in_flight)
+        events = relay(books.pop_all(), response, request.surface, plan, ticket, self.in_flight)
         await anext(events)  # started: closing it now closes the upstream and the books
         return Completion(outcome=ticket.outcome, events=events)
 
     async def _fetch(
         self,
-        kind: Kind,
+        surface: Surface,
         route: list[UpstreamServer],
         body: dict[str, Any],
         outcome: Outcome,
         store_key: str | None,
     ) -> bytes:
         try:
-            async with self.pool.open(outcome.model, PATHS[kind], body, route) as response:
+            async with self.pool.open(outcome.model, surface.path, body, route) as response:
                 payload = await response.aread()
         except httpx.HTTPError as exc:
             raise as_gateway_error(exc, outcome.model) from None
         if response.status_code >= 400:
             raise upstream_error(response.status_code, payload)
-        if outcome.copies > 1:
-            payload = fan_out(payload, outcome.copies)
-        peeked = peek(payload)
-        if peeked is not None and peeked.error is not None:
-            raise upstream_error(502, payload)
-        if peeked and peeked.usage:
-            outcome.usage = peeked.usage
+        payload, answer = surface.read_answer(payload, outcome.copies)
+        if answer.error is not None:
+            raise answer.error
+        if answer.usage:
+            outcome.usage = answer.usage
         if store_key:
             await self.cache.put(
                 store_key, CachedAnswer(kind="json", usage=outcome.usage, body=payload)

@@ -1,4 +1,5 @@
-"""What goes to the model server and what comes back to the caller, shaped in one pass.
+"""Chat and text completions as a surface (surface.py): what goes to the model server and what
+comes back to the caller, shaped in one pass.
 
 Out: the caller's JSON object with what the engine needs adjusted (``upstream_body``). Back: each
 response or stream chunk is decoded once into the few fields the gateway reads (usage, text, an
@@ -10,14 +11,29 @@ OpenAI answers n identical choices). Everything else is relayed byte for byte.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
+from switchboard.gateway.accounting import Outcome
+from switchboard.gateway.chunks import DONE, Chunk, StreamFailed, StreamItem
 from switchboard.gateway.errors import GatewayError, upstream_error
-from switchboard.gateway.parsing import ParsedRequest
+from switchboard.gateway.parsing import Kind, ParsedRequest
 from switchboard.gateway.protocol import Usage
+from switchboard.gateway.sse import SSEEvent
+from switchboard.gateway.surface import Answer, Cost, StreamOptions
+
+CHARS_PER_TOKEN = 4
+"""The rate limits' quick prompt estimate (their reservation is settled with the real count)."""
+TEMPLATE_BYTES = 2048
+"""What a chat template adds once (system preamble, tool instructions), in bytes: generous."""
+MESSAGE_BYTES = 64
+"""What a template adds per message (role markers, separators), in bytes."""
+CHAT_FIELDS = ("messages", "tools", "chat_template_kwargs", "add_generation_prompt",
+               "continue_final_message")  # fmt: skip
+"""What decides a chat prompt's tokens: the fields vLLM's ``/tokenize`` takes from a chat."""
 
 # --- out: the request the model server gets -------------------------------------------------
 
@@ -193,3 +209,77 @@ def fan_out(raw: bytes, n: int) -> bytes:
     except msgspec.DecodeError:
         return raw
     return msgspec.json.encode(_fan_out(decoded, n)) if isinstance(decoded, dict) else raw
+
+
+class CompletionsSurface:
+    """``/v1/chat/completions`` (``kind="chat"``) and ``/v1/completions``."""
+
+    counts_prompts = True
+
+    def __init__(self, kind: Kind, path: str) -> None:
+        self.kind = kind
+        self.path = path
+
+    def upstream_body(self, parsed: ParsedRequest, cap: int, operators_cap: bool) -> dict[str, Any]:
+        return upstream_body(parsed, cap, operators_cap)
+
+    def copies(self, body: dict[str, Any]) -> int:
+        return fan_out_count(body)
+
+    def cost(self, parsed: ParsedRequest, body: dict[str, Any], cap: int) -> Cost:
+        prompt = body.get("messages") or body.get("prompt") or ""
+        prompts = len(prompt) if self.kind == "completion" and isinstance(prompt, list) else 1
+        asked = int(body.get("max_completion_tokens") or body.get("max_tokens") or cap)
+        choices = int(parsed.body.get("n") or 1)  # as asked: fan-out asks the model for fewer
+        estimate = len(str(prompt)) // CHARS_PER_TOKEN + asked * choices * prompts
+        return Cost(estimate, asked, choices, prompts)
+
+    def tokenize_asks(self, model: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """What to ask vLLM's ``/tokenize`` to count the prompts, one ask per prompt."""
+        if self.kind == "chat":
+            return [{"model": model, **{k: body[k] for k in CHAT_FIELDS if k in body}}]
+        prompts = body.get("prompt")
+        texts = prompts if isinstance(prompts, list) else [prompts]
+        return [{"model": model, "prompt": text} for text in texts]
+
+    def prompt_bound(self, body: dict[str, Any]) -> int:
+        if self.kind == "completion":
+            prompts = body.get("prompt")
+            texts = prompts if isinstance(prompts, list) else [prompts]
+            return sum(len(str(text).encode()) + MESSAGE_BYTES for text in texts)
+        messages = body.get("messages") or []
+        size = len(msgspec.json.encode(messages)) + 2 * len(msgspec.json.encode(body.get("tools")))
+        return size + MESSAGE_BYTES * len(messages) + TEMPLATE_BYTES
+
+    def read_answer(self, payload: bytes, copies: int) -> tuple[bytes, Answer]:
+        if copies > 1:
+            payload = fan_out(payload, copies)
+        peeked = peek(payload)
+        if peeked is not None and peeked.error is not None:
+            return payload, Answer(None, upstream_error(502, payload))
+        return payload, Answer(peeked.usage if peeked else None)
+
+    def shape(self, event: SSEEvent, plan: StreamOptions, outcome: Outcome) -> list[StreamItem]:
+        data = event.data
+        if data == b"[DONE]":
+            return [DONE]
+        if outcome.copies > 1:
+            data = fan_out(data, outcome.copies)
+        info = read_chunk(data)
+        if isinstance(info, GatewayError):
+            return [StreamFailed(info)]  # an in-band error: the end of the stream
+        if info is None:
+            return [Chunk(data)]
+        if info.generated and outcome.first_token_at is None:
+            outcome.first_token_at = time.monotonic()
+        if info.usage is not None:
+            outcome.usage = info.usage
+            if info.usage_only:
+                return [Chunk(data)] if plan.include_usage else []
+            if not plan.continuous_usage:
+                data = strip_usage(data)
+        return [Chunk(data, info.text)]
+
+
+CHAT = CompletionsSurface("chat", "/chat/completions")
+COMPLETION = CompletionsSurface("completion", "/completions")

@@ -26,6 +26,7 @@ from switchboard.gateway.usage_routes import UsageApiController
 from switchboard.health.controllers import HealthController
 from switchboard.observability.access import record_request
 from switchboard.observability.controllers import MetricsController
+from switchboard.responses.routes import ResponsesController
 from switchboard.settings import Settings
 from switchboard.web.disconnect import CLIENT_CLOSED_REQUEST, ClientDisconnected
 from switchboard.web.errors import exception_handler
@@ -91,6 +92,7 @@ def create_api(settings: Settings) -> Litestar:
             HealthController,
             MetricsController,
             CompletionsController,
+            ResponsesController,
             UsageApiController,
         ],
         dependencies={

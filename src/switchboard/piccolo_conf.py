@@ -18,5 +18,6 @@ APP_REGISTRY = AppRegistry(
         "switchboard.usage.piccolo_app",
         "switchboard.chat.piccolo_app",
         "switchboard.budgets.piccolo_app",
+        "switchboard.responses.piccolo_app",
     ]
 )

@@ -26,6 +26,8 @@ from switchboard.gateway.service import GatewayService
 from switchboard.gateway.upstream import UpstreamPool
 from switchboard.keys.services import KeyService
 from switchboard.observability.business import refresh_forever
+from switchboard.responses.service import ResponsesService
+from switchboard.responses.store import ResponseStore
 from switchboard.settings import Settings
 from switchboard.usage.business import business_figures
 from switchboard.usage.queries import prune
@@ -52,6 +54,7 @@ class Resources:
     cache: SafeCache
     gateway: GatewayService
     budgets: BudgetService
+    responses: ResponsesService
     shared: Redis | None = None
     """The Redis client behind sessions, limits and the throttle (None: in process)."""
 
@@ -64,8 +67,8 @@ def build_cache(settings: Settings) -> ResponseCache:
 
 
 async def _prune_forever(settings: Settings, sessions_in_database: bool) -> None:
-    """Retention, hourly: usage rows older than the setting (in small batches) and expired
-    sessions (Redis expires its own)."""
+    """Retention, hourly: usage rows older than the setting (in small batches), stored
+    responses older than theirs, and expired sessions (Redis expires its own)."""
     while True:
         try:
             if settings.usage_retention_days:
@@ -73,6 +76,12 @@ async def _prune_forever(settings: Settings, sessions_in_database: bool) -> None
                 deleted = await prune(dt.datetime.now(dt.UTC) - dt.timedelta(days=days))
                 if deleted:
                     log.info("pruned old usage rows", extra={"deleted": deleted})
+            if settings.responses_retention_days:
+                days = settings.responses_retention_days
+                forgotten = await ResponseStore().prune(dt.datetime.now(dt.UTC)
+                                                        - dt.timedelta(days=days))  # fmt: skip
+                if forgotten:
+                    log.info("forgot old stored responses", extra={"deleted": forgotten})
             if sessions_in_database:
                 purged = await DatabaseStore().purge_expired()
                 if purged:
@@ -140,7 +149,8 @@ async def open_resources(
         for task in background:
             stack.push_async_callback(_cancel, task)
         stack.push_async_callback(_drain, gateway, settings.shutdown_grace)
-        yield Resources(settings, db, pool, keys, usage, cache, gateway, budgets, shared)
+        responses = ResponsesService(gateway, ResponseStore())
+        yield Resources(settings, db, pool, keys, usage, cache, gateway, budgets, responses, shared)
 
 
 async def _drain(gateway: GatewayService, grace: float) -> None:

@@ -101,6 +101,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Seconds a stopping gateway lets streams in flight finish before it closes them."""
     usage_retention_days: int = 90
     """Usage rows older than this are pruned (in small batches, hourly); 0 keeps everything."""
+    responses_retention_days: int = 30
+    """Stored responses (the Responses API's ``store``) older than this are forgotten, as
+    OpenAI keeps them 30 days; 0 keeps them until their owner deletes them."""
     budget_currency: str = "USD"
     """The currency of model prices and money budgets (shown on the pages and in errors)."""
     budget_refresh_seconds: float = 15.0
@@ -203,7 +206,7 @@ def _check(settings: Settings) -> None:
         if url and not url.startswith(("redis://", "rediss://", "unix://")):
             fail(name, f"{url!r} must start with redis:// or rediss://")
     for name in ("max_tokens_cap", "cache_max_entries", "cache_max_bytes", "usage_retention_days",
-                 "shutdown_grace"):  # fmt: skip
+                 "responses_retention_days", "shutdown_grace"):  # fmt: skip
         if getattr(settings, name) < 0:
             fail(name, "must not be negative")
     if not settings.upstream_url_list:

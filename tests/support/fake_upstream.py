@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from tests.support import fake_tools
+from tests.support import fake_responses, fake_tools
 
 MODEL = "fake-model"
 HOLD_LIMIT = 300.0
@@ -120,6 +120,14 @@ class FakeUpstream:
             return httpx.Response(status, json=payload)
         if path == "/v1/chat/completions" and fake_tools.wants_tools(body):
             return self.tool_calls(body)
+        if path == "/v1/responses":
+            words = fake_responses.input_text(body).split() or ["ok"]
+            if body.get("stream"):
+                events = fake_responses.events(body, words, self.prompt_tokens)
+                return httpx.Response(200, stream=_EventStream(self.paced(events)),
+                                      headers={"content-type": "text/event-stream"})  # fmt: skip
+            answer = fake_responses.response(body, words, self.prompt_tokens, "completed")
+            return httpx.Response(200, json=answer)
         words = self.answer_words(body)
         usage = _usage(self.prompt_tokens, len(words))
         if body.get("stream"):
@@ -187,7 +195,7 @@ class FakeUpstream:
                     return
                 if self.chunk_delay:
                     await asyncio.sleep(self.chunk_delay)
-                finished = event == DONE_EVENT
+                finished = event == DONE_EVENT or event.startswith(b"event: response.completed")
                 yield event
                 sent += 1
         finally:

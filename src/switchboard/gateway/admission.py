@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,11 +103,13 @@ class Admission:
 
 @dataclass(frozen=True, slots=True)
 class Requested:
-    """A request as admission sees it: its surface, its parsed form, the body relayed."""
+    """A request on its way: its surface, its parsed form, the body relayed, and who is given
+    the whole answer when it is complete (a stored response)."""
 
     surface: Surface
     parsed: ParsedRequest
     body: dict[str, Any]
+    on_answer: Callable[[bytes], Awaitable[None]] | None = None
 
 
 class Admitted:

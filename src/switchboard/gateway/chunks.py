@@ -20,6 +20,8 @@ class Chunk:
     """Text generated for the first choice in this chunk (what the chat shows)."""
     event: bytes | None = None
     """The server-sent event's name (the Responses and Messages APIs name theirs)."""
+    final: bool = False
+    """It carries the whole answer (the Responses API's terminal event)."""
 
 
 @dataclass(frozen=True, slots=True)

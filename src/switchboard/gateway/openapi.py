@@ -15,8 +15,13 @@ import msgspec
 from litestar.openapi.spec import OpenAPI, Reference, Schema
 
 from switchboard.gateway.protocol import ChatCompletionRequest, CompletionRequest
+from switchboard.gateway.responses_protocol import ResponsesRequest
 
-DOCUMENTED_REQUESTS: tuple[type[msgspec.Struct], ...] = (ChatCompletionRequest, CompletionRequest)
+DOCUMENTED_REQUESTS: tuple[type[msgspec.Struct], ...] = (
+    ChatCompletionRequest,
+    CompletionRequest,
+    ResponsesRequest,
+)
 REF_TEMPLATE = "#/components/schemas/{name}"
 _NESTED_ONE = {"items", "additionalProperties", "not"}
 _NESTED_MANY = {"anyOf", "oneOf", "allOf", "prefixItems"}

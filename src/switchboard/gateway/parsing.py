@@ -10,11 +10,14 @@ import msgspec
 
 from switchboard.gateway.errors import GatewayError, invalid_request
 from switchboard.gateway.protocol import ChatCompletionRequest, CompletionRequest
+from switchboard.gateway.responses_protocol import ResponsesRequest, Unsupported, check_supported
 
-Kind = Literal["chat", "completion"]
-REQUEST_TYPES: dict[Kind, type[ChatCompletionRequest] | type[CompletionRequest]] = {
+Kind = Literal["chat", "completion", "responses"]
+RequestType = ChatCompletionRequest | CompletionRequest | ResponsesRequest
+REQUEST_TYPES: dict[Kind, type[RequestType]] = {
     "chat": ChatCompletionRequest,
     "completion": CompletionRequest,
+    "responses": ResponsesRequest,
 }
 
 
@@ -23,7 +26,7 @@ class ParsedRequest:
     """A validated request: its typed form, and the caller's JSON object as sent."""
 
     kind: Kind
-    request: ChatCompletionRequest | CompletionRequest
+    request: RequestType
     body: dict[str, Any]
 
 
@@ -56,7 +59,12 @@ def parse_request(kind: Kind, raw: bytes) -> ParsedRequest:
             code="invalid_json",
         )
     try:
-        return _decode(kind, raw)
+        parsed = _decode(kind, raw)
+        if isinstance(parsed.request, ResponsesRequest):
+            check_supported(parsed.request)
+        return parsed
+    except Unsupported as exc:
+        raise invalid_request(str(exc), exc.param, "unsupported_parameter") from None
     except msgspec.ValidationError as exc:
         raise validation_error(exc) from None
     except msgspec.DecodeError as exc:

@@ -13,7 +13,6 @@ import time
 from collections.abc import AsyncGenerator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 
@@ -33,16 +32,17 @@ from switchboard.gateway.chunks import StreamItem
 from switchboard.gateway.errors import GatewayError, upstream_error, upstream_timeout
 from switchboard.gateway.limits import RateLimiter
 from switchboard.gateway.parsing import Kind, ParsedRequest
-from switchboard.gateway.protocol import ModelCard, ModelList, Usage
+from switchboard.gateway.protocol import ModelCard, ModelList, StreamOptions, Usage
+from switchboard.gateway.responses_surface import RESPONSES
 from switchboard.gateway.shaping import CHAT, COMPLETION
-from switchboard.gateway.streaming import InFlight, StreamPlan, relay
+from switchboard.gateway.streaming import AnswerHook, InFlight, StreamPlan, relay
 from switchboard.gateway.surface import Surface
 from switchboard.gateway.upstream import UpstreamPool, UpstreamServer, as_gateway_error
 from switchboard.observability.metrics import CACHE_REQUESTS
 from switchboard.settings import Settings
 from switchboard.usage.writer import UsageWriter
 
-SURFACES: dict[Kind, Surface] = {surface.kind: surface for surface in (CHAT, COMPLETION)}
+SURFACES: dict[Kind, Surface] = {s.kind: s for s in (CHAT, COMPLETION, RESPONSES)}
 CACHED: frozenset[Kind] = frozenset({"chat", "completion"})
 """What the response cache keeps (deterministic requests of these surfaces only)."""
 SHUTTING_DOWN = GatewayError(503, "The gateway is restarting; retry in a moment.",
@@ -109,16 +109,22 @@ class GatewayService:
         )
 
     async def complete(
-        self, parsed: ParsedRequest, caller: Caller, *, cache_policy: CachePolicy = ALWAYS
+        self,
+        parsed: ParsedRequest,
+        caller: Caller,
+        *,
+        cache_policy: CachePolicy = ALWAYS,
+        on_answer: AnswerHook | None = None,
     ) -> Completion:
-        """Run one completion; a stream comes back as batches of typed items (chunks.py)."""
+        """Run one completion; a stream comes back as batches of typed items (chunks.py).
+        ``on_answer`` is given the whole answer once it is complete (a stored response)."""
         model = parsed.request.model
         surface = SURFACES[parsed.kind]
         outcome = Outcome(model=model, stream=parsed.request.stream)
         cap = self.max_tokens_cap(model)
         body = surface.upstream_body(parsed, cap, bool(self.settings.max_tokens_cap))
         outcome.copies = surface.copies(body)
-        request = Requested(surface, parsed, body)
+        request = Requested(surface, parsed, body, on_answer)
         async with AsyncExitStack() as books:
             ticket = await books.enter_async_context(self.admission.admit(request, caller, outcome))
             if self.draining:
@@ -136,7 +142,7 @@ class GatewayService:
             else:
                 try:
                     async with asyncio.timeout(self.settings.upstream_total_timeout):
-                        payload = await self._fetch(surface, route, body, outcome, store)
+                        payload = await self._fetch(request, route, outcome, store)
                 except TimeoutError:
                     raise upstream_timeout(model) from None
                 completion = Completion(outcome=outcome, body=payload)
@@ -180,8 +186,8 @@ class GatewayService:
         )
         if response.status_code >= 400:
             raise upstream_error(response.status_code, await response.aread())
-        options = parsed.request.stream_options
-        include_usage = bool(options and options.include_usage)
+        options = getattr(parsed.request, "stream_options", None)
+        include_usage = isinstance(options, StreamOptions) and options.include_usage
 
         async def store(chunks: list[bytes], usage: Usage) -> None:
             assert store_key is not None
@@ -189,10 +195,13 @@ class GatewayService:
 
         plan = StreamPlan(
             include_usage=include_usage,
-            continuous_usage=include_usage and bool(options and options.continuous_usage_stats),
+            continuous_usage=include_usage
+            and isinstance(options, StreamOptions)
+            and options.continuous_usage_stats,
             deadline=time.monotonic() + self.settings.upstream_total_timeout,
             store=store if store_key else None,
             max_store_bytes=self.settings.cache_max_bytes,
+            on_answer=request.on_answer,
         )
         events = relay(books.pop_all(), response, request.surface, plan, ticket, self.in_flight)
         await anext(events)  # started: closing it now closes the upstream and the books
@@ -200,12 +209,12 @@ class GatewayService:
 
     async def _fetch(
         self,
-        surface: Surface,
+        request: Requested,
         route: list[UpstreamServer],
-        body: dict[str, Any],
         outcome: Outcome,
         store_key: str | None,
     ) -> bytes:
+        surface, body = request.surface, request.body
         try:
             async with self.pool.open(outcome.model, surface.path, body, route) as response:
                 payload = await response.aread()
@@ -218,6 +227,8 @@ class GatewayService:
             raise answer.error
         if answer.usage:
             outcome.usage = answer.usage
+        if request.on_answer is not None:
+            await request.on_answer(payload)
         if store_key:
             await self.cache.put(
                 store_key, CachedAnswer(kind="json", usage=outcome.usage, body=payload)

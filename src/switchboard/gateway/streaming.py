@@ -31,6 +31,7 @@ from switchboard.gateway.upstream import timed_out
 from switchboard.observability.metrics import ACTIVE_STREAMS, UPSTREAM_ERRORS
 
 StoreAnswer = Callable[[list[bytes], Usage], Awaitable[None]]
+AnswerHook = Callable[[bytes], Awaitable[None]]
 Batch = list[StreamItem]
 
 
@@ -47,6 +48,8 @@ class StreamPlan:
     store: StoreAnswer | None = None
     """Where to keep the answer once complete (the response cache), if anywhere."""
     max_store_bytes: int = 0
+    on_answer: AnswerHook | None = None
+    """Given the whole answer when a chunk carries it (a stored response)."""
 
 
 class InFlight:
@@ -150,6 +153,8 @@ async def _batches(
                     yield batch
                     return
                 assert isinstance(item, Chunk)
+                if item.final and plan.on_answer is not None:
+                    await plan.on_answer(item.data)
                 if kept is not None:
                     kept_bytes += len(item.data)
                     kept = kept if kept_bytes <= plan.max_store_bytes else None

@@ -1,0 +1,126 @@
+"""OpenAI's Responses API (``POST /v1/responses``) as the gateway accepts it.
+
+The fields are OpenAI's; what a self-hosted engine cannot do is refused with a 400 that names the
+field (hosted tools, background mode, server-side conversations and prompt templates). Input
+items are checked for their ``type`` only (vLLM validates the rest as it renders the prompt).
+``previous_response_id`` and ``store`` are the gateway's: stored responses live in its database
+(the ``responses`` feature), so a chain of responses works across gateway and vLLM replicas.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from switchboard.gateway.protocol import INT32_MAX, Penalty, Temperature, TopP
+
+MaxOutputTokens = Annotated[int, Meta(ge=1, le=1_000_000)]
+InputItemType = Literal[
+    "message", "function_call", "function_call_output", "reasoning", "item_reference"
+]
+
+
+class InputItem(msgspec.Struct, omit_defaults=True):
+    """An input item: a message (``type`` may be left out), a function call or its output."""
+
+    type: InputItemType = "message"
+    role: Literal["user", "assistant", "system", "developer"] | None = None
+    content: str | list[dict[str, Any]] | None = None
+
+
+class FunctionTool(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
+    type: Literal["function"]
+    name: Annotated[str, Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_-]+$")]
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class TextFormat(msgspec.Struct, omit_defaults=True):
+    type: Literal["text", "json_object", "json_schema"] = "text"
+    name: str | None = None
+    schema: dict[str, Any] | None = None
+    strict: bool | None = None
+    description: str | None = None
+
+
+class TextConfig(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
+    format: TextFormat | None = None
+    verbosity: Literal["low", "medium", "high"] | None = None
+
+
+class Reasoning(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
+    effort: Literal["minimal", "low", "medium", "high"] | None = None
+    summary: Literal["auto", "concise", "detailed"] | None = None
+
+
+class ResponsesRequest(
+    msgspec.Struct, omit_defaults=True, kw_only=True, forbid_unknown_fields=True
+):
+    model: str
+    input: str | list[InputItem] = ""
+    instructions: str | None = None
+    max_output_tokens: MaxOutputTokens | None = None
+    previous_response_id: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+    store: bool = True
+    stream: bool = False
+    temperature: Temperature | None = None
+    top_p: TopP | None = None
+    tools: Annotated[list[dict[str, Any]], Meta(max_length=128)] | None = None
+    tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    text: TextConfig | None = None
+    reasoning: Reasoning | None = None
+    metadata: (
+        Annotated[dict[str, Annotated[str, Meta(max_length=512)]], Meta(max_length=16)] | None
+    ) = None
+    user: str | None = None
+    safety_identifier: str | None = None
+    prompt_cache_key: str | None = None
+    service_tier: Literal["auto", "default", "flex", "scale", "priority"] | None = None
+    truncation: Literal["auto", "disabled"] | None = None
+    top_logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
+    max_tool_calls: Annotated[int, Meta(ge=1)] | None = None
+    include: list[str] | None = None
+    background: bool | None = None
+    conversation: str | dict[str, Any] | None = None
+    prompt: dict[str, Any] | None = None
+    stream_options: dict[str, Any] | None = None
+    # vLLM's sampling extras, as on chat completions
+    top_k: Annotated[int, Meta(ge=-1, le=INT32_MAX)] | None = None
+    min_p: Annotated[float, Meta(ge=0.0, le=1.0)] | None = None
+    presence_penalty: Penalty | None = None
+    frequency_penalty: Penalty | None = None
+
+
+class Unsupported(ValueError):
+    """A field the gateway cannot serve: its path and why."""
+
+    def __init__(self, param: str, why: str) -> None:
+        super().__init__(why)
+        self.param = param
+
+
+def check_supported(request: ResponsesRequest) -> None:
+    """Raise ``Unsupported`` for what a self-hosted engine cannot do."""
+    if request.background:
+        raise Unsupported("background", "Background mode is not supported: send the request "
+                          "and read the answer (or stream it).")  # fmt: skip
+    if request.conversation is not None:
+        raise Unsupported("conversation", "Server-side conversations are not supported: chain "
+                          "responses with `previous_response_id`.")  # fmt: skip
+    if request.prompt is not None:
+        raise Unsupported("prompt", "Stored prompt templates are not supported: send "
+                          "`instructions` and `input`.")  # fmt: skip
+    for index, tool in enumerate(request.tools or []):
+        kind = tool.get("type")
+        if kind != "function":
+            hosted = f"`{kind}`" if isinstance(kind, str) else "this tool"
+            why = f"Hosted tools ({hosted}) are not supported: only `function` tools."
+            raise Unsupported(f"tools[{index}].type", why)
+        try:
+            msgspec.convert(tool, FunctionTool)
+        except msgspec.ValidationError as exc:
+            raise Unsupported(f"tools[{index}]", f"Invalid function tool: {exc}") from None

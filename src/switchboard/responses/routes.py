@@ -1,0 +1,148 @@
+"""``/v1/responses``: create (JSON or named server-sent events), retrieve, delete, input items."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath
+from litestar.response import Stream
+
+from switchboard.gateway.accounting import Caller
+from switchboard.gateway.auth import authenticate
+from switchboard.gateway.cache import CachePolicy
+from switchboard.gateway.chunks import Chunk, StreamFailed, StreamItem
+from switchboard.gateway.parsing import parse_request
+from switchboard.gateway.responses_protocol import ResponsesRequest
+from switchboard.gateway.routes import (
+    COMPLETION_ERRORS,
+    SECURITY,
+    SSE_HEADERS,
+    completion_operation,
+    error_responses,
+    until_disconnect,
+)
+from switchboard.gateway.sse import frame
+from switchboard.responses.service import ResponsesService
+
+
+@dataclass(frozen=True, slots=True)
+class ResponsesCall:
+    caller: Caller
+    service: ResponsesService
+
+
+async def provide_responses_call(request: Request[Any, Any, Any], state: State) -> ResponsesCall:
+    resources = state.resources  # opened by the lifespan
+    return ResponsesCall(await authenticate(request, resources.keys), resources.responses)
+
+
+def sse_event(item: StreamItem) -> bytes:
+    """One item as the Responses API streams it: named events; a failure as an ``error``
+    event (the stream's last); nothing more at the end (no ``[DONE]``)."""
+    if isinstance(item, Chunk):
+        return frame(item.data, item.event)
+    if isinstance(item, StreamFailed):
+        error = item.error
+        payload = {"type": "error", "code": error.code, "message": error.message,
+                   "param": error.param}  # fmt: skip
+        return frame(msgspec.json.encode(payload), b"error")
+    return b""
+
+
+class ResponseDeleted(msgspec.Struct):
+    id: str
+    object: str = "response"
+    deleted: bool = True
+
+
+class InputItems(msgspec.Struct):
+    data: list[Any]
+    first_id: str | None = None
+    last_id: str | None = None
+    has_more: bool = False
+    object: str = "list"
+
+
+class ResponsesController(Controller):
+    """OpenAI's Responses API, relayed to vLLM; stored responses kept by the gateway."""
+
+    path = "/v1/responses"
+    tags = ["OpenAI-compatible API"]
+    security = SECURITY
+    dependencies = {"call": Provide(provide_responses_call)}
+
+    @post(
+        "/",
+        operation_id="createResponse",
+        summary="Create a response (set `stream: true` for named server-sent events)",
+        status_code=200,
+        responses=COMPLETION_ERRORS,
+        operation_class=completion_operation(ResponsesRequest),
+    )
+    async def create(
+        self, request: Request[Any, Any, Any], call: NamedDependency[ResponsesCall]
+    ) -> Response[Any]:
+        parsed = parse_request("responses", await request.body())
+        request.scope["state"]["model"] = parsed.request.model
+        policy = CachePolicy.from_header(request.headers.get("cache-control"))
+        if parsed.request.stream:
+            completion = await call.service.create(parsed, call.caller, policy)
+
+            async def events() -> AsyncIterator[bytes]:
+                assert completion.events is not None
+                async with contextlib.aclosing(completion.events) as batches:
+                    async for batch in batches:
+                        yield b"".join([sse_event(item) for item in batch])
+
+            return Stream(content=events(), media_type="text/event-stream",
+                          headers={**SSE_HEADERS, **completion.headers})  # fmt: skip
+        completion = await until_disconnect(
+            request, call.service.create(parsed, call.caller, policy)
+        )
+        return Response(content=completion.body or b"", media_type="application/json",
+                        headers=completion.headers)  # fmt: skip
+
+    @get(
+        "/{response_id:str}",
+        operation_id="getResponse",
+        summary="A stored response (its owner's only)",
+        responses=error_responses(401, 404),
+    )
+    async def retrieve(
+        self, response_id: FromPath[str], call: NamedDependency[ResponsesCall]
+    ) -> Response[Any]:
+        stored = await call.service.get(response_id, call.caller)
+        return Response(content=msgspec.json.encode(stored.response), media_type="application/json")
+
+    @delete(
+        "/{response_id:str}",
+        operation_id="deleteResponse",
+        summary="Delete a stored response",
+        status_code=200,
+        responses=error_responses(401, 404),
+    )
+    async def remove(
+        self, response_id: FromPath[str], call: NamedDependency[ResponsesCall]
+    ) -> ResponseDeleted:
+        await call.service.delete(response_id, call.caller)
+        return ResponseDeleted(id=response_id)
+
+    @get(
+        "/{response_id:str}/input_items",
+        operation_id="listInputItems",
+        summary="The input items a stored response answered (earlier turns included)",
+        responses=error_responses(401, 404),
+    )
+    async def input_items(
+        self, response_id: FromPath[str], call: NamedDependency[ResponsesCall]
+    ) -> InputItems:
+        stored = await call.service.get(response_id, call.caller)
+        ids = [item.get("id") for item in stored.input_items if isinstance(item, dict)]
+        return InputItems(stored.input_items, ids[0] if ids else None, ids[-1] if ids else None)

@@ -26,11 +26,11 @@ def _chunk(
         "object": "chat.completion.chunk",
         "created": 1,
         "model": model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish, **VLLM_CHOICE_NULLS}],
     }
     if usage is not None:
         body["usage"] = usage
-    return b"data: " + json.dumps(body).encode() + b"\n\n"
+    return b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"
 
 
 def _usage(prompt: int, completion: int) -> dict[str, int]:
@@ -41,6 +41,9 @@ def _usage(prompt: int, completion: int) -> dict[str, int]:
     }
 
 
+VLLM_CHOICE_NULLS = {"stop_reason": None, "token_ids": None, "routed_experts": None}
+VLLM_ANSWER_NULLS = {"prompt_logprobs": None, "prompt_token_ids": None, "kv_transfer_params": None}
+"""What vLLM adds to OpenAI's answers, null unless asked for (the gateway drops them)."""
 DONE_EVENT = b"data: [DONE]\n\n"
 IN_BAND_ERROR = b'data: {"error": {"message": "boom", "type": "server_error", "code": 500}}\n\n'
 """What ``fail_after`` sends: vLLM's report of a failure inside a started stream."""
@@ -137,7 +140,8 @@ class FakeUpstream:
                 headers={"content-type": "text/event-stream"},
             )
         if path == "/v1/completions":
-            choice: dict[str, Any] = {"index": 0, "text": " ".join(words), "finish_reason": "stop"}
+            choice: dict[str, Any] = {"index": 0, "text": " ".join(words), "finish_reason": "stop",
+                                      **VLLM_CHOICE_NULLS}  # fmt: skip
             return httpx.Response(
                 200,
                 json={
@@ -149,7 +153,7 @@ class FakeUpstream:
                     "usage": usage,
                 },
             )
-        message = {"role": "assistant", "content": " ".join(words)}
+        message = {"role": "assistant", "content": " ".join(words), "reasoning": None}
         return httpx.Response(
             200,
             json={
@@ -157,8 +161,11 @@ class FakeUpstream:
                 "object": "chat.completion",
                 "created": 1,
                 "model": body["model"],
-                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                "choices": [
+                    {"index": 0, "message": message, "finish_reason": "stop", **VLLM_CHOICE_NULLS}
+                ],
                 "usage": usage,
+                **VLLM_ANSWER_NULLS,
             },
         )
 
@@ -243,7 +250,7 @@ class FakeUpstream:
                 "choices": [],
                 "usage": usage,
             }
-            events.append(b"data: " + json.dumps(final).encode() + b"\n\n")
+            events.append(b"data: " + json.dumps(final, separators=(",", ":")).encode() + b"\n\n")
         events.append(DONE_EVENT)
         for event in events:
             yield event

@@ -262,3 +262,39 @@ async def test_a_stream_closed_right_after_done_is_recorded_as_complete(
 
     rows = await UsageRecord.select(UsageRecord.status, UsageRecord.completion_tokens)
     assert rows == [{"status": 200, "completion_tokens": 2}]
+
+
+VLLM_ONLY = ("stop_reason", "token_ids", "routed_experts", "prompt_logprobs", "prompt_token_ids",
+             "kv_transfer_params", "reasoning")  # fmt: skip
+
+
+def _keys(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return set(value) | {key for item in value.values() for key in _keys(item)}
+    if isinstance(value, list):
+        return {key for item in value for key in _keys(item)}
+    return set()
+
+
+@pytest.mark.parametrize("path", [CHAT, "/v1/completions"])
+async def test_answers_carry_openais_schema_without_vllms_null_fields(
+    client: AsyncTestClient[Any], path: str
+) -> None:
+    """vLLM adds its own fields to every answer, null unless asked for (issue 21, item 2)."""
+    body = chat("a b") if path == CHAT else {"model": "fake-model", "prompt": "a b"}
+    answer = await client.post(path, json=body)
+    assert answer.status_code == 200
+    assert not _keys(answer.json()) & set(VLLM_ONLY), answer.text
+    streamed = await client.post(path, json={**body, "stream": True})
+    for payload in sse_payloads(streamed.text):
+        if payload != "[DONE]":
+            assert not _keys(payload) & set(VLLM_ONLY), payload
+
+
+def test_a_vllm_field_with_a_value_is_kept() -> None:
+    from switchboard.gateway.shaping import without_null_extras
+
+    data = b'{"id":"x","choices":[{"index":0,"stop_reason":"###","token_ids":null}]}'
+    assert without_null_extras(data) == b'{"id":"x","choices":[{"index":0,"stop_reason":"###"}]}'
+    first = b'{"token_ids":null,"text":"\\",\\"token_ids\\":null"}'
+    assert without_null_extras(first) == b'{"text":"\\",\\"token_ids\\":null"}'  # strings untouched

@@ -31,6 +31,12 @@ TEMPLATE_BYTES = 2048
 """What a chat template adds once (system preamble, tool instructions), in bytes: generous."""
 MESSAGE_BYTES = 64
 """What a template adds per message (role markers, separators), in bytes."""
+VLLM_ONLY = ("stop_reason", "token_ids", "routed_experts", "prompt_logprobs", "prompt_token_ids",
+             "prompt_text", "kv_transfer_params", "ec_transfer_params", "metrics", "reasoning",
+             "reasoning_content")  # fmt: skip
+"""Fields vLLM adds to OpenAI's answers; dropped where they are null (OpenAI's schema)."""
+_NULL_EXTRAS = tuple((f',"{name}":null'.encode(), f'"{name}":null,'.encode()) for name in VLLM_ONLY)
+_NAMES = tuple(f'"{name}"'.encode() for name in VLLM_ONLY)
 CHAT_FIELDS = ("messages", "tools", "chat_template_kwargs", "add_generation_prompt",
                "continue_final_message")  # fmt: skip
 """What decides a chat prompt's tokens: the fields vLLM's ``/tokenize`` takes from a chat."""
@@ -73,6 +79,34 @@ def _relayable_message(message: Any) -> Any:
     cleaned = {key: value for key, value in message.items() if value is not None}
     cleaned.setdefault("content", "")
     return cleaned
+
+
+def without_null_extras(data: bytes) -> bytes:
+    """``data`` without vLLM's own fields where they are null. vLLM writes compact JSON: they
+    are cut out as bytes (a quote cannot appear unescaped inside a JSON string, so
+    ``,"name":null`` is that member, and ``"name":null,`` when it comes first). A name still
+    there (written otherwise, or with a value) is looked at in the decoded answer."""
+    for after_another, first in _NULL_EXTRAS:
+        if after_another in data:
+            data = data.replace(after_another, b"")
+        if first in data:
+            data = data.replace(first, b"")
+    if not any(name in data for name in _NAMES):
+        return data
+    try:
+        decoded = msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return data
+    return msgspec.json.encode(_drop_null_extras(decoded))
+
+
+def _drop_null_extras(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _drop_null_extras(item) for key, item in value.items()
+                if not (item is None and key in VLLM_ONLY)}  # fmt: skip
+    if isinstance(value, list):
+        return [_drop_null_extras(item) for item in value]
+    return value
 
 
 def fan_out_count(body: dict[str, Any]) -> int:
@@ -252,6 +286,7 @@ class CompletionsSurface:
         return size + MESSAGE_BYTES * len(messages) + TEMPLATE_BYTES
 
     def read_answer(self, payload: bytes, copies: int) -> tuple[bytes, Answer]:
+        payload = without_null_extras(payload)
         if copies > 1:
             payload = fan_out(payload, copies)
         peeked = peek(payload)
@@ -263,6 +298,7 @@ class CompletionsSurface:
         data = event.data
         if data == b"[DONE]":
             return [DONE]
+        data = without_null_extras(data)
         if outcome.copies > 1:
             data = fan_out(data, outcome.copies)
         info = read_chunk(data)

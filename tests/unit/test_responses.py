@@ -17,6 +17,7 @@ from switchboard.usage.tables import UsageRecord
 from tests.conftest import mint_key_in
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.live import LiveServer
+from tests.support.waiting import wait_for
 
 MODEL = "fake-model"
 
@@ -181,3 +182,28 @@ def test_limits_apply_and_an_unknown_model_is_404(live_fake: LiveServer) -> None
         assert unknown.status_code == 404
         anonymous = http.post("/v1/responses", json=body)
         assert anonymous.status_code == 401
+
+
+def test_a_stream_left_early_counts_what_it_was_sent(
+    live_fake: LiveServer, fake_upstream: FakeUpstream
+) -> None:
+    secret = live_fake.run(mint_key_in(live_fake.app, "quitter"))
+    fake_upstream.chunk_delay = 0.05
+    body = {"model": MODEL, "input": "one two three four five six seven eight", "stream": True}
+    deltas = 0
+    with (
+        httpx.Client(base_url=live_fake.url, timeout=30) as http,
+        http.stream(
+            "POST", "/v1/responses", json=body, headers={"Authorization": f"Bearer {secret}"}
+        ) as response,  # fmt: skip
+    ):
+        for line in response.iter_lines():
+            deltas += line == "event: response.output_text.delta"
+            if deltas == 3:
+                break  # the caller leaves
+    assert deltas == 3
+
+    wait_for(lambda: rows(live_fake), "the usage row of the stream left early")
+    [row] = rows(live_fake)
+    assert (row["status"], row["stream"]) == (499, True)
+    assert 3 <= row["completion_tokens"] < 8

@@ -111,6 +111,11 @@ class ResponsesSurface:
         if read.type in GENERATED:
             if outcome.first_token_at is None:
                 outcome.first_token_at = time.monotonic()
+            # a stream left early is accounted for what it generated: a delta per engine step,
+            # at least a token each (the terminal event's usage replaces the count)
+            usage = outcome.usage
+            outcome.usage = Usage(usage.prompt_tokens, usage.completion_tokens + 1,
+                                  usage.total_tokens + 1)  # fmt: skip
             text = read.delta if read.type == "response.output_text.delta" else ""
             return [Chunk(event.data, text if isinstance(text, str) else "", event=name)]
         if read.type in TERMINAL:

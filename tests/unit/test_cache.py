@@ -8,8 +8,8 @@ import redis
 from litestar.testing import AsyncTestClient
 
 from switchboard.app import create_app
+from switchboard.gateway.answers import Usage
 from switchboard.gateway.cache import CachedAnswer, MemoryCache, cache_key, is_cacheable
-from switchboard.gateway.protocol import Usage
 from switchboard.usage.tables import UsageRecord
 from tests.conftest import SettingsFactory, mint_key
 from tests.support.fake_upstream import FakeUpstream

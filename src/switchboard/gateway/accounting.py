@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from switchboard.budgets.service import BudgetHold
+from switchboard.gateway.answers import Usage
 from switchboard.gateway.limits import LimitScope, Reservation
-from switchboard.gateway.protocol import Usage
 from switchboard.observability.metrics import (
     TIME_TO_FIRST_TOKEN,
     TOKENS,

@@ -23,8 +23,8 @@ import msgspec
 
 from switchboard.db.redis import redis_client, shared_state_errors
 from switchboard.gateway.accounting import Outcome
+from switchboard.gateway.answers import Usage
 from switchboard.gateway.chunks import DONE, Chunk, StreamItem
-from switchboard.gateway.protocol import Usage
 from switchboard.gateway.shaping import ChunkInfo, read_chunk
 from switchboard.observability.metrics import CACHE_ERRORS
 

@@ -9,7 +9,7 @@ import msgspec
 from litestar.exceptions import HTTPException
 
 from switchboard.db.engine import UNAVAILABLE as DATABASE_UNAVAILABLE
-from switchboard.gateway.protocol import ErrorBody, ErrorResponse
+from switchboard.gateway.answers import ErrorBody, ErrorResponse
 
 
 class GatewayError(Exception):

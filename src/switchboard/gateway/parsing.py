@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from switchboard.gateway.contract import ContractError, Problem, check_chat, check_completion
 from switchboard.gateway.errors import GatewayError, invalid_request
 from switchboard.gateway.protocol import ChatCompletionRequest, CompletionRequest
 from switchboard.gateway.responses_protocol import ResponsesRequest, Unsupported, check_supported
@@ -60,13 +61,20 @@ def parse_request(kind: Kind, raw: bytes) -> ParsedRequest:
         )
     try:
         parsed = _decode(kind, raw)
-        if isinstance(parsed.request, ResponsesRequest):
-            check_supported(parsed.request)
+        request = parsed.request
+        if isinstance(request, ResponsesRequest):
+            check_supported(request)
+        elif isinstance(request, ChatCompletionRequest):
+            check_chat(request)
+        else:
+            check_completion(request)
         return parsed
     except Unsupported as exc:
         raise invalid_request(str(exc), exc.param, "unsupported_parameter") from None
+    except ContractError as exc:
+        raise contract_error(exc.problems, "unsupported_parameter") from None
     except msgspec.ValidationError as exc:
-        raise validation_error(exc) from None
+        raise every_problem(kind, raw, exc) from None
     except msgspec.DecodeError as exc:
         raise invalid_request(f"The body is not valid JSON: {exc}", code="invalid_json") from None
     except UnicodeDecodeError as exc:
@@ -97,6 +105,52 @@ def _integral_floats_as_ints(value: Any) -> Any:
     if isinstance(value, list):
         return [_integral_floats_as_ints(item) for item in value]
     return value
+
+
+def every_problem(kind: Kind, raw: bytes, first: msgspec.ValidationError) -> GatewayError:
+    """A 400 naming every field that is wrong (msgspec stops at the first): each field the body
+    holds is checked against its type alone, and each required field that is missing named."""
+    try:
+        body = _integral_floats_as_ints(msgspec.json.decode(raw))
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return validation_error(first)
+    if not isinstance(body, dict):
+        return validation_error(first)
+    fields = {field.encode_name: field for field in msgspec.structs.fields(REQUEST_TYPES[kind])}
+    problems: list[Problem] = []
+    unknown = sorted(key for key in body if key not in fields)
+    problems += [(key, "unrecognized request argument") for key in unknown]
+    for name, field in fields.items():
+        if name not in body:
+            if field.required:
+                problems.append((name, "required"))
+            continue
+        try:
+            msgspec.convert(body[name], field.type)
+        except msgspec.ValidationError as exc:
+            error = validation_error(exc)
+            where = f"{name}.{error.param}" if error.param and error.param != name else name
+            problems.append((where.replace(".[", "["), _why(str(exc))))
+    if len(problems) <= 1:
+        return validation_error(first)
+    return contract_error(problems, "unknown_parameter" if unknown else "invalid_value")
+
+
+def _why(message: str) -> str:
+    where = _WHERE.search(message)
+    return message[: where.start()] if where else message
+
+
+def contract_error(problems: list[Problem], code: str) -> GatewayError:
+    if len(problems) == 1:
+        param, why = problems[0]
+        return invalid_request(f"Invalid value for `{param}`: {why}.", param, code)
+    listed = "; ".join(f"`{param}`: {why}" for param, why in problems)
+    return invalid_request(
+        f"The request has {len(problems)} problems: {listed} (docs/api.md lists every field).",
+        problems[0][0],
+        code,
+    )
 
 
 _WHERE = re.compile(r" - at (?:`key` in )?`\$(.*)`$")

@@ -23,8 +23,8 @@ async def count_prompt(
     pool: UpstreamPool, surface: Surface, model: str, body: dict[str, Any]
 ) -> int:
     """The engine's prompt tokens for ``body`` (the relayed request), or the surface's bound."""
-    if surface.counts_prompts:
-        asks = surface.tokenize_asks(model, body)
+    asks = surface.tokenize_asks(model, body) if surface.counts_prompts else []
+    if asks:
         counts = await asyncio.gather(*(pool.tokenize(model, ask) for ask in asks))
         if all(count is not None for count in counts):
             PROMPT_COUNTS.labels("tokenizer").inc()

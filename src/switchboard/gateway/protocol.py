@@ -1,13 +1,12 @@
-"""OpenAI wire types (msgspec) for what crosses ``/v1`` (parsing.py validates bodies with them).
+"""OpenAI wire types (msgspec) of the requests ``/v1`` takes (parsing.py validates bodies).
 
-Requests are an explicit allow-list: OpenAI's fields (structured output through
-``response_format``, tools) plus the vLLM sampling extras people rely on (``top_k``, ``min_p``,
-``repetition_penalty`` ...). Any other field is a 400
-that names it, so engine internals (``kv_transfer_params``, ``vllm_xargs``, ``priority``,
-``request_id``, ``prompt_logprobs``, ``chat_template``, ``logits_processors`` ...) never reach the
-model server. A valid request is relayed as the client's own JSON object. Responses from the model
-server are relayed as they come; the response structs document the shape for the OpenAPI schema
-and type our own answers (cache hits, errors).
+Every field of OpenAI's published API for the endpoint is accepted and checked (type and range),
+then relayed where the engine supports it, dropped where it has no meaning here, or refused with
+a 400 naming it where it asks for what no self-hosted engine does (docs/api.md has the table;
+shaping.py applies it). The vLLM sampling extras people rely on (``top_k``, ``min_p``,
+``repetition_penalty`` ...) are accepted too. Engine internals that would bypass the gateway's
+controls (``kv_transfer_params``, ``vllm_xargs``, ``priority``, ``request_id``, ``chat_template``,
+``logits_processors`` ...) are unknown fields: a 400 that names each (ADR 0010).
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ MaxTokens = Annotated[
 Choices = Annotated[int, Meta(ge=1, le=16)]
 StopText = Annotated[str, Meta(min_length=1)]
 Stop = StopText | Annotated[list[StopText], Meta(max_length=4)]
-Seed = Annotated[int, Meta(ge=0, le=2**63 - 1)]
+Seed = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
 MAX_MESSAGES = 256
 INT32_MAX = 2**31 - 1
 """vLLM's sampler holds token ids and ``top_k`` in 32-bit integers: larger values are refused
@@ -40,13 +39,53 @@ MAX_TOKEN_LIST = 1024
 class StreamOptions(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
     include_usage: bool = False
     continuous_usage_stats: bool = False
+    include_obfuscation: bool | None = None
+    """OpenAI's padding against length side channels: dropped (this gateway adds none)."""
 
 
-class TextPart(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
-    """A text part of a multi-part message."""
+class _Part(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True, tag_field="type"):
+    """The parts of a multi-part message, told apart by ``type``, as in OpenAI's API."""
 
-    type: Literal["text"]
+
+class TextPart(_Part, tag="text"):
     text: str
+
+
+class ImageUrl(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
+    url: Annotated[str, Meta(min_length=1)]
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class ImagePart(_Part, tag="image_url"):
+    """Relayed: a vision model answers it, a text model refuses it (its 400 is relayed)."""
+
+    image_url: ImageUrl
+
+
+class InputAudio(msgspec.Struct, forbid_unknown_fields=True):
+    data: str
+    format: Literal["wav", "mp3"]
+
+
+class AudioPart(_Part, tag="input_audio"):
+    input_audio: InputAudio
+
+
+class FileContent(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
+    file_data: str | None = None
+    file_id: str | None = None
+    filename: str | None = None
+
+
+class FilePart(_Part, tag="file"):
+    file: FileContent
+
+
+class RefusalPart(_Part, tag="refusal"):
+    refusal: str
+
+
+Part = TextPart | ImagePart | AudioPart | FilePart | RefusalPart
 
 
 class FunctionCall(msgspec.Struct, forbid_unknown_fields=True):
@@ -61,7 +100,7 @@ class ToolCall(msgspec.Struct, forbid_unknown_fields=True):
     function: FunctionCall
 
 
-Content = str | list[TextPart]
+Content = str | list[Part]
 
 
 class _Message(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True, tag_field="role"):
@@ -90,11 +129,12 @@ class AssistantMessage(_Message, tag="assistant"):
     tool_calls: list[ToolCall] | None = None
     refusal: str | None = None
     reasoning_content: str | None = None
+    function_call: FunctionCall | None = None
+    """The legacy single call (relayed as ``tool_calls``)."""
     # What vLLM's answer carries as null and SDKs send back with the message in an agent loop
-    # (null fields are not relayed); only null is accepted.
-    function_call: None = None
-    audio: None = None
-    annotations: None = None
+    # (null fields are not relayed).
+    audio: dict[str, Any] | None = None
+    annotations: list[dict[str, Any]] | None = None
 
 
 class ToolMessage(_Message, tag="tool"):
@@ -103,7 +143,17 @@ class ToolMessage(_Message, tag="tool"):
     """Which tool call this message answers."""
 
 
-ChatMessage = SystemMessage | DeveloperMessage | UserMessage | AssistantMessage | ToolMessage
+class FunctionMessage(_Message, tag="function"):
+    """OpenAI's legacy answer to a ``function_call`` (relayed as a ``tool`` message)."""
+
+    content: str | None
+    name: str
+
+
+ChatMessage = (
+    SystemMessage | DeveloperMessage | UserMessage | AssistantMessage | ToolMessage
+    | FunctionMessage
+)  # fmt: skip
 
 
 class JsonSchemaFormat(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
@@ -143,17 +193,36 @@ class FunctionDefinition(msgspec.Struct, omit_defaults=True, forbid_unknown_fiel
 
 
 class Tool(msgspec.Struct, forbid_unknown_fields=True):
-    type: Literal["function"]
-    function: FunctionDefinition
+    type: Literal["function", "custom"]
+    """``custom`` tools (free-form input) are refused: vLLM calls functions only."""
+    function: FunctionDefinition | None = None
+    custom: dict[str, Any] | None = None
 
 
 class FunctionName(msgspec.Struct, forbid_unknown_fields=True):
     name: str
 
 
-class NamedToolChoice(msgspec.Struct, forbid_unknown_fields=True):
-    type: Literal["function"]
+class _ToolChoice(msgspec.Struct, forbid_unknown_fields=True, tag_field="type"):
+    """A tool choice beyond the modes, told apart by ``type``."""
+
+
+class NamedToolChoice(_ToolChoice, tag="function"):
     function: FunctionName
+
+
+class AllowedTools(_ToolChoice, tag="allowed_tools"):
+    """Refused (vLLM takes one choice or a mode)."""
+
+    allowed_tools: dict[str, Any]
+
+
+LegacyFunctionCall = Literal["none", "auto"] | FunctionName
+Metadata = Annotated[
+    dict[Annotated[str, Meta(max_length=64)], Annotated[str, Meta(max_length=512)]],
+    Meta(max_length=16),
+]
+Modality = Literal["text", "audio"]
 
 
 class ChatTemplateKwargs(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
@@ -186,6 +255,14 @@ class SamplingFields(msgspec.Struct, omit_defaults=True, kw_only=True, forbid_un
     frequency_penalty: Penalty | None = None
     seed: Seed | None = None
     user: str | None = None
+    # OpenAI's, with no meaning here: checked, then dropped (docs/api.md)
+    metadata: Metadata | None = None
+    service_tier: Literal["auto", "default", "flex", "scale", "priority", "fast"] | None = None
+    store: bool | None = None
+    safety_identifier: Annotated[str, Meta(max_length=256)] | None = None
+    prompt_cache_key: Annotated[str, Meta(max_length=1024)] | None = None
+    prompt_cache_retention: Literal["in_memory", "24h"] | None = None
+    prompt_cache_options: dict[str, Any] | None = None
     # vLLM extensions
     top_k: Annotated[int, Meta(ge=-1, le=INT32_MAX)] | None = None
     min_p: Annotated[float, Meta(ge=0.0, le=1.0)] | None = None
@@ -213,9 +290,20 @@ class ChatCompletionRequest(SamplingFields, omit_defaults=True, kw_only=True):
     max_completion_tokens: MaxTokens | None = None
     logprobs: bool | None = None
     top_logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
-    tools: Annotated[list[Tool], Meta(min_length=1, max_length=128)] | None = None
-    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    tools: Annotated[list[Tool], Meta(max_length=128)] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | AllowedTools | None = None
     parallel_tool_calls: bool | None = None
+    functions: Annotated[list[FunctionDefinition], Meta(max_length=128)] | None = None
+    """The legacy form of ``tools`` (relayed as function tools)."""
+    function_call: LegacyFunctionCall | None = None
+    """The legacy form of ``tool_choice``."""
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
+    verbosity: Literal["low", "medium", "high"] | None = None
+    prediction: dict[str, Any] | None = None
+    modalities: Annotated[list[Modality], Meta(max_length=2)] | None = None
+    audio: dict[str, Any] | None = None
+    web_search_options: dict[str, Any] | None = None
+    moderation: dict[str, Any] | None = None
     # vLLM extensions for chat templates
     chat_template_kwargs: ChatTemplateKwargs | None = None
     add_generation_prompt: bool | None = None
@@ -225,104 +313,18 @@ class ChatCompletionRequest(SamplingFields, omit_defaults=True, kw_only=True):
 PromptText = Annotated[str, Meta(min_length=1)]
 
 
+MAX_PROMPTS = 16
+MAX_PROMPT_TOKENS = 1_000_000
+
+
 class CompletionRequest(SamplingFields, omit_defaults=True, kw_only=True):
-    prompt: PromptText | Annotated[list[PromptText], Meta(min_length=1, max_length=16)]
+    prompt: PromptText | Annotated[list[Any], Meta(min_length=1, max_length=MAX_PROMPT_TOKENS)]
+    """A text, up to 16 texts, token ids, or up to 16 lists of token ids (contract.py checks
+    the list: msgspec takes one list type in a union)."""
+    best_of: Choices | None = None
+    """Accepted up to ``n`` (every candidate is returned); more is refused: vLLM no longer
+    picks the best of several."""
     echo: bool | None = None
     logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
-
-
-class Usage(msgspec.Struct):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-
-
-class ResponseMessage(msgspec.Struct, omit_defaults=True):
-    role: str = "assistant"
-    content: str | None = None
-    reasoning_content: str | None = None
-    tool_calls: list[dict[str, Any]] | None = None
-
-
-class ChatChoice(msgspec.Struct):
-    index: int
-    message: ResponseMessage
-    finish_reason: str | None = None
-    logprobs: dict[str, Any] | None = None
-
-
-class ChatCompletionResponse(msgspec.Struct):
-    id: str
-    created: int
-    model: str
-    choices: list[ChatChoice]
-    usage: Usage | None = None
-    object: str = "chat.completion"
-    system_fingerprint: str | None = None
-
-
-class DeltaMessage(msgspec.Struct, omit_defaults=True):
-    role: str | None = None
-    content: str | None = None
-    reasoning_content: str | None = None
-    tool_calls: list[dict[str, Any]] | None = None
-
-
-class ChatChunkChoice(msgspec.Struct):
-    index: int
-    delta: DeltaMessage
-    finish_reason: str | None = None
-    logprobs: dict[str, Any] | None = None
-
-
-class ChatCompletionChunk(msgspec.Struct):
-    """One ``data:`` event of a streamed chat completion."""
-
-    id: str
-    created: int
-    model: str
-    choices: list[ChatChunkChoice]
-    usage: Usage | None = None
-    object: str = "chat.completion.chunk"
-
-
-class CompletionChoice(msgspec.Struct):
-    index: int
-    text: str
-    finish_reason: str | None = None
-    logprobs: dict[str, Any] | None = None
-
-
-class CompletionResponse(msgspec.Struct):
-    id: str
-    created: int
-    model: str
-    choices: list[CompletionChoice]
-    usage: Usage | None = None
-    object: str = "text_completion"
-
-
-class ModelCard(msgspec.Struct):
-    id: str
-    created: int
-    owned_by: str = "switchboard"
-    object: str = "model"
-    max_model_len: int | None = None
-
-
-class ModelList(msgspec.Struct):
-    data: list[ModelCard]
-    object: str = "list"
-
-
-class ErrorBody(msgspec.Struct):
-    message: str
-    type: str
-    param: str | None = None
-    code: str | None = None
-
-
-class ErrorResponse(msgspec.Struct):
-    """OpenAI's error shape: ``{"error": {"message", "type", "param", "code"}}``."""
-
-    error: ErrorBody
+    suffix: str | None = None
+    """Relayed: a fill-in-the-middle model uses it, another refuses it."""

@@ -15,10 +15,10 @@ from typing import Any
 import msgspec
 
 from switchboard.gateway.accounting import Outcome
+from switchboard.gateway.answers import Usage
 from switchboard.gateway.chunks import DONE, Chunk, StreamFailed, StreamItem
 from switchboard.gateway.errors import GatewayError
 from switchboard.gateway.parsing import Kind, ParsedRequest
-from switchboard.gateway.protocol import Usage
 from switchboard.gateway.sse import SSEEvent
 from switchboard.gateway.surface import Answer, Cost, StreamOptions
 

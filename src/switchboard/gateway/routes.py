@@ -20,19 +20,18 @@ from litestar.params import FromPath
 from litestar.response import Stream
 
 from switchboard.gateway.accounting import Caller
-from switchboard.gateway.auth import authenticate
-from switchboard.gateway.cache import CachePolicy
-from switchboard.gateway.chunks import DONE, Chunk, StreamFailed, StreamItem
-from switchboard.gateway.parsing import Kind, parse_request
-from switchboard.gateway.protocol import (
-    ChatCompletionRequest,
+from switchboard.gateway.answers import (
     ChatCompletionResponse,
-    CompletionRequest,
     CompletionResponse,
     ErrorResponse,
     ModelCard,
     ModelList,
 )
+from switchboard.gateway.auth import authenticate
+from switchboard.gateway.cache import CachePolicy
+from switchboard.gateway.chunks import DONE, Chunk, StreamFailed, StreamItem
+from switchboard.gateway.parsing import Kind, parse_request
+from switchboard.gateway.protocol import ChatCompletionRequest, CompletionRequest
 from switchboard.gateway.service import Completion, GatewayService
 from switchboard.keys.services import KeyService
 from switchboard.web.disconnect import ClientDisconnected

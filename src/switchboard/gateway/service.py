@@ -19,6 +19,7 @@ import httpx
 from switchboard.budgets.service import BudgetService
 from switchboard.gateway.accounting import Caller, Outcome, Recorder, Ticket
 from switchboard.gateway.admission import Admission, Requested
+from switchboard.gateway.answers import ModelCard, ModelList, Usage
 from switchboard.gateway.cache import (
     ALWAYS,
     CachedAnswer,
@@ -32,7 +33,7 @@ from switchboard.gateway.chunks import StreamItem
 from switchboard.gateway.errors import GatewayError, upstream_error, upstream_timeout
 from switchboard.gateway.limits import RateLimiter
 from switchboard.gateway.parsing import Kind, ParsedRequest
-from switchboard.gateway.protocol import ModelCard, ModelList, StreamOptions, Usage
+from switchboard.gateway.protocol import StreamOptions
 from switchboard.gateway.responses_surface import RESPONSES
 from switchboard.gateway.shaping import CHAT, COMPLETION
 from switchboard.gateway.streaming import AnswerHook, InFlight, StreamPlan, relay

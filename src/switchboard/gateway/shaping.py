@@ -18,10 +18,11 @@ from typing import Any
 import msgspec
 
 from switchboard.gateway.accounting import Outcome
+from switchboard.gateway.answers import Usage
 from switchboard.gateway.chunks import DONE, Chunk, StreamFailed, StreamItem
+from switchboard.gateway.contract import prompt_count, relayed
 from switchboard.gateway.errors import GatewayError, upstream_error
 from switchboard.gateway.parsing import Kind, ParsedRequest
-from switchboard.gateway.protocol import Usage
 from switchboard.gateway.sse import SSEEvent
 from switchboard.gateway.surface import Answer, Cost, StreamOptions
 
@@ -48,7 +49,7 @@ def upstream_body(parsed: ParsedRequest, cap: int, cap_is_operators: bool) -> di
     """The caller's JSON object as relayed: nulls dropped (vLLM refuses some, e.g. ``n``),
     usage asked of every stream, ``max_tokens`` within ``cap`` (given by the operator's
     ``SWITCHBOARD_MAX_TOKENS_CAP`` also when the caller names none)."""
-    body = {key: value for key, value in parsed.body.items() if value is not None}
+    body = relayed({key: value for key, value in parsed.body.items() if value is not None})
     if parsed.request.stream:
         # Usage in every chunk, so a stream that ends early is accounted for what it generated;
         # cut out again when the caller did not ask for it (``strip_usage``).
@@ -73,11 +74,19 @@ def upstream_body(parsed: ParsedRequest, cap: int, cap_is_operators: bool) -> di
 
 def _relayable_message(message: Any) -> Any:
     """Drop null fields (vLLM refuses `name: null`); `content: null` (beside tool_calls)
-    becomes "" because chat templates concatenate it as text."""
+    becomes "" because chat templates concatenate it as text. OpenAI's legacy function
+    messages become what vLLM's templates know: a tool call and its tool answer."""
     if not isinstance(message, dict):
         return message
     cleaned = {key: value for key, value in message.items() if value is not None}
     cleaned.setdefault("content", "")
+    call = cleaned.pop("function_call", None)
+    if isinstance(call, dict) and "tool_calls" not in cleaned:
+        cleaned["tool_calls"] = [{"id": call.get("name", "call"), "type": "function",
+                                  "function": call}]  # fmt: skip
+    if cleaned.get("role") == "function":
+        cleaned = {"role": "tool", "tool_call_id": cleaned.get("name", "call"),
+                   "content": cleaned["content"]}  # fmt: skip
     return cleaned
 
 
@@ -262,9 +271,10 @@ class CompletionsSurface:
 
     def cost(self, parsed: ParsedRequest, body: dict[str, Any], cap: int) -> Cost:
         prompt = body.get("messages") or body.get("prompt") or ""
-        prompts = len(prompt) if self.kind == "completion" and isinstance(prompt, list) else 1
+        prompts = prompt_count(body) if self.kind == "completion" else 1
         asked = int(body.get("max_completion_tokens") or body.get("max_tokens") or cap)
-        choices = int(parsed.body.get("n") or 1)  # as asked: fan-out asks the model for fewer
+        # as asked (fan-out asks the model for fewer); best_of candidates are generated too
+        choices = max(int(parsed.body.get("n") or 1), int(parsed.body.get("best_of") or 1))
         estimate = len(str(prompt)) // CHARS_PER_TOKEN + asked * choices * prompts
         return Cost(estimate, asked, choices, prompts)
 
@@ -274,13 +284,20 @@ class CompletionsSurface:
             return [{"model": model, **{k: body[k] for k in CHAT_FIELDS if k in body}}]
         prompts = body.get("prompt")
         texts = prompts if isinstance(prompts, list) else [prompts]
+        if not all(isinstance(text, str) for text in texts):
+            return []  # token ids: counted as they are (prompt_bound)
         return [{"model": model, "prompt": text} for text in texts]
 
     def prompt_bound(self, body: dict[str, Any]) -> int:
         if self.kind == "completion":
             prompts = body.get("prompt")
+            if isinstance(prompts, list) and prompts and isinstance(prompts[0], int):
+                return len(prompts)  # token ids: exactly as many tokens
             texts = prompts if isinstance(prompts, list) else [prompts]
-            return sum(len(str(text).encode()) + MESSAGE_BYTES for text in texts)
+            return sum(
+                len(text) if isinstance(text, list) else len(str(text).encode()) + MESSAGE_BYTES
+                for text in texts
+            )
         messages = body.get("messages") or []
         size = len(msgspec.json.encode(messages)) + 2 * len(msgspec.json.encode(body.get("tools")))
         return size + MESSAGE_BYTES * len(messages) + TEMPLATE_BYTES

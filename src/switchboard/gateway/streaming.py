@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import httpx
 
 from switchboard.gateway.accounting import Outcome, Ticket
+from switchboard.gateway.answers import Usage
 from switchboard.gateway.chunks import DONE, Chunk, StreamFailed, StreamItem
 from switchboard.gateway.errors import GatewayError, upstream_timeout
-from switchboard.gateway.protocol import Usage
 from switchboard.gateway.sse import SSEEvents
 from switchboard.gateway.surface import Surface
 from switchboard.gateway.upstream import timed_out

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from switchboard.gateway.accounting import Outcome
+from switchboard.gateway.answers import Usage
 from switchboard.gateway.chunks import StreamItem
 from switchboard.gateway.errors import GatewayError
 from switchboard.gateway.parsing import Kind, ParsedRequest
-from switchboard.gateway.protocol import Usage
 from switchboard.gateway.sse import SSEEvent
 
 

@@ -23,6 +23,7 @@ import httpx
 import msgspec
 from httpx_aiohttp import AiohttpTransport
 
+from switchboard.gateway.answers import ModelCard
 from switchboard.gateway.errors import (
     GatewayError,
     model_not_found,
@@ -30,7 +31,6 @@ from switchboard.gateway.errors import (
     upstream_failed,
     upstream_timeout,
 )
-from switchboard.gateway.protocol import ModelCard
 from switchboard.observability.metrics import UPSTREAM_ERRORS
 from switchboard.settings import Settings
 

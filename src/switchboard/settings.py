@@ -63,8 +63,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     model_max_len: int = 2048
     model_kv_cache_gb: int = 1
     upstream_connect_timeout: float = 5.0
-    upstream_first_byte_timeout: float = 120.0
+    """Seconds to connect to a model server (and to send the request)."""
+    upstream_first_byte_timeout: float = 600.0
+    """Seconds until a stream's first event (a queued request starts late under load). A JSON
+    answer comes whole, so only the total bounds it."""
     upstream_total_timeout: float = 600.0
+    """Seconds for a whole answer, as the OpenAI SDK's own default: a longer generation is cut
+    (504, or an error event in a stream) and its request closed, so vLLM aborts it."""
     upstream_health_interval: float = 5.0
     """Seconds between health probes of the model servers (an ejected server is re-probed)."""
 

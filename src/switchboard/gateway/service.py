@@ -200,6 +200,7 @@ class GatewayService:
             and isinstance(options, StreamOptions)
             and options.continuous_usage_stats,
             deadline=time.monotonic() + self.settings.upstream_total_timeout,
+            first_byte_deadline=time.monotonic() + self.settings.upstream_first_byte_timeout,
             store=store if store_key else None,
             max_store_bytes=self.settings.cache_max_bytes,
             on_answer=request.on_answer,

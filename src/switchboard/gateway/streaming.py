@@ -45,6 +45,8 @@ class StreamPlan:
     """The caller asked for usage in every chunk (we always ask the model server for it)."""
     deadline: float
     """``time.monotonic()`` after which the stream is cut with a 504 event."""
+    first_byte_deadline: float = float("inf")
+    """``time.monotonic()`` by which the first event must have come."""
     store: StoreAnswer | None = None
     """Where to keep the answer once complete (the response cache), if anywhere."""
     max_store_bytes: int = 0
@@ -120,6 +122,13 @@ async def relay(
             in_flight.leave(ticket)
 
 
+def _loop_time(monotonic: float) -> float:
+    """A ``time.monotonic()`` instant on the event loop's clock (``asyncio.timeout_at``)."""
+    if monotonic == float("inf"):
+        return monotonic
+    return asyncio.get_running_loop().time() + monotonic - time.monotonic()
+
+
 def _as_gateway_error(exc: Exception, model: str) -> GatewayError:
     if isinstance(exc, GatewayError):
         return exc
@@ -137,9 +146,20 @@ async def _batches(
     events = SSEEvents()
     kept: list[bytes] | None = [] if plan.store else None
     kept_bytes = 0
-    async for raw in response.aiter_raw():
+    reads = response.aiter_raw()
+    deadline = min(plan.first_byte_deadline, plan.deadline)  # until the first event comes
+    while True:
+        try:
+            async with asyncio.timeout_at(_loop_time(deadline)):
+                raw = await anext(reads)
+        except StopAsyncIteration:
+            break
+        except TimeoutError:  # the request is closed with the stream: vLLM aborts it
+            yield [StreamFailed(upstream_timeout(outcome.model))]
+            return
         batch: Batch = []
         for event in events.feed(raw):
+            deadline = plan.deadline
             for item in surface.shape(event, plan, outcome):
                 if item is DONE:
                     if kept is not None and plan.store is not None:
@@ -162,9 +182,6 @@ async def _batches(
                         kept.append(item.data)
         if batch:
             yield batch
-        if time.monotonic() > plan.deadline:
-            yield [StreamFailed(upstream_timeout(outcome.model))]
-            return
     yield [
         StreamFailed(
             GatewayError(

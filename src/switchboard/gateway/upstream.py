@@ -91,9 +91,11 @@ class UpstreamPool:
             if settings.upstream_api_key
             else {}
         )
+        # No read timeout: a JSON answer arrives whole after the generation, a stream's events
+        # when they are generated; the service bounds both by the first-byte and total timeouts.
         self.timeout = httpx.Timeout(
             connect=settings.upstream_connect_timeout,
-            read=settings.upstream_first_byte_timeout,
+            read=None,
             write=settings.upstream_connect_timeout,
             pool=settings.upstream_connect_timeout,
         )

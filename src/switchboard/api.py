@@ -20,6 +20,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from switchboard.gateway.errors import as_gateway_error
+from switchboard.gateway.messages_routes import MessagesController
 from switchboard.gateway.openapi import publish_request_schemas
 from switchboard.gateway.routes import CompletionsController
 from switchboard.gateway.usage_routes import UsageApiController
@@ -92,6 +93,7 @@ def create_api(settings: Settings) -> Litestar:
             HealthController,
             MetricsController,
             CompletionsController,
+            MessagesController,
             ResponsesController,
             UsageApiController,
         ],

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from tests.support import fake_responses, fake_tools
+from tests.support import fake_messages, fake_responses, fake_tools
 
 MODEL = "fake-model"
 HOLD_LIMIT = 300.0
@@ -109,6 +109,9 @@ class FakeUpstream:
             ]
             return httpx.Response(200, json={"object": "list", "data": data})
         body = json.loads(request.content)
+        if path == "/v1/messages/count_tokens":
+            self.tokenized.append(body)
+            return httpx.Response(self.tokenize_status, json={"input_tokens": self.prompt_tokens})
         if path == "/tokenize":
             self.tokenized.append(body)
             count = {"count": self.prompt_tokens, "max_model_len": 2048, "tokens": []}
@@ -123,6 +126,13 @@ class FakeUpstream:
             return httpx.Response(status, json=payload)
         if path == "/v1/chat/completions" and fake_tools.wants_tools(body):
             return self.tool_calls(body)
+        if path == "/v1/messages":
+            words = fake_messages.input_text(body).split() or ["ok"]
+            if body.get("stream"):
+                events = fake_messages.events(body, words, self.prompt_tokens)
+                return httpx.Response(200, stream=_EventStream(self.paced(events)),
+                                      headers={"content-type": "text/event-stream"})  # fmt: skip
+            return httpx.Response(200, json=fake_messages.message(body, words, self.prompt_tokens))
         if path == "/v1/responses":
             words = fake_responses.input_text(body).split() or ["ok"]
             if body.get("stream"):
@@ -202,7 +212,9 @@ class FakeUpstream:
                     return
                 if self.chunk_delay:
                     await asyncio.sleep(self.chunk_delay)
-                finished = event == DONE_EVENT or event.startswith(b"event: response.completed")
+                finished = event == DONE_EVENT or event.startswith(
+                    (b"event: response.completed", b"event: message_stop")
+                )
                 yield event
                 sent += 1
         finally:

@@ -19,10 +19,15 @@ def unauthorized(message: str) -> GatewayError:
     )  # fmt: skip
 
 
-async def authenticate(request: Request[Any, Any, Any], keys: KeyService) -> Caller:
-    """The caller behind ``Authorization: Bearer sk-...``, or 401 in OpenAI's shape."""
+async def authenticate(
+    request: Request[Any, Any, Any], keys: KeyService, *, x_api_key: bool = False
+) -> Caller:
+    """The caller behind ``Authorization: Bearer sk-...`` (or, ``x_api_key``, Anthropic's
+    ``x-api-key: sk-...``), or 401."""
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
+    if x_api_key and not header and (api_key := request.headers.get("x-api-key", "")):
+        scheme, secret, header = "bearer", api_key, api_key
     if not header:
         raise unauthorized(
             "You didn't provide an API key. Send it as `Authorization: Bearer sk-...`."

@@ -39,6 +39,22 @@ class GatewayError(Exception):
     def to_json(self) -> bytes:
         return msgspec.json.encode(self.to_response())
 
+    def to_anthropic_json(self, request_id: str = "") -> bytes:
+        """Anthropic's error shape: ``{"type": "error", "error": {"type", "message"}}``."""
+        kind = ANTHROPIC_TYPES.get(self.status, "api_error" if self.status >= 500 else
+                                   "invalid_request_error")  # fmt: skip
+        body: dict[str, Any] = {"type": "error", "error": {"type": kind, "message": self.message}}
+        if request_id:
+            body["request_id"] = request_id
+        return msgspec.json.encode(body)
+
+
+ANTHROPIC_TYPES = {
+    400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+    404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
+    500: "api_error", 502: "api_error", 503: "overloaded_error", 504: "api_error",
+}  # fmt: skip
+
 
 def invalid_request(
     message: str, param: str | None = None, code: str | None = None

@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 from litestar.openapi.spec import OpenAPI, Reference, Schema
 
+from switchboard.gateway.messages_protocol import MessagesRequest
 from switchboard.gateway.protocol import ChatCompletionRequest, CompletionRequest
 from switchboard.gateway.responses_protocol import ResponsesRequest
 
@@ -21,6 +22,7 @@ DOCUMENTED_REQUESTS: tuple[type[msgspec.Struct], ...] = (
     ChatCompletionRequest,
     CompletionRequest,
     ResponsesRequest,
+    MessagesRequest,
 )
 REF_TEMPLATE = "#/components/schemas/{name}"
 _NESTED_ONE = {"items", "additionalProperties", "not"}

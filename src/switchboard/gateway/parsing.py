@@ -10,15 +10,18 @@ import msgspec
 
 from switchboard.gateway.contract import ContractError, Problem, check_chat, check_completion
 from switchboard.gateway.errors import GatewayError, invalid_request
+from switchboard.gateway.messages_protocol import MessagesRequest
+from switchboard.gateway.messages_protocol import check_supported as check_messages
 from switchboard.gateway.protocol import ChatCompletionRequest, CompletionRequest
 from switchboard.gateway.responses_protocol import ResponsesRequest, Unsupported, check_supported
 
-Kind = Literal["chat", "completion", "responses"]
-RequestType = ChatCompletionRequest | CompletionRequest | ResponsesRequest
+Kind = Literal["chat", "completion", "responses", "messages"]
+RequestType = ChatCompletionRequest | CompletionRequest | ResponsesRequest | MessagesRequest
 REQUEST_TYPES: dict[Kind, type[RequestType]] = {
     "chat": ChatCompletionRequest,
     "completion": CompletionRequest,
     "responses": ResponsesRequest,
+    "messages": MessagesRequest,
 }
 
 
@@ -64,6 +67,8 @@ def parse_request(kind: Kind, raw: bytes) -> ParsedRequest:
         request = parsed.request
         if isinstance(request, ResponsesRequest):
             check_supported(request)
+        elif isinstance(request, MessagesRequest):
+            check_messages(request)
         elif isinstance(request, ChatCompletionRequest):
             check_chat(request)
         else:

@@ -25,7 +25,8 @@ async def count_prompt(
     """The engine's prompt tokens for ``body`` (the relayed request), or the surface's bound."""
     asks = surface.tokenize_asks(model, body) if surface.counts_prompts else []
     if asks:
-        counts = await asyncio.gather(*(pool.tokenize(model, ask) for ask in asks))
+        path, field = surface.count_path, surface.count_field
+        counts = await asyncio.gather(*(pool.tokenize(model, ask, path, field) for ask in asks))
         if all(count is not None for count in counts):
             PROMPT_COUNTS.labels("tokenizer").inc()
             return sum(count for count in counts if count is not None)

@@ -59,6 +59,7 @@ class ResponsesSurface:
     kind: Kind = "responses"
     path = "/responses"
     counts_prompts = False
+    count_path, count_field = "", ""
 
     def upstream_body(self, parsed: ParsedRequest, cap: int, operators_cap: bool) -> dict[str, Any]:
         body = {key: value for key, value in parsed.body.items() if value is not None}

@@ -32,6 +32,7 @@ from switchboard.gateway.cache import (
 from switchboard.gateway.chunks import StreamItem
 from switchboard.gateway.errors import GatewayError, upstream_error, upstream_timeout
 from switchboard.gateway.limits import RateLimiter
+from switchboard.gateway.messages_surface import MESSAGES
 from switchboard.gateway.parsing import Kind, ParsedRequest
 from switchboard.gateway.protocol import StreamOptions
 from switchboard.gateway.responses_surface import RESPONSES
@@ -43,7 +44,7 @@ from switchboard.observability.metrics import CACHE_REQUESTS
 from switchboard.settings import Settings
 from switchboard.usage.writer import UsageWriter
 
-SURFACES: dict[Kind, Surface] = {s.kind: s for s in (CHAT, COMPLETION, RESPONSES)}
+SURFACES: dict[Kind, Surface] = {s.kind: s for s in (CHAT, COMPLETION, RESPONSES, MESSAGES)}
 CACHED: frozenset[Kind] = frozenset({"chat", "completion"})
 """What the response cache keeps (deterministic requests of these surfaces only)."""
 SHUTTING_DOWN = GatewayError(503, "The gateway is restarting; retry in a moment.",

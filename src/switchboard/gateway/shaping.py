@@ -258,6 +258,7 @@ class CompletionsSurface:
     """``/v1/chat/completions`` (``kind="chat"``) and ``/v1/completions``."""
 
     counts_prompts = True
+    count_path, count_field = "/tokenize", "count"
 
     def __init__(self, kind: Kind, path: str) -> None:
         self.kind = kind

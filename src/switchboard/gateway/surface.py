@@ -53,7 +53,10 @@ class Surface(Protocol):
     path: str
     """Upstream, under the server's base URL (``/v1``)."""
     counts_prompts: bool
-    """vLLM's ``/tokenize`` counts its prompts (else a byte bound is reserved)."""
+    """The engine counts its prompts (else a byte bound is reserved): at ``count_path`` (under
+    the server root), the count in ``count_field``."""
+    count_path: str
+    count_field: str
 
     def upstream_body(self, parsed: ParsedRequest, cap: int, operators_cap: bool) -> dict[str, Any]:
         """The caller's JSON object as relayed (``cap``: the most tokens one answer may have;

@@ -47,10 +47,6 @@ class _UpstreamModelList(msgspec.Struct):
     data: list[_UpstreamModel]
 
 
-class _TokenCount(msgspec.Struct):
-    count: int
-
-
 @dataclass
 class UpstreamServer:
     base_url: str
@@ -255,28 +251,33 @@ class UpstreamPool:
         log.warning("ejecting upstream %s: %s", server.base_url, why)
         server.healthy, server.last_error = False, why
 
-    async def tokenize(self, model: str, body: dict[str, Any]) -> int | None:
-        """How many prompt tokens the engine will count for ``body`` (vLLM's ``/tokenize``, at
-        the server root: the same tokenizer and chat template as the generation), or None if no
-        server could say (the caller then falls back on a bound)."""
+    async def tokenize(
+        self, model: str, body: dict[str, Any], path: str = "/tokenize", field: str = "count"
+    ) -> int | None:
+        """How many prompt tokens the engine will count for ``body``: vLLM's ``/tokenize`` (at
+        the server root: the same tokenizer and chat template as the generation), or another
+        counting endpoint (``path`` under the root, the count in ``field``); None if no server
+        could say (the caller then falls back on a bound)."""
         payload = msgspec.json.encode(body)
         for server in self.servers_for(model):  # not candidates(): the turn is the generation's
             try:
                 response = await self.client.post(
-                    f"{server.origin}/tokenize",
+                    f"{server.origin}{path}",
                     content=payload,
                     headers={"Content-Type": "application/json"},
                     timeout=self.probe_timeout,
                 )
             except httpx.HTTPError as exc:
-                log.warning("tokenize failed on %s: %r", server.base_url, exc)
+                log.warning("counting the prompt failed on %s: %r", server.base_url, exc)
                 continue
             if response.status_code != 200:
                 return None  # refused (the generation will be too), or no such endpoint
             try:
-                return msgspec.json.decode(response.content, type=_TokenCount).count
+                count = msgspec.json.decode(response.content)
             except msgspec.DecodeError:
                 return None
+            value = count.get(field) if isinstance(count, dict) else None
+            return value if isinstance(value, int) else None
         return None
 
     @contextlib.asynccontextmanager

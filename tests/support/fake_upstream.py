@@ -105,6 +105,8 @@ class FakeUpstream:
                 for m in self.models
             ]
             return httpx.Response(200, json={"object": "list", "data": data})
+        if request.method == "GET":  # vLLM has no other GET route the gateway calls
+            return httpx.Response(404, json={"detail": "Not Found"})
         body = json.loads(request.content)
         if path == "/tokenize":
             self.tokenized.append(body)

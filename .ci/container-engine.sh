@@ -33,8 +33,16 @@ fi
 if ! curl -fsS --unix-socket "$socket" http://d/_ping >/dev/null 2>&1; then
   echo "engine: starting podman's Docker-compatible API on $socket"
   mkdir -p "$(dirname "$socket")"
-  # Outlives this script on purpose: compose and the tests talk to it; later runs reuse it.
-  setsid podman system service --time=0 "unix://$socket" >"$log_dir/podman-service.log" 2>&1 &
+  # Outlives this script on purpose: compose and the tests talk to it; later runs reuse it. It
+  # must not inherit this script's open files beyond stdio: run under `flock LOCK make …`, it
+  # would hold the lock for as long as it lives, and every later `flock LOCK` would wait forever.
+  (
+    for fd in /proc/"$BASHPID"/fd/*; do
+      fd=${fd##*/}
+      [ "$fd" -gt 2 ] && eval "exec $fd>&-"
+    done
+    exec setsid podman system service --time=0 "unix://$socket"
+  ) </dev/null >"$log_dir/podman-service.log" 2>&1 &
   for _ in $(seq 1 120); do
     curl -fsS --unix-socket "$socket" http://d/_ping >/dev/null 2>&1 && break
     sleep 0.5

@@ -8,6 +8,7 @@ container engine it fails, loudly: it is the proof of the topology, not an optio
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import time
@@ -138,7 +139,7 @@ def accounts(scale: ScaleStack) -> Accounts:
     scale.cli("users", "create", "load", "--rpm", "100000", "--tpm", "100000000")
     scale.cli("users", "create", "budgeted", "--rpm", "100000", "--tpm", "100000000")
     scale.cli("budgets", "set", "--user", "budgeted", "--tokens", str(BUDGET_TOKENS))
-    password = "scale-" + os.urandom(8).hex()
+    password = secrets.token_urlsafe(16)
     scale.cli("users", "create", "ada", "--password", password)
     return Accounts(
         load=scale.cli("keys", "create", "--user", "load"),

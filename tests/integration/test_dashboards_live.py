@@ -116,6 +116,7 @@ def prometheus(
     finally:
         node.stop()
         ghost.shutdown()
+        ghost.server_close()
         shutil.rmtree(base, ignore_errors=True)
 
 

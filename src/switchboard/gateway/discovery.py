@@ -35,6 +35,12 @@ class UpstreamServer:
     base_url: str
     """Where requests go: the configured URL, or that URL with one address of its name."""
     healthy: bool = False
+    """In rotation: requests go to it."""
+    answering: bool = False
+    """Its last probe succeeded (readiness): a server drops out of rotation only after
+    several failures in a row (probing.py)."""
+    failures: int = 0
+    """Failed probes in a row."""
     models: dict[str, ModelCard] = field(default_factory=dict)
     last_error: str = "not probed yet"
     checked_at: float = 0.0

@@ -34,8 +34,17 @@ class _UpstreamModelList(msgspec.Struct):
     data: list[_UpstreamModel]
 
 
+DROP_AFTER = 2
+"""Failed probes in a row that take a server out of rotation. One is a blip as often as not
+(seen: connections stalling for seconds while the container network was reconfigured), and a
+server really gone fails its requests meanwhile anyway, each retried on another server when
+it never reached this one; readiness follows every single probe."""
+
+
 async def probe(client: httpx.AsyncClient, server: UpstreamServer, within: httpx.Timeout) -> bool:
-    """Probe ``server`` now; update its health, models and last error; return its health."""
+    """Probe ``server`` now; update whether it answers (readiness), whether it is in rotation
+    (``healthy``: at once when it answers, after DROP_AFTER failures when not), its models and
+    last error; return whether it answered."""
     answer, routed = await asyncio.gather(
         _models(client, server, within), _router_ready(client, server, within)
     )
@@ -48,13 +57,18 @@ async def probe(client: httpx.AsyncClient, server: UpstreamServer, within: httpx
         healthy, why = False, f"no model list yet ({why_down(failure) if failure else ''})"
     else:
         healthy, why = True, ""
-    if healthy and not server.healthy:
+    server.failures = 0 if healthy else server.failures + 1
+    in_rotation = healthy or (server.healthy and server.failures < DROP_AFTER)
+    if in_rotation and not server.healthy:
         log.info("upstream %s is up, serving %s", server.label, sorted(listed or server.models))
-    elif server.healthy and not healthy:
-        log.warning("upstream %s is down: %s", server.label, why)
+    elif server.healthy and not in_rotation:
+        log.warning("upstream %s is down (%d probes in a row): %s", server.label,
+                    server.failures, why)  # fmt: skip
+    elif server.answering and not healthy:
+        log.warning("upstream %s did not answer its probe: %s", server.label, why)
     if listed is not None:
         server.models = listed
-    server.healthy, server.last_error = healthy, why
+    server.answering, server.healthy, server.last_error = healthy, in_rotation, why
     server.checked_at = time.monotonic()
     return healthy
 

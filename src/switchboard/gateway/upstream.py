@@ -148,7 +148,7 @@ class UpstreamPool:
         checks: dict[str, str] = {}
         for model in sorted({m for server in servers for m in server.models}):
             paths = [s for s in servers if model in s.models]
-            if any(s.healthy for s in paths):
+            if any(s.answering for s in paths):
                 checks[f"model {model}"] = "ok"
             else:
                 checks[f"model {model}"] = f"down: none of its {len(paths)} model server(s) answers"
@@ -157,7 +157,7 @@ class UpstreamPool:
         return Readiness(
             ready=all(state == "ok" for state in checks.values()),
             checks=checks,
-            servers={s.label: "ok" if s.healthy else s.last_error for s in servers},
+            servers={s.label: "ok" if s.answering else s.last_error for s in servers},
         )
 
     def recheck_soon(self) -> None:

@@ -159,9 +159,12 @@ serve: install ## Run only the app (model server elsewhere: SWITCHBOARD_UPSTREAM
 	$(BIN)/switchboard serve
 
 # --- production deployment: images, compose, backups ----------------------------------------
-.PHONY: test-images
-test-images: install ## Build both images with podman, boot docker-compose.prod.yml on them, test it
+.PHONY: test-images test-scale
+test-images: install ## Build the images with podman, boot docker-compose.prod.yml on them, test it
 	bash .ci/test-images.sh
+
+test-scale: install ## 2 gateways + vllm-router + 2 vLLM replicas on podman: spread, failover, limits
+	bash .ci/test-scale.sh
 
 .PHONY: run-prod-local
 run-prod-local: install model system-deps ## Production topology as loopback processes (no engine)

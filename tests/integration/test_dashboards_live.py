@@ -1,15 +1,18 @@
 """Proof that the dashboards show real data: a real Prometheus scrapes the live gateway, the live
 vLLM CPU server and node-exporter; traffic is driven through the gateway (chat, stream, cache
-hit, 429, an error); then every PromQL expression of every dashboard panel and alert rule is
-evaluated. Any query error fails; so does an empty panel whose source runs here."""
+hit, 429, a failing model server's 502); then every PromQL expression of every dashboard panel
+and alert rule is evaluated. Any query error fails; so does an empty panel whose source runs
+here."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -23,6 +26,33 @@ from tests.support.prometheus_server import NodeExporter, PrometheusServer
 
 DOWN = "http://127.0.0.1:9/v1"
 """Nothing listens there."""
+GHOST = "ghost-model"
+"""Served by a model server that fails every completion (500): the gateway's 502s."""
+
+
+class Ghost(BaseHTTPRequestHandler):
+    def log_message(self, *_: object) -> None:
+        pass
+
+    def reply(self, status: int, body: dict[str, object]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        if self.path == "/v1/models":
+            self.reply(200, {"object": "list", "data": [{"id": GHOST, "object": "model"}]})
+        else:
+            self.reply(404, {"detail": "Not Found"})
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.reply(500, {"error": {"message": "the ghost fails", "type": "server_error"}})
+
+
 DASHBOARDS = sorted((REPO_ROOT / "grafana" / "dashboards").glob("*.json"))
 RULES = REPO_ROOT / "infra" / "prometheus" / "rules" / "switchboard.rules.yml"
 # Sources that cannot run on this machine: their panels are checked for query errors only.
@@ -64,9 +94,12 @@ def as_promql(expr: str) -> str:
 def prometheus(
     live_app: AppFactory, model_server: ModelServer
 ) -> Iterator[tuple[PrometheusServer, str]]:
-    # A second model server that is down: the gateway's readiness answers 503, the server
-    # error of the traffic (every panel must show data, the 5xx ones too).
-    app = live_app(business_metrics_interval=1, upstream_urls=f"{model_server.url}/v1,{DOWN}")
+    # A model server that fails every completion: the server errors of the traffic (every
+    # panel must show data, the 5xx ones too); and one that is down.
+    ghost = ThreadingHTTPServer(("127.0.0.1", 0), Ghost)
+    threading.Thread(target=ghost.serve_forever, daemon=True).start()
+    upstreams = f"{model_server.url}/v1,http://127.0.0.1:{ghost.server_address[1]}/v1,{DOWN}"
+    app = live_app(business_metrics_interval=1, upstream_urls=upstreams)
     node = NodeExporter()
     base = Path(tempfile.mkdtemp(prefix="sb-prom-"))
     try:
@@ -82,6 +115,8 @@ def prometheus(
             server.stop()
     finally:
         node.stop()
+        ghost.shutdown()
+        ghost.server_close()
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -112,9 +147,12 @@ def drive_traffic(app: object) -> str:
             ).status_code
             == 404
         )
-        not_ready = http.get("/readyz")
-        assert not_ready.status_code == 503
-        assert not_ready.json()["checks"][f"model_server {DOWN}"] != "ok"
+        failed = http.post("/v1/chat/completions", json={**chat, "model": GHOST}, headers=auth)
+        assert failed.status_code == 502, failed.text
+        # a server down whose models nobody knows does not make the gateway unready
+        ready = http.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["model_servers"][DOWN] != "ok"
     return app.url
 
 

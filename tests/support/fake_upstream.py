@@ -108,6 +108,8 @@ class FakeUpstream:
                 for m in self.models
             ]
             return httpx.Response(200, json={"object": "list", "data": data})
+        if request.method == "GET":  # vLLM has no other GET route the gateway calls
+            return httpx.Response(404, json={"detail": "Not Found"})
         body = json.loads(request.content)
         if path == "/v1/messages/count_tokens":
             self.tokenized.append(body)

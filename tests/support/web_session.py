@@ -13,10 +13,16 @@ import httpx
 class WebSession:
     """Close it (``with WebSession(url) as session`` or the ``web`` fixture): it holds sockets."""
 
-    def __init__(self, base_url: str, verify: ssl.SSLContext | bool = True) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        verify: ssl.SSLContext | bool = True,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.http = httpx.Client(
-            base_url=base_url, follow_redirects=False, timeout=180, verify=verify
-        )
+            base_url=base_url, follow_redirects=False, timeout=180, verify=verify,
+            transport=transport,
+        )  # fmt: skip
 
     def __enter__(self) -> WebSession:
         return self

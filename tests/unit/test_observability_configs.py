@@ -42,9 +42,10 @@ ALERTS = {
     "ErrorLogSpike", "UsageRowsDropped", "UsageRowsRejected", "ResponseCacheFailing",
     "SharedStateFailing", "BudgetNearlySpent",
 }  # fmt: skip
+# Services that may run several replicas: every address of the name is a target (DNS).
+SCRAPED_REPLICAS = {"gateway": ("gateway", 8000), "vllm": ("model", 8000),
+                    "vllm-router": ("vllm-router", 29000)}  # fmt: skip
 SCRAPE_TARGETS = {
-    "gateway": "gateway:8000",
-    "vllm": "model:8000",
     "node": "node-exporter:9100",
     "cadvisor": "cadvisor:8080",
     "postgres": "postgres-exporter:9187",
@@ -164,6 +165,11 @@ def test_prometheus_scrapes_every_part_of_both_tiers() -> None:
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     for name, target in SCRAPE_TARGETS.items():
         assert jobs[name]["static_configs"][0]["targets"] == [target], name
+    for name, (service, port) in SCRAPED_REPLICAS.items():
+        assert "static_configs" not in jobs[name], name
+        found = jobs[name]["dns_sd_configs"]
+        assert found == [{"names": [service], "type": "A", "port": port,
+                          "refresh_interval": "15s"}], name  # fmt: skip
     gateway = jobs["gateway"]
     assert gateway["metrics_path"] == "/metrics"
     assert gateway["authorization"] == {"type": "Bearer", "credentials_file": TOKEN_FILE}

@@ -30,6 +30,7 @@ from switchboard.gateway.cache import (
     replay,
 )
 from switchboard.gateway.chunks import StreamItem
+from switchboard.gateway.discovery import UpstreamServer
 from switchboard.gateway.errors import GatewayError, upstream_error, upstream_timeout
 from switchboard.gateway.limits import RateLimiter
 from switchboard.gateway.messages_surface import MESSAGES
@@ -39,7 +40,7 @@ from switchboard.gateway.responses_surface import RESPONSES
 from switchboard.gateway.shaping import CHAT, COMPLETION
 from switchboard.gateway.streaming import AnswerHook, InFlight, StreamPlan, relay
 from switchboard.gateway.surface import Surface
-from switchboard.gateway.upstream import UpstreamPool, UpstreamServer, as_gateway_error
+from switchboard.gateway.upstream import UpstreamPool, as_gateway_error
 from switchboard.observability.metrics import CACHE_REQUESTS
 from switchboard.settings import Settings
 from switchboard.usage.writer import UsageWriter

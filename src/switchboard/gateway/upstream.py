@@ -1,10 +1,11 @@
 """The pool of model servers: discovery, round-robin, health-based ejection, safe retries.
 
-Every upstream is an OpenAI-compatible base URL (vLLM's ``/v1``). The pool learns which models
-each one serves from ``GET /models`` and keeps probing: a server that fails a connect is ejected
-until a probe sees it healthy again. One ``httpx.AsyncClient`` on the aiohttp transport serves
-all traffic (measured here: ~2,100 proxied requests/s per process, against ~450 with httpx's
-default transport).
+Every upstream is an OpenAI-compatible base URL (vLLM's ``/v1``, or vLLM's router in front of
+replicas); an ``http://`` name stands for each of its addresses, looked up again at every probe
+round (``discovery.py``). The pool learns which models each server serves from ``GET /models``
+and keeps probing: a server that fails a connect is ejected until a probe sees it healthy
+again. One ``httpx.AsyncClient`` on the aiohttp transport serves all traffic (measured here:
+~2,100 proxied requests/s per process, against ~450 with httpx's default transport).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import itertools
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -23,7 +24,9 @@ import httpx
 import msgspec
 from httpx_aiohttp import AiohttpTransport
 
+from switchboard.gateway import probing
 from switchboard.gateway.answers import ModelCard
+from switchboard.gateway.discovery import Discovery, Resolver, UpstreamServer, lookup
 from switchboard.gateway.errors import (
     GatewayError,
     model_not_found,
@@ -37,37 +40,15 @@ from switchboard.settings import Settings
 log = logging.getLogger(__name__)
 
 
-class _UpstreamModel(msgspec.Struct):
-    id: str
-    created: int = 0
-    max_model_len: int | None = None
+@dataclass(frozen=True)
+class Readiness:
+    """Whether every model has a server answering for it, and each server's state."""
 
-
-class _UpstreamModelList(msgspec.Struct):
-    data: list[_UpstreamModel]
-
-
-@dataclass
-class UpstreamServer:
-    base_url: str
-    healthy: bool = False
-    models: dict[str, ModelCard] = field(default_factory=dict)
-    last_error: str = "not probed yet"
-    checked_at: float = 0.0
-
-    urls: dict[str, httpx.URL] = field(default_factory=dict)
-
-    def url_for(self, path: str) -> httpx.URL:
-        """``base_url`` + ``path``, parsed once."""
-        url = self.urls.get(path)
-        if url is None:
-            url = self.urls[path] = httpx.URL(self.base_url + path)
-        return url
-
-    @property
-    def origin(self) -> str:
-        """The server root (vLLM answers ``/health`` and ``/metrics`` there, not under ``/v1``)."""
-        return self.base_url.removesuffix("/v1")
+    ready: bool
+    checks: dict[str, str]
+    """``model NAME`` → ``ok`` or why it has no server (``models`` while none is known)."""
+    servers: dict[str, str]
+    """Server label → ``ok`` or why not (for people: one server down is not unreadiness)."""
 
 
 RECHECK_SECONDS = 1.0
@@ -78,10 +59,12 @@ class UpstreamPool:
     """Routes requests for a model to the healthy servers that serve it."""
 
     def __init__(
-        self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        settings: Settings,
+        transport: httpx.AsyncBaseTransport | None = None,
+        resolver: Resolver = lookup,
     ) -> None:
         self.settings = settings
-        self.servers = [UpstreamServer(url) for url in settings.upstream_url_list]
         headers = (
             {"Authorization": f"Bearer {settings.upstream_api_key}"}
             if settings.upstream_api_key
@@ -106,6 +89,9 @@ class UpstreamPool:
             (name.lower().encode(), value.encode()) for name, value in headers.items()
         ]
         self._timeouts = {"timeout": self.timeout.as_dict()}
+        self.discovery = Discovery(
+            settings.upstream_url_list, resolver, min(settings.upstream_connect_timeout, 5.0)
+        )
         self._turn = itertools.count()
         self._context_lengths: dict[str, int] = {}
         self._refresher: asyncio.Task[None] | None = None
@@ -122,6 +108,7 @@ class UpstreamPool:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        self.discovery.aclose()
         await self.client.aclose()
 
     async def _refresh_forever(self) -> None:
@@ -132,57 +119,52 @@ class UpstreamPool:
             except Exception:  # pragma: no cover - a probe bug must not kill the loop
                 log.exception("upstream probe failed")
 
+    @property
+    def servers(self) -> list[UpstreamServer]:
+        return self.discovery.servers
+
     async def refresh(self) -> None:
+        """Look the names up again, then probe every server."""
+        await self.discovery.resolve()
+        await self.probe_all()
+
+    async def probe_all(self) -> None:
         await asyncio.gather(*(self.probe(server) for server in self.servers))
 
     async def probe(self, server: UpstreamServer) -> bool:
-        """Ask one server for its models; that answers both "alive?" and "serving what?"."""
-        try:
-            response = await self.client.get(
-                f"{server.base_url}/models", timeout=self.probe_timeout
-            )
-            response.raise_for_status()
-            listed = msgspec.json.decode(response.content, type=_UpstreamModelList)
-        except (httpx.HTTPError, msgspec.DecodeError) as exc:
-            if server.healthy:
-                log.warning("upstream %s is down: %s", server.base_url, exc)
-            server.healthy, server.last_error = False, str(exc) or type(exc).__name__
-        else:
-            if not server.healthy:
-                log.info(
-                    "upstream %s is up, serving %s", server.base_url, [m.id for m in listed.data]
-                )
-            server.models = {
-                m.id: ModelCard(id=m.id, created=m.created, max_model_len=m.max_model_len)
-                for m in listed.data
-            }
-            self._learn_context_lengths()
-            server.healthy, server.last_error = True, ""
-        server.checked_at = time.monotonic()
-        return server.healthy
+        """Is it up, and what does it serve (probing.py: a model server, or vLLM's router)."""
+        healthy = await probing.probe(self.client, server, self.probe_timeout)
+        self._learn_context_lengths()
+        return healthy
 
     @property
     def probe_timeout(self) -> httpx.Timeout:
         return httpx.Timeout(min(self.settings.upstream_connect_timeout, 5.0))
 
-    async def health(self) -> dict[str, str]:
-        """Readiness: each server's ``/health`` right now (``ok`` or why not)."""
-
-        async def check(server: UpstreamServer) -> str:
-            try:
-                response = await self.client.get(
-                    f"{server.origin}/health", timeout=self.probe_timeout
-                )
-            except httpx.HTTPError as exc:
-                return f"unreachable: {type(exc).__name__}"
-            return "ok" if response.status_code == 200 else f"status {response.status_code}"
-
-        results = await asyncio.gather(*(check(s) for s in self.servers))
-        # a server found back is used at once: "ready" must mean this worker serves
-        back = [s for s, state in zip(self.servers, results, strict=True)
-                if state == "ok" and not s.healthy]  # fmt: skip
-        await asyncio.gather(*(self.probe(server) for server in back))
-        return dict(zip((s.base_url for s in self.servers), results, strict=True))
+    async def readiness(self) -> Readiness:
+        """Ready when every model has at least one server answering for it, probed now: one
+        replica down, or one of the router's replicas, is a loss of capacity, not an outage.
+        A server found back is used at once: "ready" means this worker serves. The probe is
+        ``/v1/models``, never ``/health``: vLLM's router answers ``/health`` 503 as soon as
+        *any* replica behind it is down, while its model list answers as long as one is up;
+        and it proves our API key is accepted. The servers are the names' addresses of the
+        last lookup (the probe loop's): a slow DNS server must not fail the readiness probe."""
+        await self.probe_all()
+        servers = self.servers
+        checks: dict[str, str] = {}
+        for model in sorted({m for server in servers for m in server.models}):
+            paths = [s for s in servers if model in s.models]
+            if any(s.answering for s in paths):
+                checks[f"model {model}"] = "ok"
+            else:
+                checks[f"model {model}"] = f"down: none of its {len(paths)} model server(s) answers"
+        if not checks:
+            checks["models"] = "down: no model server has listed a model yet"
+        return Readiness(
+            ready=all(state == "ok" for state in checks.values()),
+            checks=checks,
+            servers={s.label: "ok" if s.answering else s.last_error for s in servers},
+        )
 
     def recheck_soon(self) -> None:
         """Probe every server now, in the background, at most once a second: a refusal for
@@ -245,10 +227,10 @@ class UpstreamPool:
             return
         for model in server.models:
             if not any(s.healthy and model in s.models for s in self.servers if s is not server):
-                log.warning("upstream %s failed (%s) but is the last for %s: kept", server.base_url,
+                log.warning("upstream %s failed (%s) but is the last for %s: kept", server.label,
                             why, model)  # fmt: skip
                 return
-        log.warning("ejecting upstream %s: %s", server.base_url, why)
+        log.warning("ejecting upstream %s: %s", server.label, why)
         server.healthy, server.last_error = False, why
 
     async def tokenize(
@@ -264,11 +246,11 @@ class UpstreamPool:
                 response = await self.client.post(
                     f"{server.origin}{path}",
                     content=payload,
-                    headers={"Content-Type": "application/json"},
+                    headers={"Content-Type": "application/json", **server.headers},
                     timeout=self.probe_timeout,
                 )
             except httpx.HTTPError as exc:
-                log.warning("counting the prompt failed on %s: %r", server.base_url, exc)
+                log.warning("counting the prompt failed on %s: %r", server.label, exc)
                 continue
             if response.status_code != 200:
                 return None  # refused (the generation will be too), or no such endpoint
@@ -299,8 +281,9 @@ class UpstreamPool:
         payload = msgspec.json.encode(body)
         last_error = "no model server is answering"
         for server in route if route is not None else self.candidates(model):
+            headers = self._headers + server.raw_headers
             request = httpx.Request("POST", server.url_for(path), content=payload,
-                                    headers=self._headers, extensions=self._timeouts)  # fmt: skip
+                                    headers=headers, extensions=self._timeouts)  # fmt: skip
             try:
                 response = await self.transport.handle_async_request(request)
             except httpx.HTTPError as exc:

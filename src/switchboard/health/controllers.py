@@ -19,6 +19,10 @@ from switchboard.settings import Settings
 class Health(msgspec.Struct, omit_defaults=True):
     status: str
     checks: dict[str, str] = {}
+    """What readiness needs, each ``ok`` or why not: the database, Redis, and each model."""
+    model_servers: dict[str, str] = {}
+    """Each model server (one per address of a name), ``ok`` or why not: for people; one of
+    several down does not make the gateway unready."""
 
 
 class HealthController(Controller):
@@ -32,9 +36,9 @@ class HealthController(Controller):
     @get(
         "/readyz",
         operation_id="readiness",
-        summary="Database, Redis (when configured) and model server answer (503 otherwise); "
-        "the checks need the metrics "
-        "token (or loopback when none is set)",
+        summary="Database, Redis (when configured) and at least one model server per model "
+        "answer (503 otherwise); the checks need the metrics token (or loopback when none is "
+        "set)",
         cache=False,
     )
     async def readyz(
@@ -57,9 +61,11 @@ class HealthController(Controller):
                 checks["redis"] = "ok"
             except Exception as exc:
                 checks["redis"] = f"down: {type(exc).__name__}: {exc}"[:200]
-        for url, state in (await upstream_pool.health()).items():
-            checks[f"model_server {url}"] = state
+        models = await upstream_pool.readiness()
+        checks.update(models.checks)
         ready = all(state == "ok" for state in checks.values())
         status = "ready" if ready else "unavailable"
-        health = Health(status, checks) if may_scrape(request, settings) else Health(status)
+        if not may_scrape(request, settings):
+            return Response(Health(status), status_code=200 if ready else 503)
+        health = Health(status, checks, models.servers)
         return Response(health, status_code=200 if ready else 503)

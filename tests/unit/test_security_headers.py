@@ -182,7 +182,8 @@ def test_every_route_sends_the_security_headers(live_fake: LiveServer, web: WebF
     sent = session.post(f"/chat/{conversation}/messages", {"content": "hello there"})
     assert sent.status_code == 303  # without htmx the reply is generated right away
     values = {**_ids(live_fake, conversation), "conversation_id": conversation,
-              "model_id": "fake-model", "file_path": "switchboard.css",
+              "model_id": "fake-model", "response_id": "resp_0123456789abcdef",
+              "file_path": "switchboard.css",
               "path": "nowhere"}  # fmt: skip
 
     calls: list[tuple[str, str]] = []
@@ -198,8 +199,11 @@ def test_every_route_sends_the_security_headers(live_fake: LiveServer, web: WebF
     for method, path in calls:
         if method == "GET":
             responses = [session.get(path), session.get(path, htmx=True)]
-        else:
+        elif method == "POST":
             responses = [session.post(path, htmx=True)]
+        else:
+            token = {"x-csrftoken": session.csrf()}
+            responses = [session.http.request(method, path, headers=token)]
         for response in responses:
             assert_secure(response)
             is_html = response.headers.get("content-type", "").startswith("text/html")

@@ -8,20 +8,31 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 
-def redis_client(url: str, timeout: float) -> Redis:
+MAX_CONNECTIONS = 200
+"""Connections a worker opens to one Redis at most. More calls at once wait for one."""
+
+
+def redis_client(url: str, timeout: float, max_connections: int = MAX_CONNECTIONS) -> Redis:
     """A client whose every call has a socket timeout: a hung Redis fails fast, never hangs a
     request. No CLIENT SETINFO handshake: a connection that hangs during it is never closed by
-    redis-py; with none, every timeout closes its connection."""
-    from redis.asyncio import Redis
+    redis-py; with none, every timeout closes its connection.
+
+    The pool blocks: a burst of more calls than connections waits (up to ``timeout``) for one.
+    redis-py's default pool raises at once instead, and the callers fail open on that error,
+    so a burst of requests would pass their budgets and rate limits unchecked."""
+    from redis.asyncio import BlockingConnectionPool, Redis
     from redis.driver_info import DriverInfo
 
-    return Redis.from_url(
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=timeout,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         retry_on_timeout=False,
         driver_info=DriverInfo(name=None, lib_version=None),
     )
+    return Redis.from_pool(pool)
 
 
 def connection_errors() -> tuple[type[Exception], ...]:

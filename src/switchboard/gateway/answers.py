@@ -106,3 +106,16 @@ class ErrorResponse(msgspec.Struct):
     """OpenAI's error shape: ``{"error": {"message", "type", "param", "code"}}``."""
 
     error: ErrorBody
+
+
+class AnthropicErrorBody(msgspec.Struct):
+    type: str
+    message: str
+
+
+class AnthropicErrorResponse(msgspec.Struct):
+    """Anthropic's error shape: ``{"type": "error", "error": {"type", "message"}}``."""
+
+    error: AnthropicErrorBody
+    type: str = "error"
+    request_id: str | None = None

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from switchboard.gateway.protocol import INT32_MAX, MAX_MESSAGES
+from switchboard.gateway.protocol import INT32_MAX, MAX_MESSAGES, only_null
 from switchboard.gateway.responses_protocol import Unsupported
 
 StopText = Annotated[str, Meta(min_length=1)]
@@ -41,9 +41,14 @@ class _Fields(msgspec.Struct, omit_defaults=True, kw_only=True, forbid_unknown_f
     tool_choice: ToolChoice | None = None
     thinking: dict[str, Any] | None = None
     output_config: dict[str, Any] | None = None
-    mcp_servers: list[Any] | None = None
-    container: Any = None
-    context_management: dict[str, Any] | None = None
+    mcp_servers: Annotated[
+        list[Any] | None,
+        Meta(extra_json_schema={"maxItems": 0, "description": "MCP servers are refused."}),
+    ] = None
+    container: Annotated[Any, only_null("containers")] = None
+    context_management: Annotated[
+        dict[str, Any] | None, only_null("server-side context management")
+    ] = None
 
 
 class MessagesRequest(_Fields, kw_only=True):

@@ -10,25 +10,33 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import msgspec
 from litestar import Controller, MediaType, Request, Response, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.response import Stream
 
 from switchboard.gateway.accounting import Caller
+from switchboard.gateway.answers import AnthropicErrorResponse
 from switchboard.gateway.auth import authenticate
 from switchboard.gateway.chunks import Chunk, StreamFailed, StreamItem
 from switchboard.gateway.errors import as_gateway_error, invalid_request, upstream_error
 from switchboard.gateway.messages_protocol import CountTokensRequest, MessagesRequest
 from switchboard.gateway.messages_protocol import check_supported as check_messages
-from switchboard.gateway.parsing import parse_request, validation_error
+from switchboard.gateway.parsing import decode_body, parse_request
 from switchboard.gateway.responses_protocol import Unsupported
-from switchboard.gateway.routes import SSE_HEADERS, completion_operation, until_disconnect
+from switchboard.gateway.routes import (
+    SSE_HEADERS,
+    completion_operation,
+    error_responses,
+    until_disconnect,
+)
 from switchboard.gateway.service import GatewayService
 from switchboard.gateway.sse import frame
 from switchboard.gateway.upstream import as_gateway_error as upstream_failure
 from switchboard.web.request_id import request_id_of
+
+CREATE_ERRORS = (400, 401, 404, 413, 429, 502, 503, 504)
+COUNT_ERRORS = (400, 401, 404, 413, 429, 502, 503, 504)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +79,7 @@ class MessagesController(Controller):
         "/",
         operation_id="createMessage",
         status_code=200,
+        responses=error_responses(*CREATE_ERRORS, shape=AnthropicErrorResponse),
         summary="Create a message (Anthropic's API; `stream: true` for its named events)",
         operation_class=completion_operation(MessagesRequest),
     )
@@ -98,22 +107,19 @@ class MessagesController(Controller):
         "/count_tokens",
         operation_id="countMessageTokens",
         status_code=200,
+        responses=error_responses(*COUNT_ERRORS, shape=AnthropicErrorResponse),
         summary="Count a message request's input tokens, as the model server counts them",
     )
     async def count_tokens(
         self, request: Request[Any, Any, Any], call: NamedDependency[MessagesCall]
     ) -> Response[bytes]:
-        raw = await request.body()
+        asked, body = decode_body(await request.body(), CountTokensRequest)
         try:
-            asked = msgspec.json.decode(raw, type=CountTokensRequest)
             check_messages(asked)
-        except msgspec.ValidationError as exc:
-            raise validation_error(exc) from None
         except Unsupported as exc:
             raise invalid_request(str(exc), exc.param, "unsupported_parameter") from None
         reservation = await call.gateway.limiter.reserve(call.caller.limit_scopes, 0)
         reservation.settle(0)  # a request on the limits, no tokens
-        body = msgspec.json.decode(raw)
         pool = call.gateway.pool
         try:
             async with pool.open(asked.model, "/messages/count_tokens", body) as response:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
@@ -15,6 +15,7 @@ from switchboard.gateway.messages_protocol import check_supported as check_messa
 from switchboard.gateway.protocol import ChatCompletionRequest, CompletionRequest
 from switchboard.gateway.responses_protocol import ResponsesRequest, Unsupported, check_supported
 
+T = TypeVar("T")
 Kind = Literal["chat", "completion", "responses", "messages"]
 RequestType = ChatCompletionRequest | CompletionRequest | ResponsesRequest | MessagesRequest
 REQUEST_TYPES: dict[Kind, type[RequestType]] = {
@@ -55,13 +56,33 @@ def too_deep(raw: bytes, limit: int = MAX_DEPTH) -> bool:
     return bool(skeleton) and bool(_INNERMOST.search(skeleton))
 
 
-def parse_request(kind: Kind, raw: bytes) -> ParsedRequest:
-    """Validate a body strictly against the published schema; errors name the field."""
+def _refuse_deep(raw: bytes) -> None:
     if too_deep(raw):
         raise invalid_request(
             f"The body nests arrays and objects more than {MAX_DEPTH} levels deep.",
             code="invalid_json",
         )
+
+
+def decode_body(raw: bytes, kind: type[T]) -> tuple[T, Any]:
+    """A body as ``kind`` and as plain JSON, with ``parse_request``'s errors for bodies that
+    are too deep, not JSON, not UTF-8 or not valid (a 400 naming the problem, never a 500)."""
+    _refuse_deep(raw)
+    try:
+        return msgspec.json.decode(raw, type=kind), msgspec.json.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise validation_error(exc) from None
+    except msgspec.DecodeError as exc:
+        raise invalid_request(f"The body is not valid JSON: {exc}", code="invalid_json") from None
+    except UnicodeDecodeError as exc:
+        raise invalid_request(
+            f"The body is not valid UTF-8 (byte {exc.start}).", code="invalid_json"
+        ) from None
+
+
+def parse_request(kind: Kind, raw: bytes) -> ParsedRequest:
+    """Validate a body strictly against the published schema; errors name the field."""
+    _refuse_deep(raw)
     try:
         parsed = _decode(kind, raw)
         request = parsed.request

@@ -29,6 +29,18 @@ StopText = Annotated[str, Meta(min_length=1)]
 Stop = StopText | Annotated[list[StopText], Meta(max_length=4)]
 Seed = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
 MAX_MESSAGES = 256
+
+
+def only_null(why: str) -> Meta:
+    """Publishes a field the gateway accepts only as null (OpenAI's SDKs may send it so): the
+    schema says so, and any other value is refused by name with ``why``."""
+    return Meta(extra_json_schema={
+        "type": "null",
+        "description": f"Not supported here ({why}): null or absent; any other value is "
+        "refused with `unsupported_parameter`.",
+    })  # fmt: skip
+
+
 INT32_MAX = 2**31 - 1
 """vLLM's sampler holds token ids and ``top_k`` in 32-bit integers: larger values are refused
 here rather than overflowing there."""
@@ -222,7 +234,10 @@ Metadata = Annotated[
     dict[Annotated[str, Meta(max_length=64)], Annotated[str, Meta(max_length=512)]],
     Meta(max_length=16),
 ]
-Modality = Literal["text", "audio"]
+Modality = Annotated[
+    Literal["text", "audio"],
+    Meta(extra_json_schema={"const": "text", "description": "Audio output is refused."}),
+]
 
 
 class ChatTemplateKwargs(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
@@ -301,9 +316,9 @@ class ChatCompletionRequest(SamplingFields, omit_defaults=True, kw_only=True):
     verbosity: Literal["low", "medium", "high"] | None = None
     prediction: dict[str, Any] | None = None
     modalities: Annotated[list[Modality], Meta(max_length=2)] | None = None
-    audio: dict[str, Any] | None = None
-    web_search_options: dict[str, Any] | None = None
-    moderation: dict[str, Any] | None = None
+    audio: Annotated[dict[str, Any] | None, only_null("audio output")] = None
+    web_search_options: Annotated[dict[str, Any] | None, only_null("web search")] = None
+    moderation: Annotated[dict[str, Any] | None, only_null("moderation")] = None
     # vLLM extensions for chat templates
     chat_template_kwargs: ChatTemplateKwargs | None = None
     add_generation_prompt: bool | None = None
@@ -311,6 +326,16 @@ class ChatCompletionRequest(SamplingFields, omit_defaults=True, kw_only=True):
 
 
 PromptText = Annotated[str, Meta(min_length=1)]
+_TOKEN_ID = {"type": "integer", "minimum": 0, "maximum": INT32_MAX}
+PROMPT_LIST_SHAPES = {
+    "anyOf": [
+        {"items": {"type": "string", "minLength": 1}, "maxItems": 16},
+        {"items": _TOKEN_ID},
+        {"items": {"type": "array", "items": _TOKEN_ID, "minItems": 1}, "maxItems": 16},
+    ],
+    "description": "Up to 16 texts, token ids, or up to 16 lists of token ids.",
+}
+"""What ``contract.py`` accepts of a list prompt (msgspec takes one list type in a union)."""
 
 
 MAX_PROMPTS = 16
@@ -318,7 +343,13 @@ MAX_PROMPT_TOKENS = 1_000_000
 
 
 class CompletionRequest(SamplingFields, omit_defaults=True, kw_only=True):
-    prompt: PromptText | Annotated[list[Any], Meta(min_length=1, max_length=MAX_PROMPT_TOKENS)]
+    prompt: (
+        PromptText
+        | Annotated[
+            list[Any],
+            Meta(min_length=1, max_length=MAX_PROMPT_TOKENS, extra_json_schema=PROMPT_LIST_SHAPES),
+        ]
+    )
     """A text, up to 16 texts, token ids, or up to 16 lists of token ids (contract.py checks
     the list: msgspec takes one list type in a union)."""
     best_of: Choices | None = None

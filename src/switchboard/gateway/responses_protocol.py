@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from switchboard.gateway.protocol import INT32_MAX, Penalty, Temperature, TopP
+from switchboard.gateway.protocol import INT32_MAX, Penalty, Temperature, TopP, only_null
 
 MaxOutputTokens = Annotated[int, Meta(ge=1, le=1_000_000)]
 InputItemType = Literal[
@@ -84,9 +84,16 @@ class ResponsesRequest(
     top_logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
     max_tool_calls: Annotated[int, Meta(ge=1)] | None = None
     include: list[str] | None = None
-    background: bool | None = None
-    conversation: str | dict[str, Any] | None = None
-    prompt: dict[str, Any] | None = None
+    background: Annotated[
+        bool | None,
+        Meta(
+            extra_json_schema={"enum": [False, None], "description": "Background mode is refused."}
+        ),
+    ] = None
+    conversation: Annotated[str | dict[str, Any] | None, only_null("server-side conversations")] = (
+        None
+    )
+    prompt: Annotated[dict[str, Any] | None, only_null("stored prompt templates")] = None
     stream_options: dict[str, Any] | None = None
     # vLLM's sampling extras, as on chat completions
     top_k: Annotated[int, Meta(ge=-1, le=INT32_MAX)] | None = None

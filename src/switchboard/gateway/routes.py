@@ -43,8 +43,11 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 SECURITY: list[dict[str, list[str]]] = [{"BearerAuth": []}]
 
 
-def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
-    """OpenAI error bodies for these statuses, as published in the schema."""
+def error_responses(
+    *statuses: int, shape: type[msgspec.Struct] = ErrorResponse
+) -> dict[int, ResponseSpec]:
+    """Error bodies (OpenAI's shape unless told) for these statuses, as published in the
+    schema."""
     meaning = {
         400: "Invalid request: `error.param` names the field",
         401: "Missing, unknown, expired or revoked API key",
@@ -58,7 +61,7 @@ def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
         504: "The model server did not answer in time",
     }
     return {
-        status: ResponseSpec(data_container=ErrorResponse, description=meaning[status])
+        status: ResponseSpec(data_container=shape, description=meaning[status])
         for status in statuses
     }
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from litestar import Controller, Request, Response, delete, get, post
+from litestar import Controller, HttpMethod, Request, Response, delete, get, post, route
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath
@@ -133,6 +133,17 @@ class ResponsesController(Controller):
     ) -> ResponseDeleted:
         await call.service.delete(response_id, call.caller)
         return ResponseDeleted(id=response_id)
+
+    @route(
+        "/{response_id:str}",
+        http_method=HttpMethod.OPTIONS,
+        include_in_schema=False,
+        status_code=204,
+    )
+    async def options(self) -> Response[None]:
+        """Litestar 2 builds a path's automatic OPTIONS answer from the first handler it
+        registers, so it would leave out GET here (litestar-org/litestar#4169, fixed in v3)."""
+        return Response(None, status_code=204, headers={"Allow": "DELETE, GET, OPTIONS"})
 
     @get(
         "/{response_id:str}/input_items",

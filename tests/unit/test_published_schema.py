@@ -1,0 +1,97 @@
+"""The published schema and the gateway agree: what the schema calls valid is served, what it
+refuses is refused with a 4xx (the held-out Schemathesis run found requests where they differed:
+fields refused whatever their value, documented as objects; a list prompt of nulls; an OPTIONS
+answer leaving out GET; a ``count_tokens`` body that was not JSON answered with a 500)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+
+from tests.conftest import mint_key_in
+from tests.support.fake_upstream import FakeUpstream
+from tests.support.live import LiveServer
+
+MODEL = "fake-model"
+CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
+COMPLETION = {"model": MODEL, "prompt": "hi", "max_tokens": 5}
+RESPONSE = {"model": MODEL, "input": "hi", "max_output_tokens": 5}
+MESSAGE = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
+CASES = [
+    ("/v1/chat/completions", CHAT, {"moderation": {}}),
+    ("/v1/chat/completions", CHAT, {"web_search_options": {}}),
+    ("/v1/chat/completions", CHAT, {"audio": {"voice": "alloy", "format": "wav"}}),
+    ("/v1/chat/completions", CHAT, {"modalities": ["text", "audio"]}),
+    ("/v1/completions", COMPLETION, {"prompt": [None]}),
+    ("/v1/completions", COMPLETION, {"prompt": ["one", 2]}),
+    ("/v1/completions", COMPLETION, {"prompt": [""]}),
+    ("/v1/completions", COMPLETION, {"prompt": [[]]}),
+    ("/v1/responses", RESPONSE, {"prompt": {}}),
+    ("/v1/responses", RESPONSE, {"conversation": "conv_1"}),
+    ("/v1/responses", RESPONSE, {"background": True}),
+    ("/v1/messages", MESSAGE, {"container": "c-1"}),
+    ("/v1/messages", MESSAGE, {"context_management": {}}),
+    ("/v1/messages", MESSAGE, {"mcp_servers": [{"type": "url", "url": "https://x", "name": "x"}]}),
+]
+
+
+@pytest.fixture
+def published(live_fake: LiveServer) -> dict[str, Any]:
+    return dict(httpx.get(f"{live_fake.url}/docs/openapi.json").json())
+
+
+def validator(schema: dict[str, Any], path: str) -> jsonschema.Draft202012Validator:
+    body = schema["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    # the body's "#/components/..." references resolve within a root that carries them
+    return jsonschema.Draft202012Validator({**body, "components": schema["components"]})
+
+
+@pytest.mark.parametrize(("path", "base", "extra"), CASES)
+def test_what_the_schema_refuses_is_refused_and_its_valid_base_is_served(
+    live_fake: LiveServer,
+    fake_upstream: FakeUpstream,
+    published: dict[str, Any],
+    path: str,
+    base: dict[str, Any],
+    extra: dict[str, Any],
+) -> None:
+    check = validator(published, path)
+    assert list(check.iter_errors(base)) == []
+    assert list(check.iter_errors({**base, **extra})) != [], extra
+    secret = live_fake.run(mint_key_in(live_fake.app, "schema-reader"))
+    headers = {"Authorization": f"Bearer {secret}"}
+    with httpx.Client(base_url=live_fake.url, headers=headers) as client:
+        assert client.post(path, json=base).status_code == 200
+        refused = client.post(path, json={**base, **extra})
+    assert refused.status_code == 400, refused.text
+    assert len(fake_upstream.requests) == 1  # only the valid base reached the model server
+
+
+def test_options_lists_every_method_the_schema_documents(
+    live_fake: LiveServer, published: dict[str, Any]
+) -> None:
+    checked = 0
+    for template, operations in published["paths"].items():
+        if not template.startswith("/v1/"):
+            continue
+        path = template.replace("{response_id}", "resp_1").replace("{model_id}", MODEL)
+        allowed = httpx.options(f"{live_fake.url}{path}").headers["allow"]
+        documented = {method.upper() for method in operations}
+        assert documented <= set(allowed.split(", ")), (template, allowed)
+        checked += 1
+    assert checked >= 8
+
+
+@pytest.mark.parametrize("body", [b"", b"{", b"[]", b"\xff", b"{" * 200 + b"}" * 200, b"{}"])
+def test_count_tokens_answers_a_bad_body_with_anthropics_400(
+    live_fake: LiveServer, fake_upstream: FakeUpstream, body: bytes
+) -> None:
+    secret = live_fake.run(mint_key_in(live_fake.app, "counter"))
+    answer = httpx.post(f"{live_fake.url}/v1/messages/count_tokens", content=body,
+                        headers={"x-api-key": secret})  # fmt: skip
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["type"] == "invalid_request_error"
+    assert fake_upstream.requests == []

@@ -3,8 +3,10 @@
 Schema-valid requests whose acceptance depends on the model being served leave out the fields
 that make it so; vLLM rightly refuses them with a 400, which no schema can predict:
 
-- ``tools``, ``tool_choice``, ``parallel_tool_calls``: what vLLM does with them depends on the
-  model's chat template and tool parser (tool calling has its own tests);
+- ``tools``, ``tool_choice``, ``parallel_tool_calls`` and their legacy forms ``functions``,
+  ``function_call``: what vLLM does with them depends on the model's chat template and tool
+  parser (tool calling has its own tests);
+- ``suffix``: a fill-in-the-middle model uses it, another refuses it;
 - ``logit_bias``, ``stop_token_ids``: token ids of the model's vocabulary;
 - ``continue_final_message`` with ``add_generation_prompt``: vLLM allows only one of them;
 - ``min_tokens`` above ``max_tokens``: vLLM refuses it (a constraint between two fields);
@@ -25,7 +27,8 @@ import schemathesis
 from schemathesis import GenerationMode
 
 MODEL_DEPENDENT = (
-    "tools", "tool_choice", "parallel_tool_calls", "logit_bias", "stop_token_ids",
+    "tools", "tool_choice", "parallel_tool_calls", "functions", "function_call",
+    "logit_bias", "stop_token_ids", "suffix",
 )  # fmt: skip
 
 

@@ -35,7 +35,10 @@ CASES = [
     ("/v1/messages", MESSAGE, {"container": "c-1"}),
     ("/v1/messages", MESSAGE, {"context_management": {}}),
     ("/v1/messages", MESSAGE, {"mcp_servers": [{"type": "url", "url": "https://x", "name": "x"}]}),
+    ("/v1/messages", MESSAGE, {"stop_sequences": ["a", "b", "c", "d", "e"]}),  # vLLM takes 4
+    ("/v1/messages/count_tokens", {"model": MODEL, "messages": MESSAGE["messages"]}, {"model": 1}),
 ]
+INPUT_REQUIRED = ("/v1/responses", {"model": MODEL}, "input")
 
 
 @pytest.fixture
@@ -67,7 +70,36 @@ def test_what_the_schema_refuses_is_refused_and_its_valid_base_is_served(
         assert client.post(path, json=base).status_code == 200
         refused = client.post(path, json={**base, **extra})
     assert refused.status_code == 400, refused.text
-    assert len(fake_upstream.requests) == 1  # only the valid base reached the model server
+    reached = fake_upstream.requests + fake_upstream.tokenized  # count_tokens: the latter
+    assert len(reached) == 1  # only the valid base reached the model server
+
+
+def test_a_responses_request_without_input_is_refused_by_the_schema_and_the_gateway(
+    live_fake: LiveServer, fake_upstream: FakeUpstream, published: dict[str, Any]
+) -> None:
+    path, body, field = INPUT_REQUIRED
+    assert [error.message for error in validator(published, path).iter_errors(body)] == [
+        f"'{field}' is a required property"
+    ]
+    secret = live_fake.run(mint_key_in(live_fake.app, "no-input"))
+    refused = httpx.post(f"{live_fake.url}{path}", json=body,
+                         headers={"Authorization": f"Bearer {secret}"})  # fmt: skip
+    assert (refused.status_code, refused.json()["error"]["param"]) == (400, field)
+    assert fake_upstream.requests == []
+
+
+def test_a_legacy_function_call_naming_no_function_is_refused_and_a_bare_mode_dropped(
+    live_fake: LiveServer, fake_upstream: FakeUpstream
+) -> None:
+    secret = live_fake.run(mint_key_in(live_fake.app, "legacy"))
+    with httpx.Client(base_url=live_fake.url,
+                      headers={"Authorization": f"Bearer {secret}"}) as client:  # fmt: skip
+        named = client.post("/v1/chat/completions", json={**CHAT, "function_call": {"name": "x"}})
+        assert (named.status_code, named.json()["error"]["param"]) == (400, "function_call")
+        assert fake_upstream.requests == []
+        mode = client.post("/v1/chat/completions", json={**CHAT, "function_call": "auto"})
+    assert mode.status_code == 200, mode.text
+    assert "tool_choice" not in fake_upstream.requests[-1]  # vLLM refuses a choice without tools
 
 
 def test_options_lists_every_method_the_schema_documents(

@@ -17,6 +17,7 @@ from switchboard.gateway.protocol import (
     AllowedTools,
     ChatCompletionRequest,
     CompletionRequest,
+    FunctionName,
 )
 
 Problem = tuple[str, str]
@@ -49,6 +50,12 @@ def check_chat(request: ChatCompletionRequest) -> None:
             problems.append((f"tools[{index}].function", "a function tool needs `function`"))
     if request.tools and request.functions:
         problems.append(("functions", "send `tools` or the legacy `functions`, not both"))
+    named = request.function_call
+    if isinstance(named, FunctionName) and named.name not in {
+        f.name for f in request.functions or []
+    }:
+        problems.append(("function_call", f"`function_call` names `{named.name}`, which is not "
+                         "among `functions`"))  # fmt: skip
     if request.tool_choice is not None and request.function_call is not None:
         problems.append(("function_call", "send `tool_choice` or the legacy `function_call`, "
                          "not both"))  # fmt: skip
@@ -109,7 +116,7 @@ def relayed(body: dict[str, Any]) -> dict[str, Any]:
     if functions:
         body["tools"] = [{"type": "function", "function": f} for f in functions]
     call = body.pop("function_call", None)
-    if call is not None:
+    if call is not None and functions:  # a mode without functions means nothing: dropped
         body["tool_choice"] = (
             call if isinstance(call, str) else {"type": "function", "function": call}
         )

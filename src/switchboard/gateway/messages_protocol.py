@@ -55,8 +55,9 @@ class MessagesRequest(_Fields, kw_only=True):
     max_tokens: Annotated[int, Meta(ge=1, le=1_000_000)]
     stream: bool = False
     stop_sequences: (
-        Annotated[list[Annotated[str, Meta(min_length=1)]], Meta(max_length=16)] | None
+        Annotated[list[Annotated[str, Meta(min_length=1)]], Meta(max_length=4)] | None
     ) = None
+    """Up to 4, as vLLM's Messages API takes them."""
     temperature: Annotated[float, Meta(ge=0.0, le=1.0)] | None = None
     top_p: Annotated[float, Meta(gt=0.0, le=1.0)] | None = None
     top_k: Annotated[int, Meta(ge=0, le=INT32_MAX)] | None = None

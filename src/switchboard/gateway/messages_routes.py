@@ -108,6 +108,7 @@ class MessagesController(Controller):
         operation_id="countMessageTokens",
         status_code=200,
         responses=error_responses(*COUNT_ERRORS, shape=AnthropicErrorResponse),
+        operation_class=completion_operation(CountTokensRequest, streams=False),
         summary="Count a message request's input tokens, as the model server counts them",
     )
     async def count_tokens(

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 from litestar.openapi.spec import OpenAPI, Reference, Schema
 
-from switchboard.gateway.messages_protocol import MessagesRequest
+from switchboard.gateway.messages_protocol import CountTokensRequest, MessagesRequest
 from switchboard.gateway.protocol import ChatCompletionRequest, CompletionRequest
 from switchboard.gateway.responses_protocol import ResponsesRequest
 
@@ -23,6 +23,7 @@ DOCUMENTED_REQUESTS: tuple[type[msgspec.Struct], ...] = (
     CompletionRequest,
     ResponsesRequest,
     MessagesRequest,
+    CountTokensRequest,
 )
 REF_TEMPLATE = "#/components/schemas/{name}"
 _NESTED_ONE = {"items", "additionalProperties", "not"}

@@ -60,7 +60,8 @@ class ResponsesRequest(
     msgspec.Struct, omit_defaults=True, kw_only=True, forbid_unknown_fields=True
 ):
     model: str
-    input: str | list[InputItem] = ""
+    input: str | list[InputItem]
+    """Required here: without stored prompts or conversations there is nothing else to answer."""
     instructions: str | None = None
     max_output_tokens: MaxOutputTokens | None = None
     previous_response_id: Annotated[str, Meta(min_length=1, max_length=64)] | None = None

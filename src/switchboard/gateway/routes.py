@@ -82,10 +82,12 @@ SSE_EVENT = Schema(
 )
 
 
-def completion_operation(request_type: type[msgspec.Struct]) -> type[Operation]:
+def completion_operation(
+    request_type: type[msgspec.Struct], *, streams: bool = True
+) -> type[Operation]:
     """An operation whose body is ``request_type`` (validated by msgspec in the handler, not by
     Litestar, so the published schema and the validation are the same) and whose 200 is JSON,
-    or server-sent events when the request says ``stream: true``."""
+    or (``streams``) server-sent events when the request says ``stream: true``."""
     reference = Reference(ref=f"#/components/schemas/{request_type.__name__}")
 
     class CompletionOperation(Operation):
@@ -97,7 +99,7 @@ def completion_operation(request_type: type[msgspec.Struct]) -> type[Operation]:
             )
             ok = (self.responses or {}).get("200")
             content = getattr(ok, "content", None)
-            if content is not None:
+            if streams and content is not None:
                 content["text/event-stream"] = OpenAPIMediaType(schema=SSE_EVENT)
 
     return CompletionOperation

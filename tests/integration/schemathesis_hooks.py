@@ -10,6 +10,9 @@ that make it so; vLLM rightly refuses them with a 400, which no schema can predi
 - ``logit_bias``, ``stop_token_ids``: token ids of the model's vocabulary;
 - ``continue_final_message`` with ``add_generation_prompt``: vLLM allows only one of them;
 - ``min_tokens`` above ``max_tokens``: vLLM refuses it (a constraint between two fields);
+- Anthropic's content blocks (``messages[].content`` and ``system`` as lists): the gateway
+  publishes them as objects and leaves them to the model server, which checks each block's
+  fields (``text``, ``source``, ``tool_use_id`` …) by its type; positive cases send text;
 - a JSON ``response_format``: vLLM 0.32 compiles it into a grammar that its sampler can
   contradict under extreme sampling values (``top_p`` near 0, ``repetition_penalty`` near 0,
   ``min_tokens``, ``bad_words``): "grammar rejected tokens", answered as a 500, which the
@@ -32,6 +35,20 @@ MODEL_DEPENDENT = (
 )  # fmt: skip
 
 
+def as_text_blocks(body: dict[str, Any]) -> dict[str, Any]:
+    """An Anthropic body whose content blocks are text (see the module's docstring)."""
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        body = {**body, "messages": [
+            {**message, "content": "blocks"}
+            if isinstance(message, dict) and isinstance(message.get("content"), list) else message
+            for message in messages
+        ]}  # fmt: skip
+    if isinstance(body.get("system"), list):
+        body = {**body, "system": "blocks"}
+    return body
+
+
 @schemathesis.hook
 def map_case(context: Any, case: Any) -> Any:
     body = case.body
@@ -51,6 +68,8 @@ def map_case(context: Any, case: Any) -> Any:
         response_format = kept.get("response_format")
         if isinstance(response_format, dict) and response_format.get("type") != "text":
             kept.pop("response_format")
+        if case.operation.path.startswith("/v1/messages"):
+            kept = as_text_blocks(kept)
         if kept != body:
             case.body = kept
     return case

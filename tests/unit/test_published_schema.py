@@ -36,6 +36,9 @@ CASES = [
     ("/v1/messages", MESSAGE, {"context_management": {}}),
     ("/v1/messages", MESSAGE, {"mcp_servers": [{"type": "url", "url": "https://x", "name": "x"}]}),
     ("/v1/messages", MESSAGE, {"stop_sequences": ["a", "b", "c", "d", "e"]}),  # vLLM takes 4
+    ("/v1/messages", MESSAGE, {"thinking": {}}),
+    ("/v1/messages", MESSAGE, {"thinking": {"type": "enabled"}}),
+    ("/v1/responses", RESPONSE, {"input": []}),
     ("/v1/messages/count_tokens", {"model": MODEL, "messages": MESSAGE["messages"]}, {"model": 1}),
 ]
 INPUT_REQUIRED = ("/v1/responses", {"model": MODEL}, "input")

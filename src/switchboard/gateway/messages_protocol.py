@@ -29,6 +29,25 @@ class ToolChoice(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True)
     disable_parallel_tool_use: bool | None = None
 
 
+class _Thinking(msgspec.Struct, forbid_unknown_fields=True, tag_field="type"):
+    """Extended thinking, told apart by ``type``."""
+
+
+class ThinkingEnabled(_Thinking, tag="enabled"):
+    budget_tokens: Annotated[int, Meta(ge=1024, le=1_000_000)]
+
+
+class ThinkingDisabled(_Thinking, tag="disabled"):
+    pass
+
+
+class CountedTokens(msgspec.Struct, omit_defaults=True):
+    """``count_tokens``' answer (relayed as the model server sends it)."""
+
+    input_tokens: int
+    context_management: dict[str, Any] | None = None
+
+
 class Metadata(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
     user_id: Annotated[str, Meta(max_length=256)] | None = None
 
@@ -39,7 +58,7 @@ class _Fields(msgspec.Struct, omit_defaults=True, kw_only=True, forbid_unknown_f
     system: str | list[dict[str, Any]] | None = None
     tools: Annotated[list[dict[str, Any]], Meta(max_length=128)] | None = None
     tool_choice: ToolChoice | None = None
-    thinking: dict[str, Any] | None = None
+    thinking: ThinkingEnabled | ThinkingDisabled | None = None
     output_config: dict[str, Any] | None = None
     mcp_servers: Annotated[
         list[Any] | None,

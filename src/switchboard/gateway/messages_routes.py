@@ -13,6 +13,7 @@ import httpx
 from litestar import Controller, MediaType, Request, Response, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Stream
 
 from switchboard.gateway.accounting import Caller
@@ -20,7 +21,7 @@ from switchboard.gateway.answers import AnthropicErrorResponse
 from switchboard.gateway.auth import authenticate
 from switchboard.gateway.chunks import Chunk, StreamFailed, StreamItem
 from switchboard.gateway.errors import as_gateway_error, invalid_request, upstream_error
-from switchboard.gateway.messages_protocol import CountTokensRequest, MessagesRequest
+from switchboard.gateway.messages_protocol import CountedTokens, CountTokensRequest, MessagesRequest
 from switchboard.gateway.messages_protocol import check_supported as check_messages
 from switchboard.gateway.parsing import decode_body, parse_request
 from switchboard.gateway.responses_protocol import Unsupported
@@ -107,7 +108,10 @@ class MessagesController(Controller):
         "/count_tokens",
         operation_id="countMessageTokens",
         status_code=200,
-        responses=error_responses(*COUNT_ERRORS, shape=AnthropicErrorResponse),
+        responses={
+            200: ResponseSpec(data_container=CountedTokens, description="The input's tokens"),
+            **error_responses(*COUNT_ERRORS, shape=AnthropicErrorResponse),
+        },
         operation_class=completion_operation(CountTokensRequest, streams=False),
         summary="Count a message request's input tokens, as the model server counts them",
     )

@@ -60,7 +60,7 @@ class ResponsesRequest(
     msgspec.Struct, omit_defaults=True, kw_only=True, forbid_unknown_fields=True
 ):
     model: str
-    input: str | list[InputItem]
+    input: str | Annotated[list[InputItem], Meta(min_length=1)]
     """Required here: without stored prompts or conversations there is nothing else to answer."""
     instructions: str | None = None
     max_output_tokens: MaxOutputTokens | None = None

@@ -9,7 +9,11 @@ that make it so; vLLM rightly refuses them with a 400, which no schema can predi
 - ``suffix``: a fill-in-the-middle model uses it, another refuses it;
 - ``logit_bias``, ``stop_token_ids``: token ids of the model's vocabulary;
 - ``continue_final_message`` with ``add_generation_prompt``: vLLM allows only one of them;
-- ``min_tokens`` above ``max_tokens``: vLLM refuses it (a constraint between two fields);
+- ``min_tokens`` above ``max_tokens``: vLLM refuses it (a constraint between two fields), and
+  so are ``best_of`` above ``n`` (the gateway's) and a thinking budget not below
+  ``max_tokens`` (Anthropic's);
+- the content parts of a Responses message (``input[].content`` as a list), as Anthropic's
+  blocks below: the model server checks them by type; positive cases send text;
 - Anthropic's content blocks (``messages[].content`` and ``system`` as lists): the gateway
   publishes them as objects and leaves them to the model server, which checks each block's
   fields (``text``, ``source``, ``tool_use_id`` …) by its type; positive cases send text;
@@ -33,6 +37,18 @@ MODEL_DEPENDENT = (
     "tools", "tool_choice", "parallel_tool_calls", "functions", "function_call",
     "logit_bias", "stop_token_ids", "suffix",
 )  # fmt: skip
+
+
+def with_text_parts(body: dict[str, Any]) -> dict[str, Any]:
+    """A Responses body whose message items hold text (see the module's docstring)."""
+    items = body.get("input")
+    if not isinstance(items, list):
+        return body
+    return {**body, "input": [
+        {**item, "content": "parts"}
+        if isinstance(item, dict) and isinstance(item.get("content"), list) else item
+        for item in items
+    ]}  # fmt: skip
 
 
 def as_text_blocks(body: dict[str, Any]) -> dict[str, Any]:
@@ -65,6 +81,15 @@ def map_case(context: Any, case: Any) -> Any:
             and kept["min_tokens"] > bound
         ):
             kept.pop("min_tokens")
+        if isinstance(kept.get("best_of"), int) and kept["best_of"] > (kept.get("n") or 1):
+            kept.pop("best_of")
+        thinking = kept.get("thinking")
+        if isinstance(thinking, dict) and thinking.get("budget_tokens", 0) >= kept.get(
+            "max_tokens", 0
+        ):
+            kept.pop("thinking")
+        if case.operation.path == "/v1/responses":
+            kept = with_text_parts(kept)
         response_format = kept.get("response_format")
         if isinstance(response_format, dict) and response_format.get("type") != "text":
             kept.pop("response_format")

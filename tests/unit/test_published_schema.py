@@ -39,6 +39,8 @@ CASES = [
     ("/v1/messages", MESSAGE, {"thinking": {}}),
     ("/v1/messages", MESSAGE, {"thinking": {"type": "enabled"}}),
     ("/v1/responses", RESPONSE, {"input": []}),
+    ("/v1/responses", RESPONSE, {"input": [{}]}),
+    ("/v1/responses", RESPONSE, {"input": [{"type": "function_call", "name": "f"}]}),
     ("/v1/messages/count_tokens", {"model": MODEL, "messages": MESSAGE["messages"]}, {"model": 1}),
 ]
 INPUT_REQUIRED = ("/v1/responses", {"model": MODEL}, "input")

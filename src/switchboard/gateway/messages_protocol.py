@@ -89,7 +89,15 @@ class CountTokensRequest(_Fields, kw_only=True):
 
 
 def check_supported(request: _Fields) -> None:
-    """Raise ``Unsupported`` for what a self-hosted engine cannot do."""
+    """Raise ``Unsupported`` for what a self-hosted engine cannot do, or cannot take."""
+    thinking, limit = request.thinking, getattr(request, "max_tokens", None)
+    if (
+        isinstance(thinking, ThinkingEnabled)
+        and limit is not None
+        and thinking.budget_tokens >= limit
+    ):
+        raise Unsupported("thinking.budget_tokens", "The thinking budget must be less than "
+                          "`max_tokens` (the answer comes after the thinking).")  # fmt: skip
     if request.mcp_servers:
         raise Unsupported("mcp_servers", "MCP servers are not supported: give the model "
                           "client tools and run them yourself.")  # fmt: skip

@@ -37,7 +37,10 @@ def _snake(name: str) -> str:
 def to_litestar(node: dict[str, Any]) -> Schema | Reference:
     """A JSON Schema object as Litestar's OpenAPI model."""
     if "$ref" in node:
-        return Reference(ref=node["$ref"])
+        reference = Reference(ref=node["$ref"])
+        rest = {key: value for key, value in node.items() if key != "$ref"}
+        # a reference with constraints of its own (msgspec puts them beside it): both hold
+        return Schema(all_of=[reference, to_litestar(rest)]) if rest else reference
     fields: dict[str, Any] = {}
     for key, value in node.items():
         if key == "properties":

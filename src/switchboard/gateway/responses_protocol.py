@@ -22,12 +22,38 @@ InputItemType = Literal[
 ]
 
 
+REQUIRED_BY_TYPE: dict[str, tuple[str, ...]] = {
+    "message": ("role", "content"),
+    "function_call": ("call_id", "name", "arguments"),
+    "function_call_output": ("call_id", "output"),
+    "reasoning": ("id", "summary"),
+    "item_reference": ("id",),
+}
+"""What each kind of input item must carry (``check_supported`` says which is missing)."""
+ITEM_SHAPES = {
+    "anyOf": [
+        {"properties": {"type": {"const": kind}},
+         "required": [*fields] if kind == "message" else ["type", *fields]}
+        for kind, fields in REQUIRED_BY_TYPE.items()
+    ]
+}  # fmt: skip
+
+
 class InputItem(msgspec.Struct, omit_defaults=True):
-    """An input item: a message (``type`` may be left out), a function call or its output."""
+    """An input item: a message (``type`` may be left out), a function call or its output,
+    a reasoning item, or a reference to an item. Content parts are the model server's to
+    check."""
 
     type: InputItemType = "message"
     role: Literal["user", "assistant", "system", "developer"] | None = None
     content: str | list[dict[str, Any]] | None = None
+    id: str | None = None
+    call_id: str | None = None
+    name: str | None = None
+    arguments: str | None = None
+    output: str | list[dict[str, Any]] | None = None
+    summary: list[dict[str, Any]] | None = None
+    status: Literal["in_progress", "completed", "incomplete"] | None = None
 
 
 class FunctionTool(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
@@ -60,7 +86,12 @@ class ResponsesRequest(
     msgspec.Struct, omit_defaults=True, kw_only=True, forbid_unknown_fields=True
 ):
     model: str
-    input: str | Annotated[list[InputItem], Meta(min_length=1)]
+    input: (
+        str
+        | Annotated[
+            list[Annotated[InputItem, Meta(extra_json_schema=ITEM_SHAPES)]], Meta(min_length=1)
+        ]
+    )
     """Required here: without stored prompts or conversations there is nothing else to answer."""
     instructions: str | None = None
     max_output_tokens: MaxOutputTokens | None = None
@@ -122,6 +153,11 @@ def check_supported(request: ResponsesRequest) -> None:
     if request.prompt is not None:
         raise Unsupported("prompt", "Stored prompt templates are not supported: send "
                           "`instructions` and `input`.")  # fmt: skip
+    for index, item in enumerate(request.input if isinstance(request.input, list) else []):
+        missing = [field for field in REQUIRED_BY_TYPE[item.type] if getattr(item, field) is None]
+        if missing:
+            raise Unsupported(f"input[{index}].{missing[0]}", f"A `{item.type}` input item "
+                              f"needs {', '.join(f'`{field}`' for field in missing)}.")  # fmt: skip
     for index, tool in enumerate(request.tools or []):
         kind = tool.get("type")
         if kind != "function":

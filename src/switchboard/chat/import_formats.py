@@ -19,13 +19,8 @@ from typing import Any
 import msgspec
 
 from switchboard.chat import import_limits
-from switchboard.chat.transfer import (
-    Export,
-    ExportedConversation,
-    ExportedMessage,
-    ImportError_,
-    ImportTooLarge,
-)
+from switchboard.chat.schemas import Export, ExportedConversation, ExportedMessage
+from switchboard.chat.transfer import ImportError_, ImportTooLarge
 
 KEPT_ROLES = ("user", "assistant")
 

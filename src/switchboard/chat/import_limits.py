@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import TYPE_CHECKING
 
 from switchboard.chat import services
-
-if TYPE_CHECKING:
-    from switchboard.chat.transfer import Export
+from switchboard.chat.schemas import Export
 
 MIB = 1024 * 1024
 MAX_IMPORT_BYTES = 8 * MIB

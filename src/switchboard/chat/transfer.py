@@ -3,41 +3,13 @@ import_formats.py) all at once."""
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Literal
-
-import msgspec
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 
 from switchboard.chat import import_limits, services
+from switchboard.chat.schemas import Export, ExportedConversation, ExportedMessage
 from switchboard.chat.tables import Conversation, Message
 
-FORMAT_VERSION = 1
 KEPT_STATUSES = ("complete", "stopped", "error")
-
-
-class ExportedMessage(msgspec.Struct):
-    role: Literal["user", "assistant", "system"]
-    content: str
-    status: str = "complete"
-    created_at: dt.datetime | None = None
-
-
-class ExportedConversation(msgspec.Struct):
-    title: str
-    messages: list[ExportedMessage]
-    system_prompt: str = ""
-    model: str = ""
-    temperature: float = services.DEFAULT_TEMPERATURE
-    max_tokens: int = 512
-    created_at: dt.datetime | None = None
-    updated_at: dt.datetime | None = None
-
-
-class Export(msgspec.Struct):
-    conversations: list[ExportedConversation]
-    format: Literal["switchboard.conversations"] = "switchboard.conversations"
-    version: int = FORMAT_VERSION
 
 
 async def export_one(conversation: Conversation) -> ExportedConversation:

@@ -56,7 +56,7 @@ def test_a_suite_that_does_not_exist_fails_too(tmp_path: Path) -> None:
 
 
 def test_an_expected_suite_whose_every_test_was_skipped_fails(tmp_path: Path) -> None:
-    skipped = "import pytest\n\n@pytest.mark.skip(reason='no engine here')\ndef test_one():\n    pass\n"
+    skipped = "import pytest\n\n@pytest.mark.skip(reason='no engine here')\ndef test_one(): pass\n"
     root = tree(tmp_path, {"suites/full/test_full.py": PASSING, "suites/off/test_off.py": skipped})
     done = run_pytest(root, "suites/full suites/off", "suites")
     assert done.returncode == 1, done.stdout + done.stderr
@@ -102,3 +102,22 @@ def test_the_repository_collects_every_engine_suite_as_skipped_tests() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     for suite in ("tests/images/", "tests/deploy/", "tests/scale/"):
         assert suite in done.stdout
+
+
+def test_a_unit_test_that_asks_for_a_server_fails_saying_where_it_belongs(tmp_path: Path) -> None:
+    """tests/unit/conftest.py, under a tree whose root conftest offers a Redis as the real one
+    does (tests/support/stack_fixtures.py): ``make unit`` starts no server, even by mistake."""
+    offers = (
+        "import pytest\n\n@pytest.fixture(scope='session')\ndef redis_server():\n    return 1\n\n"
+        "@pytest.fixture\ndef redis_url(redis_server):\n    return redis_server\n"
+    )
+    root = tree(tmp_path, {
+        "conftest.py": offers,
+        "unit/conftest.py": (REPO_ROOT / "tests/unit/conftest.py").read_text(),
+        "unit/test_probe.py": "def test_wants_redis(redis_url):\n    pass\n",
+        "other/test_fine.py": "def test_wants_redis(redis_url):\n    assert redis_url == 1\n",
+    })  # fmt: skip
+    done = run_pytest(root, None, "unit", "other")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "a test that needs Redis belongs in tests/integration" in done.stdout
+    assert "1 passed, 1 error" in done.stdout

@@ -70,11 +70,8 @@ def fake_upstream_url() -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(
-            lambda: responds(f"{url}/v1/models") or process.poll() is not None,
-            "the fake upstream answers",
-            DEADLINE,
+            lambda: responds(f"{url}/v1/models"), "the fake upstream", DEADLINE, process=process
         )
-        assert process.poll() is None, "the fake upstream exited"
         yield f"{url}/v1"
     finally:
         process.terminate()

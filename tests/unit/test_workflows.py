@@ -56,7 +56,7 @@ def gate_workflows() -> list[Path]:
     """The workflows that decide whether a pull request may merge."""
     gates = []
     for path in WORKFLOWS:
-        workflow = load(path)
+        workflow: dict[Any, Any] = load(path)
         triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare on as true
         if "pull_request" in (triggers if isinstance(triggers, dict | list) else [triggers]):
             gates.append(path)

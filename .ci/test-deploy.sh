@@ -50,7 +50,7 @@ lock=()
 command -v flock >/dev/null && lock=(flock /tmp/vllm.lock)  # the stack runs a vLLM server
 status=0
 # shellcheck disable=SC2086  # PYTEST_ARGS: extra arguments, split on purpose
-env TEST_DEPLOY=1 DOCKER_HOST="unix://$socket" REGISTRY="127.0.0.1:$port" \
+env TEST_DEPLOY=1 TEST_EXPECT_SUITES=tests/deploy DOCKER_HOST="unix://$socket" REGISTRY="127.0.0.1:$port" \
   "${lock[@]}" .venv/bin/pytest tests/deploy -p no:cacheprovider ${PYTEST_ARGS:-} || status=$?
 echo "test-deploy: $((SECONDS - started))s, $([ $status -eq 0 ] && echo ok || echo FAILED)"
 exit $status

@@ -103,7 +103,7 @@ echo "test-images: pytest tests/images (compose up on podman; output below)"
 started=$SECONDS
 status=0
 # shellcheck disable=SC2086  # PYTEST_ARGS: extra arguments, split on purpose
-env TEST_IMAGES=1 DOCKER_HOST="unix://$socket" IMAGE_OWNER=$owner IMAGE_TAG=$tag \
+env TEST_IMAGES=1 TEST_EXPECT_SUITES=tests/images DOCKER_HOST="unix://$socket" IMAGE_OWNER=$owner IMAGE_TAG=$tag \
   "${lock[@]}" .venv/bin/pytest tests/images -p no:cacheprovider ${PYTEST_ARGS:-} || status=$?
 steps+=("$(printf '%-24s %4ds %s' pytest $((SECONDS - started)) \
   "$([ $status -eq 0 ] && echo ok || echo FAILED)")")

@@ -23,7 +23,7 @@ command -v flock >/dev/null && lock=(flock /tmp/vllm.lock)
 echo "test-scale: pytest tests/scale (compose up on podman; output below)"
 status=0
 # shellcheck disable=SC2086  # PYTEST_ARGS: extra arguments, split on purpose
-env TEST_SCALE=1 DOCKER_HOST="unix://$socket" IMAGE_OWNER=$owner IMAGE_TAG=$tag \
+env TEST_SCALE=1 TEST_EXPECT_SUITES=tests/scale DOCKER_HOST="unix://$socket" IMAGE_OWNER=$owner IMAGE_TAG=$tag \
   "${lock[@]}" .venv/bin/pytest tests/scale -p no:cacheprovider -v ${PYTEST_ARGS:-} || status=$?
 total=$((SECONDS - started))
 printf 'test-scale: images %ds, tests %ds, total %ds: %s\n' "$built" $((total - built)) "$total" \

@@ -23,16 +23,10 @@ from tests.support.fake_upstream import FakeUpstream  # noqa: E402
 from tests.support.live import LiveServer  # noqa: E402
 from tests.support.web_session import WebSession  # noqa: E402
 
-pytest_plugins = ["tests.support.stack_fixtures", "tests.support.postgres"]
-# tests/images needs a container engine and the images `make test-images` builds; that target
-# sets TEST_IMAGES=1. `make test` leaves them out.
-collect_ignore = [] if os.environ.get("TEST_IMAGES") else ["images"]
-# tests/deploy likewise needs the engine, the images and a local registry (`make test-deploy`).
-if not os.environ.get("TEST_DEPLOY"):
-    collect_ignore.append("deploy")
-# tests/scale boots the scale-out topology on them (`make test-scale`, TEST_SCALE=1).
-if not os.environ.get("TEST_SCALE"):
-    collect_ignore.append("scale")
+pytest_plugins = ["tests.support.stack_fixtures", "tests.support.postgres", "tests.support.suites"]
+# tests/images, tests/deploy and tests/scale need a container engine and the images `make
+# test-images` builds: without the variable their target sets, tests/support/suites.py skips
+# their tests, saying why. `make test` collects and skips them.
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO_ROOT / "test-artifacts"

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import ARTIFACTS, REPO_ROOT
-from tests.images.compose_stack import COMPOSE, ComposeStack
+from tests.images.compose_stack import COMPOSE, ComposeStack, engine_or_fail
 from tests.support.live import free_port
 
 PROJECT = "switchboard-deploy"
@@ -45,7 +45,10 @@ def push(registry: str, image: str, tag: str, source: str) -> None:
 def registry(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The registry, holding tag N (the images `make test-images` built) and a broken N+1 (a
     gateway that exits at once; the same model server)."""
-    address = os.environ["REGISTRY"]
+    engine_or_fail(os.environ.get("DOCKER_HOST", ""), "make test-deploy")
+    address = os.environ.get("REGISTRY") or pytest.fail(
+        "make test-deploy starts the registry and sets REGISTRY (.ci/test-deploy.sh)", pytrace=False
+    )
     gateway, model = (
         "ghcr.io/local/switchboard-gateway:test",
         "ghcr.io/local/switchboard-model-cpu:test",

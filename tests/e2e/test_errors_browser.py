@@ -7,7 +7,6 @@ each state."""
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -25,6 +24,7 @@ from tests.e2e.support import (
     send,
     sign_in,
 )
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +45,12 @@ def signed_in(browser: Browser, stack: FakeStack) -> Iterator[Page]:
 
 def wait_until_ready(page: Page, url: str) -> None:
     """The app's readiness probe sees the model again (its health check runs every 0.5 s)."""
-    give_up = time.monotonic() + WAIT_MS / 1000
-    while page.request.get(f"{url}/readyz").status != 200:
-        assert time.monotonic() < give_up, "the app never saw the model back"
-        time.sleep(0.2)
+    wait_for(
+        lambda: page.request.get(f"{url}/readyz").status == 200,
+        "the app sees the model back",
+        WAIT_MS / 1000,
+        every=0.2,
+    )
 
 
 def test_the_picker_lists_the_live_models_and_the_answer_uses_the_choice(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from playwright.sync_api import Browser, Locator, Page, expect
 from tests.e2e.a11y import check_every_variant
 from tests.e2e.conftest import WAIT_MS
 from tests.e2e.support import FakeStack, fake_stack, new_chat, new_context, send, sign_in
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +34,14 @@ def member(browser: Browser, stack: FakeStack) -> Iterator[Page]:
 def reload_until_contains(page: Page, table: Locator, text: str) -> None:
     """Usage rows are written shortly after a request ends: reload until ``table`` shows
     ``text``."""
-    give_up = time.monotonic() + WAIT_MS / 1000
-    while text not in table.inner_text():
-        assert time.monotonic() < give_up, f"{text!r} never appeared in {table.inner_text()!r}"
-        time.sleep(0.3)
+
+    def shown() -> bool:
+        if text in table.inner_text():
+            return True
         page.reload()
+        return False
+
+    wait_for(shown, lambda: f"{text!r} in {table.inner_text()!r}", WAIT_MS / 1000, every=0.3)
 
 
 def download(page: Page, link: str) -> list[dict[str, str]]:

@@ -12,8 +12,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.waiting import wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = str(Path(sys.executable).parent / "docker-compose")
@@ -21,13 +26,17 @@ HEALTH_TICK = 3.0
 """Seconds between two rounds of health checks (compose's own intervals are longer)."""
 
 
-def wait_for(what: str, condition: Callable[[], bool], timeout: float, every: float = 2.0) -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:.0f}s: {what}")
-        time.sleep(every)
+def engine_or_fail(socket_url: str, target: str) -> None:
+    """Fail, saying what is missing, unless podman and its API on ``socket_url`` answer: the
+    suites on the engine are proofs, not optional extras (``target`` names the Make target)."""
+    if shutil.which("podman") is None:
+        pytest.fail(f"{target} needs podman (.ci/container-engine.sh installs it)", pytrace=False)
+    socket = socket_url.removeprefix("unix://")
+    try:
+        with httpx.Client(transport=httpx.HTTPTransport(uds=socket), timeout=10) as client:
+            client.get("http://d/_ping").raise_for_status()
+    except httpx.HTTPError as exc:
+        pytest.fail(f"{target}: podman's API does not answer on {socket}: {exc!r}", pytrace=False)
 
 
 class ComposeStack:
@@ -99,8 +108,12 @@ class ComposeStack:
         return str(health.get("Status") or "none")
 
     def wait_health(self, service: str, status: str, timeout: float, replica: int = 1) -> None:
-        wait_for(f"{service} {replica} is {status}",
-                 lambda: self.health(service, replica) == status, timeout)  # fmt: skip
+        wait_for(
+            lambda: self.health(service, replica) == status,
+            f"{service} {replica} is {status}",
+            timeout,
+            every=2.0,
+        )
 
     # --- the health-check timer --------------------------------------------------------------
     def _tick(self) -> None:

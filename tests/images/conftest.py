@@ -15,8 +15,9 @@ import httpx
 import pytest
 
 from tests.conftest import ARTIFACTS, REPO_ROOT
-from tests.images.compose_stack import ComposeStack, wait_for
+from tests.images.compose_stack import ComposeStack, engine_or_fail
 from tests.support.live import free_port
+from tests.support.waiting import wait_for
 
 SERVICES = ["proxy", "gateway", "model-cpu"]  # and their dependencies: migrate, postgres, redis*
 STARTUP = 900.0
@@ -25,13 +26,15 @@ STARTUP = 900.0
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
+    docker_host = os.environ.get("DOCKER_HOST", "unix:///run/podman/podman.sock")
+    engine_or_fail(docker_host, "make test-images")
     secrets = tmp_path_factory.mktemp("secrets")
     subprocess.run(["bash", str(REPO_ROOT / "deploy/make-secrets.sh"), str(secrets)], check=True,
                    capture_output=True)  # fmt: skip
     port = free_port()
     env = {
         "PATH": os.environ["PATH"],
-        "DOCKER_HOST": os.environ.get("DOCKER_HOST", "unix:///run/podman/podman.sock"),
+        "DOCKER_HOST": docker_host,
         # what deploy/compose.env.example leaves to each deployment
         "COMPOSE_PROFILES": "cpu",
         "SWITCHBOARD_IMAGE_OWNER": os.environ.get("IMAGE_OWNER", "local"),
@@ -61,11 +64,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
 def proxy_ca(stack: ComposeStack) -> ssl.SSLContext:
     """Trusts the root certificate of Caddy's local CA (it signs the one for localhost)."""
     wait_for(
-        "Caddy created its local CA",
         lambda: "BEGIN CERTIFICATE" in stack.exec(
             "proxy", "cat", "/data/caddy/pki/authorities/local/root.crt", check=False
         ),
+        "Caddy created its local CA",
         timeout=120,
+        every=2.0,
     )  # fmt: skip
     root = stack.exec("proxy", "cat", "/data/caddy/pki/authorities/local/root.crt")
     return ssl.create_default_context(cadata=root)

@@ -13,7 +13,8 @@ import ssl
 import httpx
 import pytest
 
-from tests.images.compose_stack import ComposeStack, wait_for
+from tests.images.compose_stack import ComposeStack
+from tests.support.waiting import wait_for
 from tests.support.web_session import WebSession
 
 # The first test also waits for the stack (vLLM warms up on the CPU); the last restarts vLLM.
@@ -109,8 +110,8 @@ def test_a_conversation_survives_a_gateway_restart(
         stack.compose("restart", "gateway")
         assert stack.inspect("gateway")["State"] != started
         stack.wait_health("gateway", "healthy", RECOVERY)
-        wait_for("/readyz is 200 after the restart",
-                 lambda: ada.get("/readyz").status_code == 200, 300)  # fmt: skip
+        wait_for(lambda: ada.get("/readyz").status_code == 200, "/readyz is 200 after the restart",
+                 300, every=2.0)  # fmt: skip
 
         # the same sign-in (sessions live in Redis) and the conversation (PostgreSQL) are back
         page = ada.get(f"/chat/{conversation}")
@@ -132,4 +133,6 @@ def test_the_gateway_turns_unhealthy_without_the_model_and_recovers(
         stack.compose("start", "model-cpu")
     stack.wait_health("model-cpu", "healthy", RECOVERY)
     stack.wait_health("gateway", "healthy", 300)
-    wait_for("/readyz is 200 again", lambda: https.get("/readyz").status_code == 200, 120)
+    wait_for(
+        lambda: https.get("/readyz").status_code == 200, "/readyz is 200 again", 120, every=2.0
+    )

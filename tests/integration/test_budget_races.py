@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from tests.integration.conftest import MODEL, AppFactory
 from tests.support.gateway_process import DEADLINE, gateway_process
 from tests.support.postgres import PostgresDatabase
 from tests.support.redis_server import RedisServer
+from tests.support.waiting import wait_for_async
 
 CHAT = "/v1/chat/completions"
 MAX_TOKENS = 6
@@ -161,16 +161,18 @@ def test_a_token_budget_holds_across_two_workers_on_postgres_and_redis(
 
         async def costs() -> list[int]:
             connection = await asyncpg.connect(postgres.url)
+            rows: list[Any] = []
+
+            async def all_written() -> bool:  # the workers write their rows within a flush
+                rows[:] = await connection.fetch(
+                    "SELECT total_tokens FROM usage_records WHERE key_id = $1 AND status = 200",
+                    int(key_id),
+                )
+                return len(rows) >= answered
+
             try:
-                give_up = time.monotonic() + DEADLINE
-                while True:  # the workers write their rows within a flush interval
-                    rows = await connection.fetch(
-                        "SELECT total_tokens FROM usage_records WHERE key_id = $1 AND status = 200",
-                        int(key_id),
-                    )
-                    if len(rows) >= answered or time.monotonic() > give_up:
-                        return [int(row["total_tokens"]) for row in rows]
-                    await asyncio.sleep(0.2)
+                await wait_for_async(all_written, "a usage row per answer", DEADLINE, every=0.2)
+                return [int(row["total_tokens"]) for row in rows]
             finally:
                 await connection.close()
 

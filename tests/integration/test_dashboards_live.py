@@ -10,7 +10,6 @@ import json
 import shutil
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,6 +22,7 @@ from switchboard.devstack.model_server import ModelServer
 from tests.conftest import REPO_ROOT, mint_key_in
 from tests.integration.conftest import MODEL, AppFactory
 from tests.support.prometheus_server import NodeExporter, PrometheusServer
+from tests.support.waiting import wait_for
 
 DOWN = "http://127.0.0.1:9/v1"
 """Nothing listens there."""
@@ -195,18 +195,23 @@ def test_every_panel_and_alert_query_runs_and_panels_show_data(
 ) -> None:
     server, _ = prometheus
     assert DASHBOARDS, "no dashboards found to check"
-    deadline = time.monotonic() + DEADLINE
-    while not all(server.targets_up().get(job) for job in ("gateway", "vllm", "node")):
-        assert time.monotonic() < deadline, server.targets_up()
-        time.sleep(1)
+    wait_for(
+        lambda: all(server.targets_up().get(job) for job in ("gateway", "vllm", "node")),
+        lambda: f"the targets up (up: {server.targets_up()})",
+        DEADLINE,
+        every=1,
+    )
     # Rates over 1m need two scrapes after the traffic: evaluate until every panel shows data
-    # (or the deadline passed; then the empty ones are reported).
+    # (the failure lists the empty ones).
     empty, errors, skipped = evaluate(server)
-    while empty and time.monotonic() < deadline:
-        time.sleep(2)
+
+    def every_panel_shows_data() -> bool:
+        nonlocal empty, errors, skipped
         empty, errors, skipped = evaluate(server)
+        return not empty
+
+    wait_for(every_panel_shows_data, lambda: f"data in every panel (empty: {empty})", DEADLINE, 2)
     assert errors == []
-    assert empty == []
     # what could not be checked for data here is listed, not silently skipped
     assert {reason for _, _, reason in skipped} <= set(NOT_RUNNABLE_HERE.values())
     assert len(skipped) == sum(1 for *_, s in panels() if s in NOT_RUNNABLE_HERE)

@@ -15,6 +15,7 @@ from tests.conftest import SettingsFactory, WebFactory, mint_key_in
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.live import LiveServer
 from tests.support.postgres import PostgresDatabase
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.disruptive]  # stops the run's PostgreSQL
 CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": "hi"}]}
@@ -56,10 +57,11 @@ def test_pages_and_the_api_answer_503_while_the_database_is_down(
         finally:
             postgres.server.start()
         # back without a restart of the gateway
-        deadline = time.monotonic() + 60
-        while api.post("/v1/chat/completions", json=CHAT).status_code != 200:
-            assert time.monotonic() < deadline, "the API did not come back"
-            time.sleep(0.5)
+        wait_for(
+            lambda: api.post("/v1/chat/completions", json=CHAT).status_code == 200,
+            "the API came back",
+            every=0.5,
+        )
         back = session.get("/")  # still signed in: on to the chat, not to the sign-in page
         assert (back.status_code, back.headers["location"]) == (303, "/chat")
     finally:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-import time
-from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import httpx
@@ -17,6 +15,7 @@ from switchboard.devstack.model_server import ModelServer
 from tests.conftest import mint_key_in
 from tests.integration.conftest import MODEL, AppFactory
 from tests.support.live import LiveServer
+from tests.support.waiting import wait_for
 
 MAX_TOKENS = 1800
 LONG = {"max_tokens": MAX_TOKENS, "ignore_eos": True, "temperature": 0.7}
@@ -41,16 +40,6 @@ def running(model_server: ModelServer) -> float:
     return metric(model_server, "vllm:num_requests_running")
 
 
-def wait_until(condition: Callable[[], bool], deadline: float = DEADLINE) -> bool:
-    """Whether ``condition()`` held within ``deadline`` seconds."""
-    give_up = time.monotonic() + deadline
-    while not condition():
-        if time.monotonic() > give_up:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 class Generated:
     """What vLLM did from now on: requests run to their length limit, tokens generated."""
 
@@ -67,7 +56,7 @@ class Generated:
 
     def assert_aborted(self) -> None:
         """Nothing is running, and no request ran on to MAX_TOKENS since this was made."""
-        assert wait_until(lambda: running(self.model_server) == 0)
+        wait_for(lambda: running(self.model_server) == 0, "vLLM runs no request", DEADLINE)
         assert self.finished_by_length() == self.lengths
         assert self.generated_tokens() - self.tokens < MAX_TOKENS
 
@@ -77,7 +66,7 @@ AppAndAuth = tuple[LiveServer, dict[str, str]]
 
 @pytest.fixture
 def app_and_auth(live_app: AppFactory, model_server: ModelServer) -> AppAndAuth:
-    assert wait_until(lambda: running(model_server) == 0)
+    wait_for(lambda: running(model_server) == 0, "vLLM runs no request", DEADLINE)
     app = live_app()
     secret = app.run(mint_key_in(app.app, "leaver", rpm=1000, tpm=10_000_000))
     return app, {"Authorization": f"Bearer {secret}"}
@@ -108,7 +97,7 @@ def test_closing_a_stream_mid_way_stops_generation(
         assert running(model_server) >= 1  # generating right now
     generated.assert_aborted()
     # accounted for what it generated (vLLM's usage in every chunk), not 0 and not everything
-    assert wait_until(lambda: _rows(app) != [])
+    wait_for(lambda: _rows(app) != [], "the usage row", DEADLINE)
     [(status, completion_tokens)] = _rows(app)
     assert status == 499
     assert 0 < completion_tokens < MAX_TOKENS
@@ -123,7 +112,7 @@ def test_closing_before_the_first_token_stops_generation(
     generated = Generated(model_server)
     with httpx.stream("POST", url, json=chat(prompt, True), headers=auth, timeout=180) as response:
         assert response.status_code == 200  # headers are sent once the upstream accepted it
-        assert wait_until(lambda: running(model_server) >= 1)
+        wait_for(lambda: running(model_server) >= 1, "vLLM runs the request", DEADLINE)
     generated.assert_aborted()
 
 
@@ -143,9 +132,9 @@ def test_giving_up_on_a_non_streaming_answer_stops_generation(
     )
     with socket.create_connection((address.hostname, address.port), timeout=DEADLINE) as client:
         client.sendall(head.encode() + body)
-        assert wait_until(lambda: running(model_server) >= 1)
+        wait_for(lambda: running(model_server) >= 1, "vLLM runs the request", DEADLINE)
     generated.assert_aborted()
-    assert wait_until(lambda: _statuses(app) != [])
+    wait_for(lambda: _statuses(app) != [], "the request's status recorded", DEADLINE)
     assert _statuses(app) == [499]
 
 

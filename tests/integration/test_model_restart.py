@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 
 import httpx
 import pytest
@@ -11,20 +10,23 @@ import pytest
 from switchboard.devstack.model_server import ModelServer
 from tests.conftest import mint_key_in
 from tests.integration.conftest import AppFactory
+from tests.support.waiting import wait_for
 
 DEADLINE = 120.0
 """Seconds readiness may take to follow the model server on a busy machine (it checks every
 0.5 s here)."""
 
 
-def wait_for_status(url: str, status: int, timeout: float = DEADLINE) -> httpx.Response:
-    """The first response with ``status``, or the last one when ``timeout`` passed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        response = httpx.get(url, timeout=30)
-        if response.status_code == status or time.monotonic() > deadline:
-            return response
-        time.sleep(0.5)
+def wait_for_status(url: str, status: int) -> httpx.Response:
+    """The first response with ``status`` (the failure shows the last one)."""
+    last: list[httpx.Response] = []
+
+    def answers() -> bool:
+        last[:] = [httpx.get(url, timeout=30)]
+        return last[0].status_code == status
+
+    wait_for(answers, lambda: f"{url} answers {status} (last: {last[0].text})", DEADLINE, 0.5)
+    return last[0]
 
 
 @pytest.mark.disruptive

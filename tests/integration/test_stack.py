@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -14,6 +13,7 @@ import httpx
 from switchboard.devstack.model_server import ModelServer
 from tests.conftest import REPO_ROOT
 from tests.support.live import free_port
+from tests.support.waiting import wait_for
 from tests.support.web_session import WebSession
 
 
@@ -39,15 +39,15 @@ def test_stack_reaches_ready_answers_and_stops_on_sigterm(
     )
     assert process.stdout is not None
     lines: list[str] = []
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
+
+    def said_ready() -> bool:
+        assert process.stdout is not None
         line = process.stdout.readline()
-        if not line:
-            break
+        assert line, f"the runner stopped printing: {lines}"
         lines.append(line)
-        if line.startswith("switchboard: ready: open"):
-            break
-    assert lines, "the runner printed nothing"
+        return line.startswith("switchboard: ready: open")
+
+    wait_for(said_ready, "the runner says it is ready", 180, every=0)
     assert lines[-1].startswith(f"switchboard: ready: open http://127.0.0.1:{port}/"), lines
     hint = process.stdout.readline() + process.stdout.readline()
     assert "no administrator yet" in hint

@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.images.compose_stack import ComposeStack, wait_for
+from tests.images.compose_stack import ComposeStack
+from tests.support.waiting import wait_for
 
 MODEL = "smollm2-135m-instruct"
 REPLICAS = ("model-cpu", "model-cpu-2")
@@ -158,8 +159,8 @@ class ScaleStack:
         """Seconds until the router counts ``replica`` (un)healthy."""
         started = time.monotonic()
         wait_for(
-            f"the router sees {replica} {'healthy' if healthy else 'down'}",
             lambda: self.router_sees().get(replica) == (1.0 if healthy else 0.0),
+            f"the router sees {replica} {'healthy' if healthy else 'down'}",
             timeout,
             every=1.0,
         )

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import httpx
 import pytest
 
 from tests.conftest import ARTIFACTS, REPO_ROOT
-from tests.images.compose_stack import ComposeStack
+from tests.images.compose_stack import ComposeStack, engine_or_fail
 from tests.scale.cluster import REPLICAS, ScaleStack
 from tests.scale.load import Gateways
 from tests.scale.report import Report
@@ -29,19 +27,6 @@ STARTUP = 1200.0
 """Seconds the stack may take to become healthy: two vLLM replicas load and warm up at once
 on 2 busy cores."""
 FOLDER = ARTIFACTS / "scale"
-
-
-def engine_or_fail(socket_url: str) -> None:
-    if shutil.which("podman") is None:
-        pytest.fail(
-            "make test-scale needs podman (.ci/container-engine.sh installs it)", pytrace=False
-        )
-    socket = socket_url.removeprefix("unix://")
-    try:
-        with httpx.Client(transport=httpx.HTTPTransport(uds=socket), timeout=10) as client:
-            client.get("http://d/_ping").raise_for_status()
-    except httpx.HTTPError as exc:
-        pytest.fail(f"podman's API does not answer on {socket}: {exc!r}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +41,7 @@ def report() -> Iterator[Report]:
 @pytest.fixture(scope="session")
 def scale(tmp_path_factory: pytest.TempPathFactory, report: Report) -> Iterator[ScaleStack]:
     docker_host = os.environ.get("DOCKER_HOST", "unix:///run/podman/podman.sock")
-    engine_or_fail(docker_host)
+    engine_or_fail(docker_host, "make test-scale")
     secrets = tmp_path_factory.mktemp("secrets")
     subprocess.run(
         ["bash", str(REPO_ROOT / "deploy/make-secrets.sh"), str(secrets)],

@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from tests.images.compose_stack import wait_for
 from tests.scale.cluster import MODEL, REPLICAS, ScaleStack
 from tests.scale.conftest import BUDGET_TOKENS, LIMITED_RPM, Accounts
 from tests.scale.load import Gateways, Load, Outcome, run
 from tests.scale.report import Report
+from tests.support.waiting import wait_for
 from tests.support.web_session import WebSession
 
 pytestmark = pytest.mark.timeout(1800)
@@ -175,7 +175,7 @@ def test_c_a_replica_killed_mid_load_costs_only_requests_in_flight(
     with Load(lambda n: gateways.send(distinct(100 + n, stream=n % 2 == 0)),
               namespace=gateways.namespace) as load:  # fmt: skip
         load.start()
-        wait_for("the load is running", lambda: load.finished() >= 8, 300, every=0.2)
+        wait_for(lambda: load.finished() >= 8, "the load is running", 300, every=0.2)
         in_flight, killed_at = load.running(), time.monotonic()
         scale.podman("kill", scale.stack.container(victim))
         noticed = scale.wait_router_sees(victim, healthy=False, timeout=120)
@@ -282,9 +282,10 @@ def test_d_a_budget_holds_across_both_gateways(
         " (select id from users where username = 'budgeted') and status = 200"
     )
     wait_for(
-        "the answered requests' usage rows",
         lambda: int(scale.sql(query)[0][1]) == len(answered),
+        "the answered requests' usage rows",
         60,
+        every=2.0,
     )
     spent = int(scale.sql(query)[0][0])
     assert spent <= BUDGET_TOKENS
@@ -368,7 +369,7 @@ def gateway_down_under_load(
     with Load(lambda n: gateways.send(distinct(500 + n, stream=n % 2 == 0)),
               namespace=gateways.namespace) as load:  # fmt: skip
         load.start()
-        wait_for("the load is running", lambda: load.finished() >= 8, 300, every=0.2)
+        wait_for(lambda: load.finished() >= 8, "the load is running", 300, every=0.2)
         in_flight, started = load.running(), time.monotonic()
         if signal == "TERM":
             scale.podman("stop", "--time", "45", container)  # returns once it has exited
@@ -396,7 +397,7 @@ def settle(gateways: Gateways) -> None:
         return outcome[0].answered
 
     for url in gateways.urls:
-        wait_for(f"{url} answers a completion", lambda url=url: answers(url), 180)
+        wait_for(lambda url=url: answers(url), f"{url} answers a completion", 180, every=2.0)
 
 
 def test_d_a_gateway_stopped_mid_load_drains_and_the_other_keeps_serving(
@@ -490,7 +491,7 @@ def test_prometheus_scrapes_every_replica_found_by_dns(scale: ScaleStack, report
                 counted[labels["job"]] += 1
         return dict(counted)
 
-    wait_for(f"Prometheus scrapes {wanted}", lambda: up() == wanted, 180, every=3.0)
+    wait_for(lambda: up() == wanted, f"Prometheus scrapes {wanted}", 180, every=3.0)
     report.record("prometheus", targets_up=up())
     report.row(
         "Prometheus",
@@ -515,9 +516,10 @@ def test_e_no_usage_row_is_lost_for_any_answered_request(
         )
 
     wait_for(
-        "the usage rows of every answered request outside the crash",
         lambda: answered - window <= set(rows()),
+        "the usage rows of every answered request outside the crash",
         60,
+        every=2.0,
     )
     found = rows()
     assert [rid for rid, n in found.items() if n > 1] == [], "a request counted twice"

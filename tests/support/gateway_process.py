@@ -8,13 +8,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
-
 from tests.support.live import free_port
+from tests.support.waiting import responds, wait_for
 
 DEADLINE = 180.0
 """Seconds a server may take to start or stop on a busy machine."""
@@ -38,16 +36,8 @@ def gateway_process(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        give_up = time.monotonic() + DEADLINE
-        while True:
-            assert process.poll() is None, "the gateway exited while starting"
-            try:
-                if httpx.get(url + ready_path, timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < give_up, "the gateway did not start in time"
-            time.sleep(0.2)
+        wait_for(lambda: responds(url + ready_path), "the gateway starts", DEADLINE, 0.2,
+                 process=process)  # fmt: skip
         yield process, url
     finally:
         process.terminate()

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import socket
 import threading
-import time
 from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from typing import Any, TypeVar
 
@@ -16,6 +15,8 @@ from granian.constants import Interfaces
 from granian.log import LogLevels
 from granian.server.embed import Server
 from litestar import Litestar
+
+from tests.support.waiting import wait_for
 
 T = TypeVar("T")
 Message = MutableMapping[str, Any]
@@ -111,19 +112,21 @@ class LiveServer:
             self.stop()
             raise RuntimeError(f"the app did not start: {self.lifespan.failure or self.error!r}")
         # the lifespan can finish before granian accepts connections: wait for the socket too
-        give_up = time.monotonic() + timeout
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > give_up or not self.thread.is_alive():
-                    self.stop()
-                    raise RuntimeError(
-                        f"the app never accepted connections on {self.port}"
-                    ) from None
-                time.sleep(0.05)
+        try:
+            wait_for(self._accepts, f"the app accepts connections on {self.port}", timeout, 0.05)
+        except (AssertionError, RuntimeError):
+            self.stop()
+            raise
         return self
+
+    def _accepts(self) -> bool:
+        if not self.thread.is_alive():
+            raise RuntimeError(f"the app stopped: {self.error!r}")
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2):
+                return True
+        except OSError:
+            return False
 
     def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 120) -> T:
         """Run a coroutine on the server's loop (where its database pool lives)."""

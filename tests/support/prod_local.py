@@ -19,8 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-import httpx
+from typing import Any
 
 from switchboard.devstack.model_server import ModelServer
 from switchboard.settings import load_settings
@@ -28,6 +27,7 @@ from tests.support.live import free_port
 from tests.support.postgres import PostgresServer
 from tests.support.prometheus_server import NodeExporter, PrometheusServer
 from tests.support.redis_server import RedisServer
+from tests.support.waiting import responds, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL = "smollm2-135m-instruct"
@@ -38,14 +38,8 @@ def say(message: str) -> None:
     print(f"run-prod-local: {message}", flush=True)
 
 
-def wait_http(url: str, what: str, timeout: float, **options: object) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=5, **options).status_code == 200:  # type: ignore[arg-type]
-                return
-        time.sleep(1)
-    raise RuntimeError(f"{what} was not ready after {timeout:.0f}s ({url})")
+def wait_http(url: str, what: str, timeout: float, **options: Any) -> None:
+    wait_for(lambda: responds(url, **options), f"{what} ready ({url})", timeout, every=1)
 
 
 def started(
@@ -164,11 +158,12 @@ def run(check: bool) -> int:
             bearer_files={"gateway": token}, alertmanager=f"127.0.0.1:{alertmanager_port}",
         )  # fmt: skip
         stack.callback(prometheus.stop)
-        deadline = time.monotonic() + 120
-        while not all((up := prometheus.targets_up()).values()) or len(up) < 3:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"Prometheus targets not up: {up}")
-            time.sleep(1)
+
+        def all_up() -> bool:
+            return len(up := prometheus.targets_up()) >= 3 and all(up.values())
+
+        wait_for(all_up, lambda: f"Prometheus targets up ({prometheus.targets_up()})", 120, 1)
+        up = prometheus.targets_up()
 
         say(f"healthy: https://localhost:{HTTPS_PORT}/ (Caddy's local CA; gateway "
             f"127.0.0.1:{gateway_port}, 2 workers), Prometheus {prometheus.url} (targets up: "

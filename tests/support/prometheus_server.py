@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import httpx
 import yaml
 
 from tests.support.live import free_port
+from tests.support.waiting import responds, wait_for
 
 
 def _binary(name: str) -> str:
@@ -21,18 +21,8 @@ def _binary(name: str) -> str:
     return found
 
 
-def _wait(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args[0]} exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not become ready")
+def _wait(url: str, process: subprocess.Popen[bytes]) -> None:
+    wait_for(lambda: responds(url, timeout=2), f"{url} ready", every=0.2, process=process)
 
 
 class NodeExporter:

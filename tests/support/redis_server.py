@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 
 import redis
 
 from tests.support.live import free_port
+from tests.support.waiting import wait_for
 
 
 class RedisServer:
@@ -22,17 +22,18 @@ class RedisServer:
              "--appendonly", "no", "--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"],
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
-        deadline = time.monotonic() + 60  # generous: a busy machine
-        while True:
-            try:
-                with redis.Redis(port=self.port) as client:
-                    client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    self.stop()
-                    raise
-                time.sleep(0.05)
+        try:
+            wait_for(self._answers, "redis-server answers", every=0.05, process=self.process)
+        except AssertionError:
+            self.stop()
+            raise
+
+    def _answers(self) -> bool:
+        try:
+            with redis.Redis(port=self.port) as client:
+                return bool(client.ping())
+        except redis.ConnectionError:
+            return False
 
     @property
     def url(self) -> str:

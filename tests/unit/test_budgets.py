@@ -153,60 +153,6 @@ async def test_counters_are_seeded_from_this_months_usage_once(
     assert (await later.spent(["user:1"]))["user:1"] == Spend(20, 10)
 
 
-async def test_workers_share_one_budget_through_redis(redis_url: str) -> None:
-    redis = redis_client(redis_url, 2.0)
-    try:
-        workers = [BudgetService(RedisSpend(redis), 15, "USD") for _ in range(2)]
-        for worker in workers:
-            worker.limits = {"key:5": catalog_limit(tokens=100)}
-        holds = []
-        for index in range(5):  # 30 tokens each, alternating workers: exactly 3 fit
-            try:
-                holds.append(await workers[index % 2].reserve(None, 5, "m", 10, 20))
-            except OverBudget:
-                holds.append(None)
-        assert [hold is not None for hold in holds] == [True, True, True, False, False]
-        first = holds[0]
-        assert first is not None
-        first.settle("m", 5, 5)  # used 10 of its 30
-        await workers[0].store.aclose()
-        assert (await workers[1].spent(["key:5"]))["key:5"].tokens == 70
-        assert await workers[1].reserve(None, 5, "m", 10, 20) is not None  # 70 + 30 fits
-        assert await RedisSpend(redis).seed("2027-01", {"key:5": Spend(1, 1)})
-        assert not await RedisSpend(redis).seed("2027-01", {"key:5": Spend(1, 1)})
-    finally:
-        await redis.aclose()
-
-
-async def test_counters_come_back_when_redis_restarts_empty(
-    client: AsyncTestClient[Any], redis_url: str
-) -> None:
-    """Redis keeps nothing on disk: after a restart the counters, and the mark that the month
-    was seeded, are gone. The periodic refresh seeds them again from the usage table, without
-    counting twice what was spent meanwhile."""
-    now = dt.datetime(2027, 3, 15, 12, tzinfo=dt.UTC)
-    await UsageRecord.insert(row(now - dt.timedelta(days=1)), row(now - dt.timedelta(hours=1)))
-    redis = redis_client(redis_url, 2.0)
-    try:
-        service = BudgetService(RedisSpend(redis), 15, "USD", clock=lambda: now)
-        service.limits = {"user:1": catalog_limit(tokens=1000)}
-        await service.seed()
-        assert (await service.spent(["user:1"]))["user:1"].tokens == 300
-        await redis.flushall()  # the restart
-        hold = await service.reserve(1, None, "m", 10, 10)  # spent meanwhile: 20 tokens
-        assert hold is not None
-        hold.settle("m", 10, 10)
-        await UsageRecord.insert(row(now, prompt_tokens=10, completion_tokens=10, total_tokens=20))
-        await service.seed()  # what the refresh does every SWITCHBOARD_BUDGET_REFRESH_SECONDS
-        assert (await service.spent(["user:1"]))["user:1"].tokens == 320
-        with pytest.raises(OverBudget):
-            await service.reserve(1, None, "m", 600, 81)  # 320 + 681 > 1000
-        await service.seed()  # seeded: nothing added again
-        assert (await service.spent(["user:1"]))["user:1"].tokens == 320
-    finally:
-        await redis.aclose()
-
-
 def catalog_limit(tokens: int | None = None, money: float | None = None) -> Any:
     from switchboard.budgets.service import Limit
 

@@ -4,14 +4,11 @@ import asyncio
 from typing import Any
 
 import pytest
-import redis
 from litestar.testing import AsyncTestClient
 
-from switchboard.app import create_app
 from switchboard.gateway.answers import Usage
 from switchboard.gateway.cache import CachedAnswer, MemoryCache, cache_key, is_cacheable
 from switchboard.usage.tables import UsageRecord
-from tests.conftest import SettingsFactory, mint_key
 from tests.support.fake_upstream import FakeUpstream
 
 CHAT = "/v1/chat/completions"
@@ -144,24 +141,3 @@ async def test_errors_are_not_cached(
     assert (await client.post(CHAT, json=chat())).status_code == 400
     fake_upstream.fail_with = None
     assert (await client.post(CHAT, json=chat())).headers["x-cache"] == "miss"
-
-
-async def test_the_cache_can_have_its_own_redis_apart_from_the_shared_state(
-    make_settings: SettingsFactory, fake_upstream: FakeUpstream, redis_url: str
-) -> None:
-    """Answers are evicted under memory pressure; limits, budgets and sessions must not be: in
-    production the cache gets its own Redis (allkeys-lru), the state one that never evicts."""
-    state_url, cache_url = redis_url, redis_url.rsplit("/", 1)[0] + "/1"
-    settings = make_settings(redis_url=state_url, cache_redis_url=cache_url)
-    app = create_app(settings, upstream_transport=fake_upstream.transport())
-    async with AsyncTestClient(app=app) as client:
-        client.headers["Authorization"] = f"Bearer {await mint_key(client, 'alice')}"
-        first = await client.post(CHAT, json=chat())
-        second = await client.post(CHAT, json=chat())
-        assert (first.headers["x-cache"], second.headers["x-cache"]) == ("miss", "hit")
-    with redis.Redis.from_url(state_url) as state, redis.Redis.from_url(cache_url) as cache:
-        state_keys = [key.decode() for key in state.keys("*")]
-        cache_keys = [key.decode() for key in cache.keys("*")]
-    assert len(cache_keys) == 1  # the answer
-    assert not any(key in state_keys for key in cache_keys)
-    assert state_keys  # the rate-limit buckets

@@ -8,8 +8,7 @@ import asyncio
 import contextlib
 import socket
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -22,6 +21,7 @@ from switchboard.usage.tables import UsageRecord
 from tests.conftest import mint_key, mint_key_in
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.live import LiveServer, free_port
+from tests.support.waiting import wait_for
 
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
@@ -38,13 +38,6 @@ async def usage_rows(app: Any) -> list[dict[str, Any]]:
         UsageRecord.status, UsageRecord.completion_tokens, UsageRecord.cache_hit
     ).order_by(UsageRecord.id)
     return rows
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.02)
 
 
 # --- the cache key and its scope ----------------------------------------------------------------
@@ -249,6 +242,8 @@ class SilentServer:
                 self.accepted.append(self.listener.accept()[0])
 
     def close(self) -> None:
+        with contextlib.suppress(OSError):  # wakes the accept() (close alone does not, on Linux)
+            self.listener.shutdown(socket.SHUT_RDWR)
         self.listener.close()
         self.thread.join(DEADLINE)
         for connection in self.accepted:

@@ -233,30 +233,3 @@ async def test_without_a_token_only_loopback_callers_see_the_checks(
         app.asgi_handler = inner
     assert (response.status_code, response.json()) == (200, {"status": "ready"})
     assert "checks" in (await client.get("/readyz")).json()  # the test client is loopback
-
-
-async def test_readiness_follows_redis_when_it_holds_the_shared_state(
-    make_settings: Any, fake_upstream: FakeUpstream, redis_url: str
-) -> None:
-    """With Redis configured, sessions, limits and the throttle live there: a gateway that
-    cannot reach it is not ready (and says so to the callers that may see the checks)."""
-    import redis as redis_sync
-
-    from switchboard.app import create_app
-    from tests.support.live import free_port
-
-    live = create_app(
-        make_settings(redis_url=redis_url), upstream_transport=fake_upstream.transport()
-    )
-    async with AsyncTestClient(app=live) as client:
-        ready = await client.get("/readyz")
-        assert ready.status_code == 200, ready.text
-        assert ready.json()["checks"]["redis"] == "ok"
-    with redis_sync.Redis.from_url(redis_url) as admin:
-        assert admin.ping()
-    dead = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
-    down = create_app(make_settings(redis_url=dead), upstream_transport=fake_upstream.transport())
-    async with AsyncTestClient(app=down) as client:
-        refused = await client.get("/readyz")
-        assert refused.status_code == 503
-        assert refused.json()["checks"]["redis"].startswith("down")

@@ -14,6 +14,7 @@ from switchboard.gateway.limits import LimitScope, RateLimiter, _duration
 from tests.conftest import mint_key, mint_key_in
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.live import LiveServer
+from tests.support.waiting import wait_for_async
 
 CHAT = "/v1/chat/completions"
 DEADLINE = 60.0
@@ -54,11 +55,14 @@ async def held_burst(
     or DEADLINE passed; then let them finish."""
     upstream.hold = threading.Event()
     sent = [asyncio.create_task(http.post(CHAT, json=r, headers=auth)) for r in requests]
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + DEADLINE
-    while sum(task.done() for task in sent) < refused and loop.time() < give_up:  # noqa: ASYNC110
-        await asyncio.sleep(0.02)
-    upstream.hold.set()
+
+    async def refused_answered() -> bool:
+        return sum(task.done() for task in sent) >= refused
+
+    try:
+        await wait_for_async(refused_answered, f"{refused} answered while held", DEADLINE, 0.02)
+    finally:
+        upstream.hold.set()
     return list(await asyncio.gather(*sent))
 
 

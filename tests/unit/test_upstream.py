@@ -7,7 +7,6 @@ import contextlib
 import json
 import re
 import threading
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,6 +18,7 @@ from switchboard.app import create_app
 from switchboard.gateway.probing import DROP_AFTER
 from tests.conftest import SettingsFactory, mint_key
 from tests.support.fake_upstream import FakeUpstream
+from tests.support.waiting import wait_for_async
 
 CHAT = "/v1/chat/completions"
 BODY = {"model": "fake-model", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
@@ -253,10 +253,11 @@ async def test_a_refusal_for_want_of_servers_rechecks_them_soon(
     for server in upstreams.servers.values():
         server.healthy = True
     assert (await pair.post(CHAT, json=BODY)).status_code == 503  # still believed down
-    deadline = time.monotonic() + 30
-    while not any(s.healthy for s in pool.servers):
-        assert time.monotonic() < deadline, "no recheck was scheduled"
-        await asyncio.sleep(0.05)
+
+    async def rechecked() -> bool:
+        return any(s.healthy for s in pool.servers)
+
+    await wait_for_async(rechecked, "a recheck was scheduled", every=0.05)
     assert (await pair.post(CHAT, json=BODY)).status_code == 200
 
 

@@ -1,7 +1,6 @@
 """Usage accounting: rows per request, batched writes, totals per day, retention."""
 
 import asyncio
-import contextlib
 import datetime as dt
 from collections.abc import Awaitable
 from typing import Any
@@ -15,6 +14,7 @@ from switchboard.keys.tables import ApiKey
 from switchboard.usage.queries import Subject, daily_totals, prune
 from switchboard.usage.tables import UsageRecord
 from switchboard.usage.writer import UsageEvent, UsageWriter
+from tests.support.waiting import wait_for_async
 
 CHAT = "/v1/chat/completions"
 
@@ -82,12 +82,10 @@ async def test_a_full_batch_wakes_the_writer(client: AsyncTestClient[Any]) -> No
         writer.record(event())
 
     # no flush is asked for: the third record alone must wake the writer (60 s: a busy machine)
-    async def written(rows: int) -> None:
-        while await UsageRecord.count() < rows:  # noqa: ASYNC110 - the database is polled
-            await asyncio.sleep(0.05)
+    async def written() -> bool:
+        return int(await UsageRecord.count()) >= 3
 
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(written(3), timeout=60)
+    await wait_for_async(written, "the three rows written", every=0.05)
     assert await UsageRecord.count() == 3
     await writer.aclose()
 

@@ -1,6 +1,7 @@
 """Per-person quotas of the chat (issue 24): follower streams on answers being written are capped
 (200 of them raised another person's median latency from 5 to 88 ms), and conversation imports
-are rate-limited; both in this process or in Redis, so they hold across workers."""
+are rate-limited; both in this process or in Redis, so they hold across workers (the Redis store
+on a real server: tests/integration/test_redis_quotas.py)."""
 
 from __future__ import annotations
 
@@ -144,53 +145,16 @@ class SlowToLeave(MemoryQuotas):
         await super().leave(key, ticket)
 
 
-@pytest.mark.parametrize("store", ["memory", "slow", "redis"])
+@pytest.mark.parametrize("store", [MemoryQuotas, SlowToLeave])
 async def test_a_follower_whose_page_goes_away_gives_its_place_back(
-    store: str, request: pytest.FixtureRequest
+    store: type[MemoryQuotas],
 ) -> None:
-    redis = redis_client(request.getfixturevalue("redis_url"), 5.0) if store == "redis" else None
-    try:
-        stores = {"memory": MemoryQuotas, "slow": SlowToLeave}
-        kept = RedisQuotas(redis) if redis is not None else stores[store]()
-        quotas = ChatQuotas(kept, followers=1, imports_per_hour=1, lease=600)
-        for _ in range(3):  # with a place lost each time, the second would be refused
-            await hold_and_cancel(quotas)
-        async with quotas.following(7) as admitted:
-            assert admitted
-    finally:
-        if redis is not None:
-            await redis.aclose()
-
-
-async def test_followers_are_capped_across_workers(redis_url: str) -> None:
-    one, two = redis_client(redis_url, 5.0), redis_client(redis_url, 5.0)
-    try:
-        first = ChatQuotas(RedisQuotas(one), followers=2, imports_per_hour=1, lease=600)
-        second = ChatQuotas(RedisQuotas(two), followers=2, imports_per_hour=1, lease=600)
-        async with first.following(5) as a, second.following(5) as b, first.following(5) as c:
-            assert (a, b, c) == (True, True, False)
-            async with second.following(6) as other:
-                assert other  # another person
-        async with second.following(5) as again:
-            assert again
-    finally:
-        await one.aclose()
-        await two.aclose()
-
-
-async def test_a_lease_ends_by_itself(redis_url: str) -> None:
-    """A worker that died holding places gives them back when their lease ends."""
-    redis = redis_client(redis_url, 5.0)
-    try:
-        store = RedisQuotas(redis)
-        assert await store.enter("followers:9", 1, 0.2, "dead-worker")
-        assert not await store.enter("followers:9", 1, 0.2, "next")
-        deadline = asyncio.get_running_loop().time() + 30
-        while not await store.enter("followers:9", 1, 60, "next"):
-            assert asyncio.get_running_loop().time() < deadline
-            await asyncio.sleep(0.1)
-    finally:
-        await redis.aclose()
+    """In Redis too: tests/integration/test_redis_quotas.py."""
+    quotas = ChatQuotas(store(), followers=1, imports_per_hour=1, lease=600)
+    for _ in range(3):  # with a place lost each time, the second would be refused
+        await hold_and_cancel(quotas)
+    async with quotas.following(7) as admitted:
+        assert admitted
 
 
 # --- imports ----------------------------------------------------------------------------------
@@ -214,18 +178,6 @@ def test_imports_beyond_the_hourly_limit_are_refused_with_when(
     assert "retry-after" in in_place.headers
     bob = signed_in(capped, web, "bob")
     assert upload(bob, body).status_code == 303  # per person
-
-
-async def test_imports_are_counted_across_workers(redis_url: str) -> None:
-    clients = [redis_client(redis_url, 5.0) for _ in range(3)]
-    try:
-        workers = [ChatQuotas(RedisQuotas(c), 1, imports_per_hour=3, lease=1) for c in clients]
-        waits = await asyncio.gather(*(workers[n % 3].import_wait(4) for n in range(12)))
-        assert sorted(waits)[:3] == [0, 0, 0]
-        assert all(0 < wait <= 3600 for wait in sorted(waits)[3:])
-    finally:
-        for client in clients:
-            await client.aclose()
 
 
 async def test_a_redis_outage_lets_the_chat_through_and_is_counted() -> None:

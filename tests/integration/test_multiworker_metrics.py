@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -14,20 +13,12 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from tests.support.gateway_process import gateway_process
+from tests.support.waiting import wait_for
 
 DEADLINE = 120.0
 """Seconds the server may take to start (or a condition to hold) on a busy machine."""
 WORKERS = 2
 REQUESTS = 40
-
-
-def wait_until(condition: Callable[[], bool], deadline: float = DEADLINE) -> bool:
-    give_up = time.monotonic() + deadline
-    while not condition():
-        if time.monotonic() > give_up:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 def healthz_in_exposition(text: str) -> float:
@@ -94,7 +85,7 @@ def test_metrics_add_up_across_worker_processes(
                 return False
 
         # readiness is polled on /metrics, so no /healthz request is counted before these
-        assert wait_until(metrics_answer)
+        wait_for(metrics_answer, "/metrics answers", DEADLINE)
         assert healthz_in_exposition(http.get("/metrics").text) == 0
 
         sent = 0
@@ -114,10 +105,14 @@ def test_metrics_add_up_across_worker_processes(
             send_healthz()
             return False
 
-        assert wait_until(every_worker_answered_some)
+        wait_for(every_worker_answered_some, "every worker answered a /healthz", DEADLINE)
         # A worker counts a request once its response is sent: wait until all are counted,
         # then the figure must be exactly what was sent (fewer: lost, more: counted twice).
-        assert wait_until(lambda: healthz_in_exposition(http.get("/metrics").text) >= sent)
+        wait_for(
+            lambda: healthz_in_exposition(http.get("/metrics").text) >= sent,
+            "every /healthz counted",
+            DEADLINE,
+        )
         reported = healthz_in_exposition(http.get("/metrics").text)
         per_process = healthz_per_process(directory, tmp_path / "scratch")
 

@@ -7,7 +7,8 @@ that make it so; vLLM rightly refuses them with a 400, which no schema can predi
   ``function_call``: what vLLM does with them depends on the model's chat template and tool
   parser (tool calling has its own tests);
 - ``suffix``: a fill-in-the-middle model uses it, another refuses it;
-- ``logit_bias``, ``stop_token_ids``: token ids of the model's vocabulary;
+- ``logit_bias``, ``stop_token_ids``: token ids of the model's vocabulary; for the same reason
+  a prompt of token ids keeps its ids within the smallest vocabulary (below 1,000);
 - ``continue_final_message`` with ``add_generation_prompt``: vLLM allows only one of them;
 - ``min_tokens`` above ``max_tokens``: vLLM refuses it (a constraint between two fields), and
   so are ``best_of`` above ``n`` (the gateway's) and a thinking budget not below
@@ -37,6 +38,17 @@ MODEL_DEPENDENT = (
     "tools", "tool_choice", "parallel_tool_calls", "functions", "function_call",
     "logit_bias", "stop_token_ids", "suffix",
 )  # fmt: skip
+
+
+def within_vocabulary(prompt: list[Any]) -> list[Any]:
+    """Token ids (alone or in lists) taken below 1,000: every model's vocabulary has them."""
+
+    def small(item: Any) -> Any:
+        if isinstance(item, int) and not isinstance(item, bool):
+            return item % 1000
+        return [small(token) for token in item] if isinstance(item, list) else item
+
+    return [small(item) for item in prompt]
 
 
 def with_text_parts(body: dict[str, Any]) -> dict[str, Any]:
@@ -88,6 +100,8 @@ def map_case(context: Any, case: Any) -> Any:
             "max_tokens", 0
         ):
             kept.pop("thinking")
+        if isinstance(kept.get("prompt"), list):
+            kept["prompt"] = within_vocabulary(kept["prompt"])
         if case.operation.path == "/v1/responses":
             kept = with_text_parts(kept)
         response_format = kept.get("response_format")

@@ -41,6 +41,11 @@ CASES = [
     ("/v1/responses", RESPONSE, {"input": []}),
     ("/v1/responses", RESPONSE, {"input": [{}]}),
     ("/v1/responses", RESPONSE, {"input": [{"type": "function_call", "name": "f"}]}),
+    (
+        "/v1/responses",
+        RESPONSE,
+        {"input": [{"type": "function_call", "name": None, "call_id": None, "arguments": None}]},
+    ),
     ("/v1/messages/count_tokens", {"model": MODEL, "messages": MESSAGE["messages"]}, {"model": 1}),
 ]
 INPUT_REQUIRED = ("/v1/responses", {"model": MODEL}, "input")

@@ -30,8 +30,12 @@ _NESTED_ONE = {"items", "additionalProperties", "not"}
 _NESTED_MANY = {"anyOf", "oneOf", "allOf", "prefixItems"}
 
 
+_KEYWORDS = {"not": "schema_not", "if": "schema_if", "else": "schema_else"}
+"""JSON Schema keywords that are Python keywords: Litestar's field names for them."""
+
+
 def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    return _KEYWORDS.get(name) or re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 def to_litestar(node: dict[str, Any]) -> Schema | Reference:

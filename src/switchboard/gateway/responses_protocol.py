@@ -30,9 +30,10 @@ REQUIRED_BY_TYPE: dict[str, tuple[str, ...]] = {
     "item_reference": ("id",),
 }
 """What each kind of input item must carry (``check_supported`` says which is missing)."""
+_PRESENT = {"not": {"type": "null"}}
 ITEM_SHAPES = {
     "anyOf": [
-        {"properties": {"type": {"const": kind}},
+        {"properties": {"type": {"const": kind}, **dict.fromkeys(fields, _PRESENT)},
          "required": [*fields] if kind == "message" else ["type", *fields]}
         for kind, fields in REQUIRED_BY_TYPE.items()
     ]

@@ -25,6 +25,23 @@ CASES = [
     ("/v1/chat/completions", CHAT, {"web_search_options": {}}),
     ("/v1/chat/completions", CHAT, {"audio": {"voice": "alloy", "format": "wav"}}),
     ("/v1/chat/completions", CHAT, {"modalities": ["text", "audio"]}),
+    (
+        "/v1/chat/completions",
+        CHAT,
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "image_url",
+                            "image_url": {"url": "data:image/png;base64,AA==", "detail": None},
+                        },
+                    ],
+                }
+            ]
+        },
+    ),
     ("/v1/completions", COMPLETION, {"prompt": [None]}),
     ("/v1/completions", COMPLETION, {"prompt": ["one", 2]}),
     ("/v1/completions", COMPLETION, {"prompt": [""]}),

@@ -65,7 +65,8 @@ class TextPart(_Part, tag="text"):
 
 class ImageUrl(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
     url: Annotated[str, Meta(min_length=1)]
-    detail: Literal["auto", "low", "high"] | None = None
+    detail: Literal["auto", "low", "high", "original"] = "auto"
+    """Not null: vLLM refuses a null detail."""
 
 
 class ImagePart(_Part, tag="image_url"):

@@ -20,7 +20,8 @@ ONE_SHOT = {"migrate", "alertmanager-config"}
 """Run to completion: no health check, restarted only on failure."""
 EXPECTED = {"proxy", "gateway", "migrate", "model", "model-cpu", "postgres", "redis", "redis-cache",
             "prometheus", "alertmanager", "alertmanager-config", "grafana", "loki", "alloy",
-            "node-exporter", "cadvisor", "postgres-exporter", "redis-exporter"}  # fmt: skip
+            "node-exporter", "cadvisor", "postgres-exporter", "redis-exporter",
+            "redis-cache-exporter"}  # fmt: skip
 SECRET_NAME = re.compile(r"PASSWORD|PASS$|SECRET|TOKEN|API_KEY", re.IGNORECASE)
 OWN_IMAGE = re.compile(
     r"^\$\{SWITCHBOARD_REGISTRY:-ghcr\.io\}/\$\{SWITCHBOARD_IMAGE_OWNER:\?[^}]*\}"

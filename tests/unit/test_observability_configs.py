@@ -46,11 +46,11 @@ ALERTS = {
 SCRAPED_REPLICAS = {"gateway": ("gateway", 8000), "vllm": ("model", 8000),
                     "vllm-router": ("vllm-router", 29000)}  # fmt: skip
 SCRAPE_TARGETS = {
-    "node": "node-exporter:9100",
-    "cadvisor": "cadvisor:8080",
-    "postgres": "postgres-exporter:9187",
-    "redis": "redis-exporter:9121",
-    "alertmanager": "alertmanager:9093",
+    "node": ["node-exporter:9100"],
+    "cadvisor": ["cadvisor:8080"],
+    "postgres": ["postgres-exporter:9187"],
+    "redis": ["redis-exporter:9121", "redis-cache-exporter:9121"],
+    "alertmanager": ["alertmanager:9093"],
 }
 EXAMPLE_ENV = {
     "ALERT_WEBHOOK_URL": "http://alert-receiver.example:8080/hook",
@@ -153,6 +153,27 @@ def prometheus_dir(tmp_path: Path) -> Path:
     return copy
 
 
+def test_every_redis_and_postgres_of_the_compose_file_has_an_exporter_prometheus_scrapes() -> None:
+    """A store without an exporter is one nobody sees filling up or going down."""
+    services = load_yaml(REPO_ROOT / "docker-compose.prod.yml")["services"]
+    stores = {name for name, service in services.items()
+              if str(service.get("image", "")).startswith(("redis:", "postgres:"))}  # fmt: skip
+    assert stores >= {"postgres", "redis", "redis-cache"}
+    watched: dict[str, str] = {}
+    for name, service in services.items():
+        environment = service.get("environment", {})
+        address = environment.get("REDIS_ADDR") or environment.get("DATA_SOURCE_URI") or ""
+        match = re.match(r"^(?:redis://)?([a-z-]+):\d+", address)
+        if match:
+            watched[match.group(1)] = name
+    config = load_yaml(PROMETHEUS / "prometheus.yml")
+    scraped = {target.split(":")[0] for job in config["scrape_configs"]
+               for static in job.get("static_configs", []) for target in static["targets"]}  # fmt: skip
+    for store in sorted(stores):
+        assert store in watched, f"{store} has no exporter"
+        assert watched[store] in scraped, f"{watched[store]} ({store}'s exporter) is not scraped"
+
+
 def test_prometheus_config_is_valid(prometheus_dir: Path) -> None:
     out = run(tool("promtool"), "check", "config", "prometheus.yml", cwd=prometheus_dir)
     assert "SUCCESS: prometheus.yml is valid prometheus config file syntax" in out
@@ -163,8 +184,8 @@ def test_prometheus_scrapes_every_part_of_both_tiers() -> None:
     config = load_yaml(PROMETHEUS / "prometheus.yml")
     assert config["global"]["scrape_interval"] == "15s"
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    for name, target in SCRAPE_TARGETS.items():
-        assert jobs[name]["static_configs"][0]["targets"] == [target], name
+    for name, targets in SCRAPE_TARGETS.items():
+        assert jobs[name]["static_configs"][0]["targets"] == targets, name
     for name, (service, port) in SCRAPED_REPLICAS.items():
         assert "static_configs" not in jobs[name], name
         found = jobs[name]["dns_sd_configs"]

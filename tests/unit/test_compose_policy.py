@@ -167,3 +167,18 @@ def test_the_gateway_settings_in_compose_are_settings() -> None:
     fields = {f"{PREFIX}{name.upper()}" for name in Settings.__struct_fields__}
     for name in SERVICES["gateway"]["environment"]:
         assert name.removesuffix(FILE_SUFFIX) in fields, f"{name} is no setting"
+
+
+def test_every_service_is_booted_by_a_test_or_says_how_it_is_checked() -> None:
+    """docs/ci-cd.md lists each service of the compose file: which engine test boots it, or why
+    none can here and what checks it instead."""
+    doc = (REPO_ROOT / "docs" / "ci-cd.md").read_text()
+    table = doc.split("<!-- compose services -->", 1)[1].split("<!-- end of compose", 1)[0]
+    listed: set[str] = set()
+    rows = [line for line in table.splitlines() if line.startswith("|")]
+    for row in rows[2:]:  # after the header and its rule
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        booted, checked = cells[1], cells[2]
+        assert booted.startswith("`make test-") or (booted.startswith("no: ") and checked), row
+        listed |= set(re.findall(r"`([a-z-]+)`", cells[0]))
+    assert listed == set(SERVICES)

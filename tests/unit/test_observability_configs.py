@@ -156,8 +156,11 @@ def prometheus_dir(tmp_path: Path) -> Path:
 def test_every_redis_and_postgres_of_the_compose_file_has_an_exporter_prometheus_scrapes() -> None:
     """A store without an exporter is one nobody sees filling up or going down."""
     services = load_yaml(REPO_ROOT / "docker-compose.prod.yml")["services"]
-    stores = {name for name, service in services.items()
-              if str(service.get("image", "")).startswith(("redis:", "postgres:"))}  # fmt: skip
+    stores = {
+        name
+        for name, service in services.items()
+        if str(service.get("image", "")).startswith(("redis:", "postgres:"))
+    }
     assert stores >= {"postgres", "redis", "redis-cache"}
     watched: dict[str, str] = {}
     for name, service in services.items():
@@ -167,8 +170,12 @@ def test_every_redis_and_postgres_of_the_compose_file_has_an_exporter_prometheus
         if match:
             watched[match.group(1)] = name
     config = load_yaml(PROMETHEUS / "prometheus.yml")
-    scraped = {target.split(":")[0] for job in config["scrape_configs"]
-               for static in job.get("static_configs", []) for target in static["targets"]}  # fmt: skip
+    scraped = {
+        target.split(":")[0]
+        for job in config["scrape_configs"]
+        for static in job.get("static_configs", [])
+        for target in static["targets"]
+    }
     for store in sorted(stores):
         assert store in watched, f"{store} has no exporter"
         assert watched[store] in scraped, f"{watched[store]} ({store}'s exporter) is not scraped"

@@ -15,6 +15,8 @@ that make it so; vLLM rightly refuses them with a 400, which no schema can predi
   ``max_tokens`` (Anthropic's);
 - the content parts of a Responses message (``input[].content`` as a list), as Anthropic's
   blocks below: the model server checks them by type; positive cases send text;
+- images, audio and files in chat messages: a model that cannot read them refuses them (the
+  CPU model reads text only); positive cases keep the text parts;
 - Anthropic's content blocks (``messages[].content`` and ``system`` as lists): the gateway
   publishes them as objects and leaves them to the model server, which checks each block's
   fields (``text``, ``source``, ``tool_use_id`` …) by its type; positive cases send text;
@@ -38,6 +40,22 @@ MODEL_DEPENDENT = (
     "tools", "tool_choice", "parallel_tool_calls", "functions", "function_call",
     "logit_bias", "stop_token_ids", "suffix",
 )  # fmt: skip
+
+
+def text_only(body: dict[str, Any]) -> dict[str, Any]:
+    """A chat body whose multi-part messages keep their text parts (or become text)."""
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return body
+
+    def texts(message: Any) -> Any:
+        parts = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(parts, list):
+            return message
+        kept = [part for part in parts if isinstance(part, dict) and part.get("type") == "text"]
+        return {**message, "content": kept or "parts"}
+
+    return {**body, "messages": [texts(message) for message in messages]}
 
 
 def within_vocabulary(prompt: list[Any]) -> list[Any]:
@@ -102,6 +120,8 @@ def map_case(context: Any, case: Any) -> Any:
             kept.pop("thinking")
         if isinstance(kept.get("prompt"), list):
             kept["prompt"] = within_vocabulary(kept["prompt"])
+        if case.operation.path == "/v1/chat/completions":
+            kept = text_only(kept)
         if case.operation.path == "/v1/responses":
             kept = with_text_parts(kept)
         response_format = kept.get("response_format")

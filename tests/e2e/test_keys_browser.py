@@ -5,6 +5,7 @@ plural; screenshots and axe at every width and scheme."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -57,5 +58,11 @@ def test_a_new_key_comes_with_the_base_url_snippets_and_its_limits(
     assert called.ok
     reload_until_contains(page, row, "1 request ·")
     expect(row).not_to_contain_text("default")
+    # this month's figure is the request's, right away (issue 21 item 3); times say their zone
+    cells = row.locator("td")
+    expect(cells.nth(5)).to_have_text(re.compile(r"^[1-9][\d,]* tokens · 0\.0000 USD$"))
+    expect(cells.nth(3)).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d UTC$"))
     check_every_variant(page, "keys-with-snippets")
+    page.get_by_role("link", name="Usage").click()
+    expect(page.get_by_text(re.compile(r"This month: [1-9][\d,]* tokens"))).to_be_visible()
     context.close()

@@ -31,6 +31,11 @@ def api_base_url(public_url: str, request_base: str) -> str:
     return f"{(public_url or request_base).rstrip('/')}/v1"
 
 
+def as_utc(when: dt.datetime) -> dt.datetime:
+    """A stored time in UTC (a naive one is UTC already: the database keeps UTC)."""
+    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+
+
 class KeysController(Controller):
     path = "/keys"
     guards = [requires_user]
@@ -56,6 +61,8 @@ class KeysController(Controller):
             key["month"] = spend[f"key:{key['id']}"]
             # what the gateway enforces (keys/services.py KeyService._load): the key's own
             # limits, else its owner's (which also bound all the owner's keys together)
+            if key["last_used_at"] is not None:  # shown in UTC, and said so
+                key["last_used_at"] = as_utc(key["last_used_at"])
             key["own_limits"] = key["rpm"] is not None or key["tpm"] is not None
             key["rpm"] = user.default_rpm if key["rpm"] is None else key["rpm"]
             key["tpm"] = user.default_tpm if key["tpm"] is None else key["tpm"]

@@ -7,6 +7,7 @@ Like ``daily_totals``, one grouped query over ``created_at`` within the range, s
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import msgspec
@@ -92,15 +93,26 @@ class SpendRow(msgspec.Struct, frozen=True):
     completion_tokens: int
 
 
-async def spend_rows(since: dt.datetime, until: dt.datetime) -> list[SpendRow]:
-    """Tokens per (user, key, model) in ``[since, until)``: what budgets are seeded from."""
-    sql = """
+async def spend_rows(
+    since: dt.datetime,
+    until: dt.datetime,
+    *,
+    user_ids: Sequence[int] = (),
+    key_ids: Sequence[int] = (),
+) -> list[SpendRow]:
+    """Tokens per (user, key, model) in ``[since, until)``: what budgets are seeded from; only
+    the rows of ``user_ids`` or ``key_ids`` when either is given (what the pages show)."""
+    holders = [f"user_id IN ({', '.join('{}' for _ in user_ids)})"] if user_ids else []
+    holders += [f"key_id IN ({', '.join('{}' for _ in key_ids)})"] if key_ids else []
+    only = f"AND ({' OR '.join(holders)})" if holders else ""
+    # only placeholders are formatted in; the values are bound
+    sql = f"""
         SELECT user_id, key_id, model, COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens,
                COALESCE(SUM(completion_tokens), 0) AS completion_tokens
-        FROM usage_records WHERE created_at >= {} AND created_at < {}
+        FROM usage_records WHERE created_at >= {{}} AND created_at < {{}} {only}
         GROUP BY user_id, key_id, model
-    """
-    rows = await UsageRecord.raw(sql, since, until)
+    """  # noqa: S608  # nosec B608
+    rows = await UsageRecord.raw(sql, since, until, *user_ids, *key_ids)
     return [
         SpendRow(
             row["user_id"],

@@ -261,26 +261,25 @@ class BudgetService:
         for key, spent in (await self.spent(keys)).items():
             self.observe(key, spent)
 
-    async def recorded(self, keys: list[str]) -> dict[str, Spend]:
-        """This month's spend of holders from the usage table (as written: within
-        ``usage_flush_interval`` of a request's end)."""
+    async def recorded(self, keys: list[str], owner: int) -> dict[str, Spend]:
+        """This month's spend of ``owner``'s holders (the owner, their keys) from the usage
+        table (as written: within ``usage_flush_interval`` of a request's end)."""
         if not keys:
             return {}
         now = self.clock()
-        ids = {kind: [int(key.partition(":")[2]) for key in keys if key.startswith(f"{kind}:")]
-               for kind in ("user", "key")}  # fmt: skip
+        key_ids = [int(key.partition(":")[2]) for key in keys if key.startswith("key:")]
         since = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        rows = await spend_rows(since, next_month(now), user_ids=ids["user"], key_ids=ids["key"])
+        rows = await spend_rows(since, next_month(now), user_id=owner, key_ids=key_ids)
         tallied = self._tally(rows)
         return {key: tallied.get(key, Spend()) for key in keys}
 
-    async def describe(self, keys: list[str]) -> dict[str, str]:
-        """This month's spend of each holder, with its budget, as the pages show it. A holder
-        with a budget: its counter (what the budget enforces, in-flight reservations
-        included); without one (no counter is kept): its usage rows."""
+    async def describe(self, keys: list[str], *, owner: int) -> dict[str, str]:
+        """This month's spend of each of ``owner``'s holders (the owner, their keys), with its
+        budget, as the pages show it. A holder with a budget: its counter (what the budget
+        enforces, in-flight reservations included); without one (none is kept): its usage."""
         budgeted = [key for key in keys if key in self.limits]
         spent = await self.spent(budgeted)
-        spent.update(await self.recorded([key for key in keys if key not in self.limits]))
+        spent.update(await self.recorded([key for key in keys if key not in self.limits], owner))
         described = {}
         for key in keys:
             text = f"{int(spent[key].tokens):,} tokens · {spent[key].money:.4f} {self.currency}"

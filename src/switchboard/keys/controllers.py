@@ -54,7 +54,7 @@ class KeysController(Controller):
             seen[0] += total.requests
             seen[1] += total.total_tokens
         spend = await request.app.state.resources.budgets.describe(
-            [f"key:{key['id']}" for key in listed]
+            [f"key:{key['id']}" for key in listed], owner=int(user.id)
         )
         for key in listed:
             key["requests_30d"], key["tokens_30d"] = usage.get(key["id"], [0, 0])

@@ -97,14 +97,16 @@ async def spend_rows(
     since: dt.datetime,
     until: dt.datetime,
     *,
-    user_ids: Sequence[int] = (),
+    user_id: int | None = None,
     key_ids: Sequence[int] = (),
 ) -> list[SpendRow]:
     """Tokens per (user, key, model) in ``[since, until)``: what budgets are seeded from; only
-    the rows of ``user_ids`` or ``key_ids`` when either is given (what the pages show)."""
-    holders = [f"user_id IN ({', '.join('{}' for _ in user_ids)})"] if user_ids else []
-    holders += [f"key_id IN ({', '.join('{}' for _ in key_ids)})"] if key_ids else []
-    only = f"AND ({' OR '.join(holders)})" if holders else ""
+    ``user_id``'s rows, of ``key_ids`` if any, when it is given (what the pages show: a key id
+    SQLite reused never shows its former owner's rows)."""
+    only = "AND user_id = {}" if user_id is not None else ""
+    if user_id is not None and key_ids:
+        only += f" AND key_id IN ({', '.join('{}' for _ in key_ids)})"
+    values = [user_id, *key_ids] if user_id is not None else []
     # only placeholders are formatted in; the values are bound
     sql = f"""
         SELECT user_id, key_id, model, COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens,
@@ -112,7 +114,7 @@ async def spend_rows(
         FROM usage_records WHERE created_at >= {{}} AND created_at < {{}} {only}
         GROUP BY user_id, key_id, model
     """  # noqa: S608  # nosec B608
-    rows = await UsageRecord.raw(sql, since, until, *user_ids, *key_ids)
+    rows = await UsageRecord.raw(sql, since, until, *values)
     return [
         SpendRow(
             row["user_id"],

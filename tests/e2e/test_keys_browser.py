@@ -57,6 +57,7 @@ def test_a_new_key_comes_with_the_base_url_snippets_and_its_limits(
     )
     assert called.ok
     reload_until_contains(page, row, "1 request ·")
+    reload_until_contains(page, row, " UTC")  # last used: stamped by the same usage writer
     expect(row).not_to_contain_text("default")
     # this month's figure is the request's, right away (issue 21 item 3); times say their zone
     cells = row.locator("td")

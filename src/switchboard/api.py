@@ -30,9 +30,10 @@ from switchboard.observability.controllers import MetricsController
 from switchboard.responses.routes import ResponsesController
 from switchboard.settings import Settings
 from switchboard.web.disconnect import CLIENT_CLOSED_REQUEST, ClientDisconnected
+from switchboard.web.docs_ui import docs_render_plugins
 from switchboard.web.errors import exception_handler
 from switchboard.web.forwarded import seen_through_proxies
-from switchboard.web.headers import SecurityHeaders, docs_render_plugins
+from switchboard.web.headers import SecurityHeaders
 from switchboard.web.request_id import HEADER as REQUEST_ID_HEADER
 from switchboard.web.request_id import request_id_of
 

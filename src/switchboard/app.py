@@ -47,6 +47,7 @@ from switchboard.web.csrf import CSRFGuard
 from switchboard.web.errors import exception_handler
 from switchboard.web.forwarded import ForwardedHeaders
 from switchboard.web.headers import security_headers
+from switchboard.web.icons import favicon
 from switchboard.web.inputs import refuse_hostile_input
 from switchboard.web.request_id import add_request_id_header
 from switchboard.web.templating import template_config, templates_dir
@@ -56,7 +57,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 API_PATH = r"^/v1(/|$)"
-NO_SESSION_PATHS = [API_PATH, r"^/metrics$", r"^/healthz$", r"^/readyz$", r"^/static/"]
+NO_SESSION_PATHS = [API_PATH, r"^/metrics$", r"^/healthz$", r"^/readyz$", r"^/static/",
+                    r"^/favicon\.ico$"]  # fmt: skip
 
 
 def cookie_name(settings: Settings, name: str) -> str:
@@ -145,6 +147,7 @@ def create_app(
             UsageController,
             AdminController,
             BudgetsController,
+            favicon,
             create_static_files_router(
                 path="/static", directories=[templates_dir() / "static"], name="static"
             ),

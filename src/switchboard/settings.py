@@ -40,7 +40,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Gateway worker processes (granian). More than one needs ``redis_url``: limits, the
     sign-in throttle and key revocations must be shared by the workers."""
     public_url: str = ""
-    """External URL (behind a proxy); defaults to http://host:port."""
+    """External URL (behind a proxy); defaults to http://host:port. The keys page shows it (+
+    ``/v1``) as the clients' base URL; empty: the address the page was opened at."""
     secret_key: str = DEVELOPMENT_SECRET
     """Signs sessions and CSRF tokens. Outside development and test: 32+ random bytes."""
     data_dir: str = "var"

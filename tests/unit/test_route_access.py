@@ -27,6 +27,7 @@ PUBLIC = {
     ("GET", "/healthz"): "liveness probe",
     ("GET", "/readyz"): "readiness probe (status only for anonymous callers)",
     ("GET", "/metrics"): "loopback or the metrics token (tested in test_metrics.py)",
+    ("GET", "/favicon.ico"): "the icon browsers ask for",
 }
 PUBLIC_PREFIXES = ("/static", "/docs", "/schema")
 """Static files and the OpenAPI schema."""

@@ -34,7 +34,7 @@ EXPECTED = {
     "x-frame-options": "DENY",
 }
 DOCS_UI = frozenset({"/docs", "/docs/swagger", "/docs/oauth2-redirect.html"})
-"""The Swagger UI pages (outside production only): CDN assets and an inline init script."""
+"""The Swagger UI pages (outside production only): style attributes and data: images."""
 PRODUCTION = {"environment": "production", "secret_key": "k" * 64, "metrics_token": "m" * 32,
               "public_url": "https://switchboard.example"}  # fmt: skip
 PASSWORD = "a test password"  # pragma: allowlist secret
@@ -263,15 +263,17 @@ async def test_production_adds_hsts_and_serves_the_schema_without_the_ui(
 async def test_the_swagger_ui_outside_production_gets_only_what_it_needs(
     client: AsyncTestClient[Any],
 ) -> None:
-    """The UI loads its assets from the CDN and starts with an inline script: its page (and
-    only it) allows that, still refusing frames, plugins and foreign form targets."""
+    """The UI is the vendored Swagger UI started by the app's own script (test_offline_assets.py):
+    its page (and only it) allows style attributes and data: images, still refusing inline and
+    foreign scripts, frames, plugins and foreign form targets."""
     page = await client.get("/docs")
     assert page.status_code == 200
-    assert "SwaggerUIBundle" in page.text
+    assert "swagger-ui-bundle.js" in page.text
+    assert inline_code(page.text) == []
     docs_csp = page.headers["content-security-policy"]
     for directive in ("default-src 'self'", "frame-ancestors 'none'", "object-src 'none'",
-                      "base-uri 'self'", "form-action 'self'",
-                      "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net"):  # fmt: skip
+                      "base-uri 'self'", "form-action 'self'", "script-src 'self';",
+                      "img-src 'self' data:;"):  # fmt: skip
         assert directive in docs_csp
     schema = await client.get("/docs/openapi.json")
     assert schema.headers["content-security-policy"] == CSP

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from switchboard.budgets.counters import UNLIMITED, Spend, SpendStore, SpendWant
 from switchboard.budgets.tables import Budget, ModelPrice
 from switchboard.observability.metrics import BUDGET_USED
-from switchboard.usage.breakdown import spend_rows
+from switchboard.usage.breakdown import SpendRow, spend_rows
 
 log = logging.getLogger(__name__)
 MILLION = 1_000_000
@@ -133,12 +133,20 @@ class BudgetService:
         if month == self.seeded_month and await self.store.seeded(month):
             return
         since = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        spent: dict[str, Spend] = {}
         # At a month change while running, the new month's requests so far are already in the
         # counters (and in the usage table): the seed only marks the month as seeded. The same
         # month again means the store lost its seed: it is seeded from the table once more.
         month_changed = bool(self.seeded_month) and self.seeded_month != month
         rows = [] if month_changed else await spend_rows(since, next_month(now))
+        spent = self._tally(rows)
+        if await self.store.seed(month, spent):
+            log.info("budget counters seeded", extra={"month": month, "holders": len(spent)})
+        self.seeded_month = month
+        await self.observe_all()
+
+    def _tally(self, rows: list[SpendRow]) -> dict[str, Spend]:
+        """Usage rows as each holder's spend (its user's and its key's), at today's prices."""
+        spent: dict[str, Spend] = {}
         for row in rows:
             money = self.price(row.model).cost(row.prompt_tokens, row.completion_tokens)
             tokens = row.prompt_tokens + row.completion_tokens
@@ -147,10 +155,7 @@ class BudgetService:
             for key in holders:
                 was = spent.get(key, Spend())
                 spent[key] = Spend(was.tokens + tokens, was.money + money)
-        if await self.store.seed(month, spent):
-            log.info("budget counters seeded", extra={"month": month, "holders": len(spent)})
-        self.seeded_month = month
-        await self.observe_all()
+        return spent
 
     async def refresh_forever(self) -> None:
         while True:
@@ -256,11 +261,28 @@ class BudgetService:
         for key, spent in (await self.spent(keys)).items():
             self.observe(key, spent)
 
-    async def describe(self, keys: list[str]) -> dict[str, str]:
-        """This month's spend of each holder, with its budget, as the pages show it."""
+    async def recorded(self, keys: list[str], owner: int) -> dict[str, Spend]:
+        """This month's spend of ``owner``'s holders (the owner, their keys) from the usage
+        table (as written: within ``usage_flush_interval`` of a request's end)."""
+        if not keys:
+            return {}
+        now = self.clock()
+        key_ids = [int(key.partition(":")[2]) for key in keys if key.startswith("key:")]
+        since = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        rows = await spend_rows(since, next_month(now), user_id=owner, key_ids=key_ids)
+        tallied = self._tally(rows)
+        return {key: tallied.get(key, Spend()) for key in keys}
+
+    async def describe(self, keys: list[str], *, owner: int) -> dict[str, str]:
+        """This month's spend of each of ``owner``'s holders (the owner, their keys), with its
+        budget, as the pages show it. A holder with a budget: its counter (what the budget
+        enforces, in-flight reservations included); without one (none is kept): its usage."""
+        budgeted = [key for key in keys if key in self.limits]
+        spent = await self.spent(budgeted)
+        spent.update(await self.recorded([key for key in keys if key not in self.limits], owner))
         described = {}
-        for key, spent in (await self.spent(keys)).items():
-            text = f"{int(spent.tokens):,} tokens · {spent.money:.4f} {self.currency}"
+        for key in keys:
+            text = f"{int(spent[key].tokens):,} tokens · {spent[key].money:.4f} {self.currency}"
             limit = self.limits.get(key)
             if limit is not None:
                 parts = [f"{limit.tokens:,} tokens"] if limit.tokens is not None else []

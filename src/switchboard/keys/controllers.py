@@ -1,4 +1,5 @@
-"""The API keys page: create (secret shown once), list, revoke — one's own keys only."""
+"""The API keys page: create (secret shown once), list, revoke — one's own keys only; and what a
+client needs to use one: the full base URL, snippets to paste, each key's effective limits."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from litestar.response import Template
 
 from switchboard.accounts.guards import current_user, requires_user
 from switchboard.keys.services import KeyLimitError, KeyService
+from switchboard.settings import Settings
 from switchboard.usage.queries import daily_totals
 from switchboard.web.rendering import page
 
@@ -23,13 +25,24 @@ class NewKeyForm(msgspec.Struct):
     expires_days: str = ""
 
 
+def api_base_url(public_url: str, request_base: str) -> str:
+    """The ``/v1`` base URL a client needs: under ``SWITCHBOARD_PUBLIC_URL`` when it is set (the
+    address people use behind a proxy), else under the address this request came to."""
+    return f"{(public_url or request_base).rstrip('/')}/v1"
+
+
+def as_utc(when: dt.datetime) -> dt.datetime:
+    """A stored time in UTC (a naive one is UTC already: the database keeps UTC)."""
+    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+
+
 class KeysController(Controller):
     path = "/keys"
     guards = [requires_user]
     include_in_schema = False
 
     async def _render(
-        self, request: Request[Any, Any, Any], keys: KeyService, **extra: Any
+        self, request: Request[Any, Any, Any], keys: KeyService, settings: Settings, **extra: Any
     ) -> Template:
         user = await current_user(request)
         assert user is not None
@@ -41,26 +54,38 @@ class KeysController(Controller):
             seen[0] += total.requests
             seen[1] += total.total_tokens
         spend = await request.app.state.resources.budgets.describe(
-            [f"key:{key['id']}" for key in listed]
+            [f"key:{key['id']}" for key in listed], owner=int(user.id)
         )
         for key in listed:
             key["requests_30d"], key["tokens_30d"] = usage.get(key["id"], [0, 0])
             key["month"] = spend[f"key:{key['id']}"]
-        context = {"user": user, "keys": listed, "created": None, "error": None, **extra}
+            # what the gateway enforces (keys/services.py KeyService._load): the key's own
+            # limits, else its owner's (which also bound all the owner's keys together)
+            if key["last_used_at"] is not None:  # shown in UTC, and said so
+                key["last_used_at"] = as_utc(key["last_used_at"])
+            key["own_limits"] = key["rpm"] is not None or key["tpm"] is not None
+            key["rpm"] = user.default_rpm if key["rpm"] is None else key["rpm"]
+            key["tpm"] = user.default_tpm if key["tpm"] is None else key["tpm"]
+        context = {
+            "user": user, "keys": listed, "created": None, "error": None,
+            "base_url": api_base_url(settings.public_url, str(request.base_url)),
+            "model": settings.default_model, **extra,
+        }  # fmt: skip
         return page(
             request, "keys/page.html", context, status_code=400 if extra.get("error") else 200
         )
 
     @get("/", name="keys")
     async def index(
-        self, request: Request[Any, Any, Any], keys: NamedDependency[KeyService]
-    ) -> Template:
-        return await self._render(request, keys)
+        self, request: Request[Any, Any, Any], keys: NamedDependency[KeyService],
+        settings: NamedDependency[Settings],
+    ) -> Template:  # fmt: skip
+        return await self._render(request, keys, settings)
 
     @post("/", status_code=200)
     async def create(
         self, request: Request[Any, Any, Any], data: URLEncodedBody[NewKeyForm],
-        keys: NamedDependency[KeyService],
+        keys: NamedDependency[KeyService], settings: NamedDependency[Settings],
     ) -> Template:  # fmt: skip
         user = await current_user(request)
         assert user is not None
@@ -72,13 +97,13 @@ class KeysController(Controller):
                     raise ValueError
             except ValueError:
                 return await self._render(
-                    request, keys, error="Expiry is a number of days, 1 to 3650."
+                    request, keys, settings, error="Expiry is a number of days, 1 to 3650."
                 )
         try:
             minted = await keys.mint(int(user.id), name=data.name.strip(), expires_days=expires)
         except KeyLimitError as exc:
-            return await self._render(request, keys, error=str(exc))
-        return await self._render(request, keys, created=minted)
+            return await self._render(request, keys, settings, error=str(exc))
+        return await self._render(request, keys, settings, created=minted)
 
     @post("/{key_id:int}/revoke", status_code=200)
     async def revoke(
@@ -86,9 +111,10 @@ class KeysController(Controller):
         request: Request[Any, Any, Any],
         key_id: FromPath[int],
         keys: NamedDependency[KeyService],
+        settings: NamedDependency[Settings],
     ) -> Template:
         user = await current_user(request)
         assert user is not None
         if not await keys.revoke(key_id, user_id=int(user.id)):
             raise NotFoundException("That key does not exist or is already revoked.")
-        return await self._render(request, keys)
+        return await self._render(request, keys, settings)

@@ -7,6 +7,7 @@ Like ``daily_totals``, one grouped query over ``created_at`` within the range, s
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import msgspec
@@ -92,15 +93,28 @@ class SpendRow(msgspec.Struct, frozen=True):
     completion_tokens: int
 
 
-async def spend_rows(since: dt.datetime, until: dt.datetime) -> list[SpendRow]:
-    """Tokens per (user, key, model) in ``[since, until)``: what budgets are seeded from."""
-    sql = """
+async def spend_rows(
+    since: dt.datetime,
+    until: dt.datetime,
+    *,
+    user_id: int | None = None,
+    key_ids: Sequence[int] = (),
+) -> list[SpendRow]:
+    """Tokens per (user, key, model) in ``[since, until)``: what budgets are seeded from; only
+    ``user_id``'s rows, of ``key_ids`` if any, when it is given (what the pages show: a key id
+    SQLite reused never shows its former owner's rows)."""
+    only = "AND user_id = {}" if user_id is not None else ""
+    if user_id is not None and key_ids:
+        only += f" AND key_id IN ({', '.join('{}' for _ in key_ids)})"
+    values = [user_id, *key_ids] if user_id is not None else []
+    # only placeholders are formatted in; the values are bound
+    sql = f"""
         SELECT user_id, key_id, model, COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens,
                COALESCE(SUM(completion_tokens), 0) AS completion_tokens
-        FROM usage_records WHERE created_at >= {} AND created_at < {}
+        FROM usage_records WHERE created_at >= {{}} AND created_at < {{}} {only}
         GROUP BY user_id, key_id, model
-    """
-    rows = await UsageRecord.raw(sql, since, until)
+    """  # noqa: S608  # nosec B608
+    rows = await UsageRecord.raw(sql, since, until, *values)
     return [
         SpendRow(
             row["user_id"],

@@ -62,7 +62,8 @@ class UsageController(Controller):
             "by_key": (await _own(user, "key")).data,
         }
         budgets = request.app.state.resources.budgets
-        context["month"] = (await budgets.describe([f"user:{user.id}"]))[f"user:{user.id}"]
+        holder = f"user:{user.id}"
+        context["month"] = (await budgets.describe([holder], owner=int(user.id)))[holder]
         if user.role == "admin":
             context["per_user"] = await _totals("user", since)
             context["per_key"] = await _totals("key", since)

@@ -5,14 +5,14 @@ routed or not, error or not. The policy allows the app's own scripts, styles and
 only: no inline script, ``on*=`` handler or ``style=`` attribute anywhere, and htmx runs with
 ``allowEval`` off (``templates/base.html``), so an injected attribute cannot run code.
 
-The OpenAPI UI is the one exception, and only outside production (see ``docs_render_plugins``).
+The OpenAPI UI (outside production, web/docs_ui.py) also allows style attributes and ``data:``
+images.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 
-from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin, SwaggerRenderPlugin
 from litestar.types import Message, Scope
 
 from switchboard.settings import Settings
@@ -23,29 +23,15 @@ CSP = (
 )
 HSTS = "max-age=31536000; includeSubDomains"
 DOCS_PATH = "/docs"
-SWAGGER_CDN = "https://cdn.jsdelivr.net"
-DOCS_UI_PATHS = frozenset({DOCS_PATH, f"{DOCS_PATH}/swagger", f"{DOCS_PATH}/oauth2-redirect.html"})
+DOCS_UI_PATHS = frozenset({DOCS_PATH, f"{DOCS_PATH}/swagger"})
 """The Swagger UI's HTML pages (``/docs/openapi.json`` is not one of them)."""
 DOCS_UI_CSP = (
-    f"default-src 'self'; script-src 'self' 'unsafe-inline' {SWAGGER_CDN}; "
-    f"style-src 'self' 'unsafe-inline' {SWAGGER_CDN}; img-src 'self' data: {SWAGGER_CDN}; "
-    "frame-ancestors 'none'; object-src 'none'; base-uri 'self'; form-action 'self'"
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; frame-ancestors 'none'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'"
 )
-
-
-def docs_render_plugins(settings: Settings) -> list[OpenAPIRenderPlugin]:
-    """``/docs/openapi.json`` everywhere (clients and Schemathesis read it); the Swagger UI only
-    outside production. Production has no UI, so the app's origin never runs CDN code there
-    (``/docs`` then answers the JSON document itself).
-
-    Development and test keep Litestar's UI with a relaxed CSP on its pages alone, rather than
-    vendoring swagger-ui-dist: the three files it needs weigh 1.8 MB (5.18.2) for a developer
-    convenience, and the page starts with an inline script holding the whole schema (no stable
-    hash), so vendoring would still need a nonce or a custom page.
-    """
-    if settings.environment == "production":
-        return [JsonRenderPlugin()]
-    return [SwaggerRenderPlugin()]
+"""The vendored Swagger UI (web/docs_ui.py) runs the app's own scripts only, as every page;
+its React views set ``style`` attributes and its stylesheet draws icons from ``data:`` URLs."""
 
 
 def _encoded(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:

@@ -129,6 +129,19 @@ def test_a_legacy_function_call_naming_no_function_is_refused_and_a_bare_mode_dr
     assert "tool_choice" not in fake_upstream.requests[-1]  # vLLM refuses a choice without tools
 
 
+def test_token_ids_written_as_integral_floats_are_ids(
+    live_fake: LiveServer, fake_upstream: FakeUpstream
+) -> None:
+    """JSON Schema counts 11336.0 as an integer; the ids reach vLLM as integers."""
+    secret = live_fake.run(mint_key_in(live_fake.app, "floats"))
+    answer = httpx.post(f"{live_fake.url}/v1/completions",
+                        json={**COMPLETION, "prompt": [625, 11336.0]},
+                        headers={"Authorization": f"Bearer {secret}"})  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    assert fake_upstream.requests[-1]["prompt"] == [625, 11336]
+    assert all(type(token) is int for token in fake_upstream.requests[-1]["prompt"])
+
+
 def test_options_lists_every_method_the_schema_documents(
     live_fake: LiveServer, published: dict[str, Any]
 ) -> None:

@@ -120,7 +120,11 @@ def _decode(kind: Kind, raw: bytes) -> ParsedRequest:
         # JSON Schema counts 5.0 as an integer; msgspec's strict mode does not.
         body = _integral_floats_as_ints(msgspec.json.decode(raw))
         return ParsedRequest(kind, msgspec.convert(body, REQUEST_TYPES[kind]), body)
-    return ParsedRequest(kind, request, msgspec.json.decode(raw))
+    body = msgspec.json.decode(raw)
+    if isinstance(request, CompletionRequest) and isinstance(request.prompt, list):
+        # token ids in an untyped list: 5.0 is an id too (JSON Schema's integer), relayed as 5
+        request.prompt = body["prompt"] = _integral_floats_as_ints(request.prompt)
+    return ParsedRequest(kind, request, body)
 
 
 def _integral_floats_as_ints(value: Any) -> Any:

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from switchboard.usage.tables import UsageRecord
 from tests.conftest import mint_key_in
@@ -120,10 +121,10 @@ def test_429_with_openai_headers(api: ApiFactory) -> None:
 
 def test_a_repeated_deterministic_request_is_answered_from_the_cache(api: ApiFactory) -> None:
     app, client = api()
-    ask = {"model": MODEL, "messages": [{"role": "user", "content": "Say yes."}],
-           "temperature": 0, "max_tokens": 8}  # fmt: skip
-    first = client.chat.completions.with_raw_response.create(**ask)
-    second = client.chat.completions.with_raw_response.create(**ask)
+    say_yes: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Say yes."}]
+    create = client.chat.completions.with_raw_response.create
+    first = create(model=MODEL, messages=say_yes, temperature=0, max_tokens=8)
+    second = create(model=MODEL, messages=say_yes, temperature=0, max_tokens=8)
     assert (first.headers["x-cache"], second.headers["x-cache"]) == ("miss", "hit")
     assert second.parse().choices[0].message.content == first.parse().choices[0].message.content
     rows = usage_rows(app)

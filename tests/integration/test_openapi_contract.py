@@ -64,6 +64,7 @@ def test_v1_conforms_to_its_schema_under_every_check(live_app: AppFactory, tmp_p
     # the generated requests did reach the model: the model server answered some of them
     async def answered() -> int:
         await app.app.state.resources.usage.flush()
-        return await UsageRecord.count().where(UsageRecord.status == 200)
+        count: int = await UsageRecord.count().where(UsageRecord.status == 200)
+        return count
 
     assert app.run(answered()) >= 20

@@ -19,7 +19,9 @@ import random
 import re
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import httpx
 import pytest
@@ -139,7 +141,10 @@ def test_b_requests_sharing_a_long_prefix_land_on_one_replica(
 
         # the first one alone (a conversation's first turn): the router learns where it went;
         # two sent at once with nothing learnt yet may go one to each replica
-        rest = run(lambda n, ask=ask: ask(n + 1), 7, workers=2, namespace=gateways.namespace)
+        def ask_next(n: int, ask: Callable[[int], Outcome] = ask) -> Outcome:
+            return ask(n + 1)
+
+        rest = run(ask_next, 7, workers=2, namespace=gateways.namespace)
         outcomes = [ask(0), *rest]
         served, hits = delta(before, scale.served()), delta(hits_before, scale.prefix_hits())
         ledger.outcomes += outcomes
@@ -397,7 +402,7 @@ def settle(gateways: Gateways) -> None:
         return outcome[0].answered
 
     for url in gateways.urls:
-        wait_for(lambda url=url: answers(url), f"{url} answers a completion", 180, every=2.0)
+        wait_for(partial(answers, url), f"{url} answers a completion", 180, every=2.0)
 
 
 def test_d_a_gateway_stopped_mid_load_drains_and_the_other_keeps_serving(

@@ -72,7 +72,8 @@ def _fields(kind: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if isinstance(kind, type) and issubclass(kind, msgspec.Struct):
         return tuple(f.name for f in msgspec.structs.fields(kind)), ()
     if dataclasses.is_dataclass(kind):
-        texts, files = [], []
+        texts: list[str] = []
+        files: list[str] = []
         for field in dataclasses.fields(kind):
             (files if field.type in (UploadFile, "UploadFile") else texts).append(field.name)
         return tuple(texts), tuple(files)
@@ -90,7 +91,11 @@ def targets(app: Litestar) -> list[Target]:
             if not methods:
                 continue
             dependencies = set(handler.resolve_dependencies())
-            ids, segments, query, form, files = [], [], [], (), ()
+            ids: list[str] = []
+            segments: list[str] = []
+            query: list[str] = []
+            form: tuple[str, ...] = ()
+            files: tuple[str, ...] = ()
             for name, field in handler.parsed_fn_signature.parameters.items():
                 if name in RESERVED or name in dependencies:
                     continue
@@ -298,18 +303,22 @@ def seeds(target: Target, real_ids: Mapping[str, list[int]]) -> list[Request]:
 
 
 def send(client: httpx.Client, target: Target, request: Request, token: str) -> httpx.Response:
-    headers = {"x-csrftoken": (token if request.token is None else request.token).encode()}
+    # bytes, not str: a token may hold any character, and httpx sends bytes as they are
+    headers = {b"x-csrftoken": (token if request.token is None else request.token).encode()}
     if request.htmx:
-        headers["hx-request"] = b"true"
+        headers[b"hx-request"] = b"true"
     if target.method in ("GET", "HEAD"):
         return client.request(target.method, request.path, params=request.query, headers=headers)
     if request.files:
-        files = {name: ("conversations.json", body, "application/json")
-                 for name, body in request.files.items()}  # fmt: skip
-        return client.post(request.path, params=request.query, data=request.form, files=files,
-                           headers=headers)  # fmt: skip
+        files = {
+            name: ("conversations.json", body, "application/json")
+            for name, body in request.files.items()
+        }
+        return client.post(
+            request.path, params=request.query, data=request.form, files=files, headers=headers
+        )
     if request.raw_body is not None and not request.form:
-        headers["content-type"] = b"application/x-www-form-urlencoded"
+        headers[b"content-type"] = b"application/x-www-form-urlencoded"
         return client.post(request.path, content=request.raw_body, headers=headers)
     return client.post(request.path, params=request.query, data=request.form, headers=headers)
 

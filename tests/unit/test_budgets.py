@@ -19,6 +19,7 @@ from switchboard.db.redis import redis_client
 from switchboard.keys.tables import ApiKey
 from switchboard.usage.tables import UsageRecord
 from tests.support.fake_upstream import FakeUpstream
+from tests.support.live import LiveServer
 
 CHAT = "/v1/chat/completions"
 BODY = {"model": "fake-model", "messages": [{"role": "user", "content": "a b c"}], "max_tokens": 10}
@@ -34,10 +35,12 @@ async def alice_ids() -> tuple[int, int]:
     return int(user.id), int(key["id"])
 
 
-async def budget(client: AsyncTestClient[Any], kind: str, money: str = "", tokens: str = "") -> int:
+async def budget(
+    client: AsyncTestClient[Any] | LiveServer, kind: catalog.Kind, money: str = "", tokens: str = ""
+) -> int:
     user_id, key_id = await alice_ids()
     subject = user_id if kind == "user" else key_id
-    await catalog.set_budget(kind, subject, money, tokens)  # type: ignore[arg-type]
+    await catalog.set_budget(kind, subject, money, tokens)
     await client.app.state.resources.budgets.load()
     return subject
 

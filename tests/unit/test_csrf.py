@@ -208,10 +208,10 @@ def test_a_token_with_any_characters_is_a_403_not_a_500(
 ) -> None:
     ada = person(live_fake, web, "ada")
     for token in ("é" * 128, "\u2603", "x" * 5000, ada.csrf() + "é"):
-        response = ada.http.post("/chat/new", headers={"x-csrftoken": token.encode()})
+        response = ada.http.post("/chat/new", headers={b"x-csrftoken": token.encode()})
         assert response.status_code == 403, token
     visitor = web(live_fake.url)
     odd = ("ü" * 128).encode()
-    forged = {"x-csrftoken": odd, "cookie": b"csrftoken=" + odd}
+    forged = {b"x-csrftoken": odd, b"cookie": b"csrftoken=" + odd}
     assert visitor.http.post("/signin", headers=forged).status_code == 403
     assert [r for r in caplog.records if r.getMessage() == "unhandled error"] == []

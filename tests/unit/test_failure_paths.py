@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from litestar.response import Stream
 from litestar.testing import AsyncTestClient
 from prometheus_client import REGISTRY
 
@@ -91,7 +92,7 @@ def test_a_second_request_for_a_reply_being_generated_waits_for_it_instead_of_ge
     reloaded = web(live_fake.url)  # the same person in another tab (or after a reload)
     assert reloaded.sign_in("ada", "ada-password").status_code == 303
     answered: queue.Queue[None] = queue.Queue()  # each stream request, once it chose its part
-    respond = chat_controllers.Stream
+    respond = Stream  # what chat_controllers.Stream is until the test replaces it
 
     def watched(*args: Any, **kwargs: Any) -> Any:
         answered.put(None)

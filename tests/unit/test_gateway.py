@@ -11,7 +11,7 @@ from tests.support.fake_upstream import FakeUpstream
 CHAT = "/v1/chat/completions"
 
 
-def chat(content: str = "hello there", **extra: Any) -> dict[str, Any]:
+def chat(content: str = "hello there", /, **extra: Any) -> dict[str, Any]:
     return {"model": "fake-model", "messages": [{"role": "user", "content": content}], **extra}
 
 

@@ -97,10 +97,10 @@ def test_every_id_route_answers_404_for_ids_beyond_the_columns(
         for big in BEYOND_THE_COLUMNS:
             for name in ID_PARAMETER.findall(template):
                 # one id out of range at a time, the others real (a conversation of boss's)
-                path = ID_PARAMETER.sub(
-                    lambda m, name=name, big=big: str(big if m.group(1) == name else chat),
-                    template,
-                )
+                def one_out(match: re.Match[str], name: str = name, big: int = big) -> str:
+                    return str(big if match.group(1) == name else chat)
+
+                path = ID_PARAMETER.sub(one_out, template)
                 response = boss.get(path) if method == "GET" else boss.post(path, {})
                 assert response.status_code == 404, (method, path, response.status_code)
                 assert "does not exist" in response.text or "not found" in response.text
@@ -265,7 +265,8 @@ def browser_events(raw: str) -> list[tuple[str, str]]:
     """(event, data) as a browser's EventSource reads them (WHATWG HTML, 9.2.6): a line ends with
     CRLF, LF or CR; a blank line dispatches the event."""
     events: list[tuple[str, str]] = []
-    name, data = "", []
+    name = ""
+    data: list[str] = []
     for line in re.split(r"\r\n|\r|\n", raw):
         if not line:
             if data:

@@ -41,7 +41,7 @@ async def test_metrics_follow_the_traffic(client: AsyncTestClient[Any]) -> None:
 
     def delta(name: str, **labels: str) -> float:
         # before the traffic a labelled series may not exist yet (0); after it, it must
-        return sample(after, name, **labels) - sample(before, name, absent=0, **labels)
+        return sample(after, name, absent=None, **labels) - sample(before, name, absent=0, **labels)
 
     route = "/v1/chat/completions"
     assert delta("switchboard_http_requests_total", route=route, status="200") == 3

@@ -99,7 +99,8 @@ def run(*command: str, cwd: Path, env: dict[str, str] | None = None) -> str:
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
-    return yaml.safe_load(path.read_text())
+    loaded: dict[str, Any] = yaml.safe_load(path.read_text())
+    return loaded
 
 
 def alert_rules() -> list[dict[str, Any]]:
@@ -122,7 +123,7 @@ def dashboard_queries() -> list[tuple[str, str, str]]:
     The expressions are as stored, with Grafana's `$__rate_interval` and `$__range`; replace
     them (e.g. with 1m and 1h) before sending them to Prometheus.
     """
-    queries = []
+    queries: list[tuple[str, str, str]] = []
     for name, dashboard in dashboards().items():
         for panel in dashboard["panels"]:
             if panel["datasource"]["type"] != "prometheus":

@@ -141,7 +141,7 @@ def test_the_composer_picks_from_the_live_models_and_shows_the_parameters(
 
 
 def _last_message(session: WebSession, conversation: int) -> str:
-    ids = re.findall(r'id="message-(\d+)"', session.get(f"/chat/{conversation}").text)
+    ids: list[str] = re.findall(r'id="message-(\d+)"', session.get(f"/chat/{conversation}").text)
     return ids[-1]
 
 

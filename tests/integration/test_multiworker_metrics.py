@@ -39,6 +39,7 @@ def healthz_per_process(directory: Path, scratch: Path) -> dict[int, float]:
         alone.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, alone / path.name)
         registry = CollectorRegistry()
+        # prometheus_client's MultiProcessCollector.__init__ has no annotations
         MultiProcessCollector(registry, path=str(alone))  # type: ignore[no-untyped-call]
         value = sum(
             sample.value

@@ -214,7 +214,9 @@ def test_keys_page_creates_shows_once_and_revokes(app: LiveServer, signed_in: Si
     listing = ann.get("/keys").text
     assert secret.group(1) not in listing  # shown once
     assert secret.group(1)[:12] in listing
-    key_id = int(re.search(r'id="key-(\d+)"', listing).group(1))  # type: ignore[union-attr]
+    listed = re.search(r'id="key-(\d+)"', listing)
+    assert listed
+    key_id = int(listed.group(1))
     assert ben.post(f"/keys/{key_id}/revoke").status_code == 404
     assert ann.post(f"/keys/{key_id}/revoke").status_code == 200
     assert "revoked" in ann.get("/keys").text

@@ -61,6 +61,7 @@ class OverSocket:
 @contextlib.contextmanager
 def upstream_on_socket(fake: FakeUpstream) -> Iterator[str]:
     """Serve ``fake`` on a free port; yield its base URL (``.../v1``)."""
+    # LiveServer serves any ASGI app; it is typed Litestar for the tests that reach app.state
     server = LiveServer(OverSocket(fake))  # type: ignore[arg-type]
     server.start()
     try:

@@ -6,7 +6,7 @@ import datetime as dt
 
 import httpx
 
-from switchboard.accounts.services import create_user
+from switchboard.accounts.services import Role, create_user
 from switchboard.usage.chart import bar_chart
 from tests.conftest import WebFactory, mint_key_in
 from tests.support.live import LiveServer
@@ -25,8 +25,9 @@ def test_the_chart_is_accessible_svg() -> None:
 def test_members_see_their_usage_and_admins_everyones(
     live_fake: LiveServer, web: WebFactory
 ) -> None:
-    for name, role in (("mia", "member"), ("root", "admin")):
-        live_fake.run(create_user(name, password="pw-long-enough", role=role))  # type: ignore[arg-type]
+    people: tuple[tuple[str, Role], ...] = (("mia", "member"), ("root", "admin"))
+    for name, role in people:
+        live_fake.run(create_user(name, password="pw-long-enough", role=role))
     secret = live_fake.run(mint_key_in(live_fake.app, "mia"))
     for _ in range(3):
         response = httpx.post(

@@ -40,7 +40,7 @@ def app_command(settings: Settings) -> list[str]:
         # a worker that does not stop is killed: SIGTERM during start-up must not hang
         "--workers-kill-timeout", str(max(10, int(settings.shutdown_grace) + 10)),
         "--no-access-log",
-    ]  # fmt: skip
+    ]  # fmt: skip  # a table: each flag beside its value, as on a command line
 
 
 def prepare_multiprocess_metrics(settings: Settings) -> None:

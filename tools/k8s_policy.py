@@ -133,8 +133,13 @@ def workload_problems(obj: Manifest) -> Iterator[str]:
     spec = pod_spec(obj)
     if spec is None:
         return
-    for check in (probe_problems, resource_problems, security_problems, image_problems,
-                  environment_problems):  # fmt: skip
+    for check in (
+        probe_problems,
+        resource_problems,
+        security_problems,
+        image_problems,
+        environment_problems,
+    ):
         yield from check(obj, spec)
 
 

@@ -54,9 +54,12 @@ def test_chat_stream_completion_and_models_with_usage_rows(api: ApiFactory) -> N
     assert chat.usage is not None
 
     stream = client.chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": "Count to five."}], max_tokens=16,
-        stream=True, stream_options={"include_usage": True},
-    )  # fmt: skip
+        model=MODEL,
+        messages=[{"role": "user", "content": "Count to five."}],
+        max_tokens=16,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
     chunks = list(stream)
     streamed_usage = chunks[-1].usage
     assert streamed_usage is not None

@@ -16,8 +16,9 @@ SAY: list[MessageParam] = [{"role": "user", "content": "Name one colour."}]
 def test_the_anthropic_sdk_creates_streams_and_counts(live_app: AppFactory) -> None:
     app = live_app(cache_max_entries=0)
     secret = app.run(mint_key_in(app.app, "claude-fan"))
-    with anthropic.Anthropic(base_url=app.url, api_key=secret, max_retries=0,
-                             timeout=300) as client:  # fmt: skip
+    with anthropic.Anthropic(
+        base_url=app.url, api_key=secret, max_retries=0, timeout=300
+    ) as client:
         counted = client.messages.count_tokens(model=MODEL, messages=SAY)
         assert counted.input_tokens > 0
         message = client.messages.create(model=MODEL, max_tokens=12, messages=SAY)
@@ -33,9 +34,14 @@ def test_the_anthropic_sdk_creates_streams_and_counts(live_app: AppFactory) -> N
         assert final.usage.output_tokens > 0
 
     app.run(app.app.state.resources.usage.flush())
-    rows = app.run(UsageRecord.select(UsageRecord.status, UsageRecord.stream,
-                                      UsageRecord.prompt_tokens,
-                                      UsageRecord.completion_tokens).run())  # fmt: skip
+    rows = app.run(
+        UsageRecord.select(
+            UsageRecord.status,
+            UsageRecord.stream,
+            UsageRecord.prompt_tokens,
+            UsageRecord.completion_tokens,
+        ).run()
+    )
     assert [(r["status"], r["stream"]) for r in rows] == [(200, False), (200, True)]
     assert all(r["prompt_tokens"] == counted.input_tokens for r in rows)
     assert all(r["completion_tokens"] > 0 for r in rows)

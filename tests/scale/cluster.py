@@ -59,9 +59,20 @@ class ScaleStack:
         if self.stack.run_podman("container", "exists", name, check=False).returncode != 0:
             edge, _ = self.edge_network()
             image = str(self.stack.inspect("gateway")["ImageName"])
-            self.stack.run_podman("run", "-d", "--name", name, "--network", edge,
-                                  "--label", f"com.docker.compose.project={self.stack.project}",
-                                  "--entrypoint", "sleep", image, "infinity")  # fmt: skip
+            self.stack.run_podman(
+                "run",
+                "-d",
+                "--name",
+                name,
+                "--network",
+                edge,
+                "--label",
+                f"com.docker.compose.project={self.stack.project}",
+                "--entrypoint",
+                "sleep",
+                image,
+                "infinity",
+            )
         pid = self.stack.run_podman("inspect", "--format", "{{.State.Pid}}", name).stdout.strip()
         return f"/proc/{pid}/ns/net"
 

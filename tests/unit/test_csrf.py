@@ -150,8 +150,11 @@ def test_signing_in_from_a_foreign_origin_is_refused(
     live_fake.run(create_user("ada", password=PASSWORD))
     ada = web(live_fake.url)
     form = {"username": "ada", "password": PASSWORD}
-    headers = {"x-csrftoken": ada.csrf(), "sec-fetch-site": "cross-site",
-               "origin": "https://evil.example"}  # fmt: skip
+    headers = {
+        "x-csrftoken": ada.csrf(),
+        "sec-fetch-site": "cross-site",
+        "origin": "https://evil.example",
+    }
     refused = ada.http.post("/signin", data=form, headers=headers)
     assert refused.status_code == 403
     assert "sb_session" not in ada.http.cookies

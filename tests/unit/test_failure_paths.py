@@ -36,10 +36,20 @@ DEADLINE = 120.0
 
 def usage_event(request_id: str) -> UsageEvent:
     return UsageEvent(
-        model="fake-model", user_id=1, key_id=1, source="api", prompt_tokens=3,
-        completion_tokens=4, latency_ms=10, ttft_ms=None, status=200, cache_hit=False,
-        stream=False, request_id=request_id, at=dt.datetime.now(dt.UTC),
-    )  # fmt: skip
+        model="fake-model",
+        user_id=1,
+        key_id=1,
+        source="api",
+        prompt_tokens=3,
+        completion_tokens=4,
+        latency_ms=10,
+        ttft_ms=None,
+        status=200,
+        cache_hit=False,
+        stream=False,
+        request_id=request_id,
+        at=dt.datetime.now(dt.UTC),
+    )
 
 
 @pytest.fixture

@@ -34,8 +34,12 @@ def sdk(live_fake: LiveServer, secret: str) -> Iterator[anthropic.Anthropic]:
 
 def rows(live: LiveServer) -> list[dict[str, Any]]:
     live.run(live.app.state.resources.usage.flush())
-    query = UsageRecord.select(UsageRecord.status, UsageRecord.stream, UsageRecord.prompt_tokens,
-                               UsageRecord.completion_tokens).order_by(UsageRecord.id)  # fmt: skip
+    query = UsageRecord.select(
+        UsageRecord.status,
+        UsageRecord.stream,
+        UsageRecord.prompt_tokens,
+        UsageRecord.completion_tokens,
+    ).order_by(UsageRecord.id)
     return list(live.run(query.run()))
 
 
@@ -67,8 +71,10 @@ def test_streaming_has_anthropics_event_types(
     assert isinstance(final.content[0], TextBlock)
     assert final.content[0].text == "one two three"
     assert final.usage.output_tokens == 3
-    assert [(r["status"], r["stream"], r["prompt_tokens"], r["completion_tokens"])
-            for r in rows(live_fake)] == [(200, True, 7, 3)]  # fmt: skip
+    assert [
+        (r["status"], r["stream"], r["prompt_tokens"], r["completion_tokens"])
+        for r in rows(live_fake)
+    ] == [(200, True, 7, 3)]
 
 
 def test_count_tokens(sdk: anthropic.Anthropic, fake_upstream: FakeUpstream) -> None:
@@ -82,8 +88,7 @@ def test_a_bearer_key_works_too_and_a_missing_one_is_anthropics_401(
 ) -> None:
     body = {"model": MODEL, "max_tokens": 10, "messages": SAY}
     with httpx.Client(base_url=live_fake.url, timeout=30) as http:
-        bearer = http.post("/v1/messages", json=body,
-                           headers={"Authorization": f"Bearer {secret}"})  # fmt: skip
+        bearer = http.post("/v1/messages", json=body, headers={"Authorization": f"Bearer {secret}"})
         assert bearer.status_code == 200
         missing = http.post("/v1/messages", json=body)
     assert missing.status_code == 401
@@ -98,13 +103,17 @@ def test_a_bearer_key_works_too_and_a_missing_one_is_anthropics_401(
     [
         ({"max_tokens": 0}, "invalid_request_error"),
         ({"temperature": 1.5}, "invalid_request_error"),
-        ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]},
-         "invalid_request_error"),
-        ({"mcp_servers": [{"type": "url", "url": "https://x", "name": "x"}]},
-         "invalid_request_error"),
+        (
+            {"tools": [{"type": "web_search_20250305", "name": "web_search"}]},
+            "invalid_request_error",
+        ),
+        (
+            {"mcp_servers": [{"type": "url", "url": "https://x", "name": "x"}]},
+            "invalid_request_error",
+        ),
         ({"model": "claude-nope"}, "not_found_error"),
     ],
-)  # fmt: skip
+)
 def test_errors_come_in_anthropics_shape(
     sdk: anthropic.Anthropic, fake_upstream: FakeUpstream, extra: dict[str, Any], kind: str
 ) -> None:

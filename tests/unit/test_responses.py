@@ -37,9 +37,11 @@ def other_sdk(live: LiveServer) -> openai.OpenAI:
 def rows(live: LiveServer) -> list[dict[str, Any]]:
     live.run(live.app.state.resources.usage.flush())
     query = UsageRecord.select(
-        UsageRecord.status, UsageRecord.stream, UsageRecord.prompt_tokens,
+        UsageRecord.status,
+        UsageRecord.stream,
+        UsageRecord.prompt_tokens,
         UsageRecord.completion_tokens,
-    ).order_by(UsageRecord.id)  # fmt: skip
+    ).order_by(UsageRecord.id)
     return list(live.run(query.run()))
 
 
@@ -77,8 +79,9 @@ def test_a_chain_works_from_the_gateways_store(
     sdk: openai.OpenAI, fake_upstream: FakeUpstream
 ) -> None:
     first = sdk.responses.create(model=MODEL, input="red green")
-    second = sdk.responses.create(model=MODEL, input="blue", previous_response_id=first.id,
-                                  instructions="Only now.")  # fmt: skip
+    second = sdk.responses.create(
+        model=MODEL, input="blue", previous_response_id=first.id, instructions="Only now."
+    )
     assert second.previous_response_id == first.id
     sent = fake_upstream.requests[-1]
     assert "previous_response_id" not in sent
@@ -138,8 +141,12 @@ def test_streaming_has_the_responses_event_types_and_is_stored(
 def test_function_tools_are_relayed_and_hosted_tools_refused(
     sdk: openai.OpenAI, fake_upstream: FakeUpstream
 ) -> None:
-    tool = {"type": "function", "name": "lookup", "description": "Find a word",
-            "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}  # fmt: skip
+    tool = {
+        "type": "function",
+        "name": "lookup",
+        "description": "Find a word",
+        "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+    }
     # as a client writes it, without the ``strict`` the SDK's FunctionToolParam requires
     sdk.responses.create(model=MODEL, input="x", tools=[tool])  # type: ignore[list-item]
     assert fake_upstream.requests[-1]["tools"] == [tool]
@@ -185,8 +192,11 @@ def test_limits_apply_and_an_unknown_model_is_404(live_fake: LiveServer) -> None
         assert limited.json()["error"]["code"] == "rate_limit_exceeded"
     with httpx.Client(base_url=live_fake.url, timeout=30) as http:
         secret = live_fake.run(mint_key_in(live_fake.app, "bob"))
-        unknown = http.post("/v1/responses", json={"model": "gpt-x", "input": "hi"},
-                            headers={"Authorization": f"Bearer {secret}"})  # fmt: skip
+        unknown = http.post(
+            "/v1/responses",
+            json={"model": "gpt-x", "input": "hi"},
+            headers={"Authorization": f"Bearer {secret}"},
+        )
         assert unknown.status_code == 404
         anonymous = http.post("/v1/responses", json=body)
         assert anonymous.status_code == 401
@@ -203,7 +213,7 @@ def test_a_stream_left_early_counts_what_it_was_sent(
         httpx.Client(base_url=live_fake.url, timeout=30) as http,
         http.stream(
             "POST", "/v1/responses", json=body, headers={"Authorization": f"Bearer {secret}"}
-        ) as response,  # fmt: skip
+        ) as response,
     ):
         for line in response.iter_lines():
             deltas += line == "event: response.output_text.delta"

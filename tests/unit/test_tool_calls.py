@@ -122,10 +122,14 @@ def test_a_cached_tool_call_stream_replays_the_same_deltas(
     live_fake: LiveServer, fake_upstream: FakeUpstream
 ) -> None:
     _, secret = sdk(live_fake)
-    body = {"model": MODEL, "messages": [{"role": "user", "content": "Rome"}],
-            "tools": [WEATHER], "tool_choice": {"type": "function",
-                                                "function": {"name": "get_weather"}},
-            "temperature": 0, "stream": True}  # fmt: skip
+    body = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "Rome"}],
+        "tools": [WEATHER],
+        "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+        "temperature": 0,
+        "stream": True,
+    }
     headers = {"Authorization": f"Bearer {secret}"}
     url = f"{live_fake.url}/v1/chat/completions"
     first = httpx.post(url, json=body, headers=headers, timeout=30)
@@ -136,8 +140,9 @@ def test_a_cached_tool_call_stream_replays_the_same_deltas(
     assert len(fake_upstream.requests) == 1
     rows = usage_rows(live_fake)
     assert [(r["cache_hit"], r["completion_tokens"]) for r in rows][-2:] == [
-        (False, rows[-2]["completion_tokens"]), (True, rows[-2]["completion_tokens"]),
-    ]  # fmt: skip
+        (False, rows[-2]["completion_tokens"]),
+        (True, rows[-2]["completion_tokens"]),
+    ]
     assert rows[-1]["completion_tokens"] > 0
 
 

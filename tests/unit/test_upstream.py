@@ -154,12 +154,22 @@ class RawUpstream:
                 self.completions += 1
                 if self.drop:
                     return  # the request arrived; the connection drops without an answer
-                body = json.dumps({
-                    "id": "c", "object": "chat.completion", "created": 1, "model": "fake-model",
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
-                                 "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-                })  # fmt: skip
+                body = json.dumps(
+                    {
+                        "id": "c",
+                        "object": "chat.completion",
+                        "created": 1,
+                        "model": "fake-model",
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": "ok"},
+                                "finish_reason": "stop",
+                            }
+                        ],
+                        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                    }
+                )
             writer.write(
                 f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
                 f"{len(body)}\r\nconnection: close\r\n\r\n{body}".encode()

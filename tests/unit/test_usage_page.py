@@ -80,9 +80,15 @@ def test_the_page_breaks_usage_down_per_model_and_key_with_a_csv_download(
     assert "attachment" in csv.headers["content-disposition"]
     lines = csv.text.splitlines()
     assert lines[0].split(",") == [
-        "group", "key_id", "requests", "prompt_tokens", "completion_tokens", "total_tokens",
-        "cache_hits", "errors",
-    ]  # fmt: skip
+        "group",
+        "key_id",
+        "requests",
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "cache_hits",
+        "errors",
+    ]
     assert "fake-model,,2,14,4,18,0,0" in lines
     assert "'=HYPERLINK(),,1,0,0,0,0,1" in lines  # a spreadsheet does not run it
     by_key = ivy.get("/usage/export.csv?group_by=key").text.splitlines()

@@ -30,6 +30,7 @@ def say(message: str) -> None:
 
 def app_command(settings: Settings) -> list[str]:
     """The production server command: granian serving the app factory."""
+    # a table, hence fmt: skip: each flag beside its value, as on a command line
     return [
         sys.executable, "-m", "granian",
         "--interface", "asgi",
@@ -40,7 +41,7 @@ def app_command(settings: Settings) -> list[str]:
         # a worker that does not stop is killed: SIGTERM during start-up must not hang
         "--workers-kill-timeout", str(max(10, int(settings.shutdown_grace) + 10)),
         "--no-access-log",
-    ]  # fmt: skip  # a table: each flag beside its value, as on a command line
+    ]  # fmt: skip
 
 
 def prepare_multiprocess_metrics(settings: Settings) -> None:

@@ -11,6 +11,8 @@ from switchboard.usage.chart import bar_chart
 from tests.conftest import WebFactory, mint_key_in
 from tests.support.live import LiveServer
 
+PASSWORD = "pw-long-enough"  # pragma: allowlist secret
+
 
 def test_the_chart_is_accessible_svg() -> None:
     today = dt.date(2026, 11, 24)
@@ -27,7 +29,7 @@ def test_members_see_their_usage_and_admins_everyones(
 ) -> None:
     people: tuple[tuple[str, Role], ...] = (("mia", "member"), ("root", "admin"))
     for name, role in people:
-        live_fake.run(create_user(name, password="pw-long-enough", role=role))
+        live_fake.run(create_user(name, password=PASSWORD, role=role))
     secret = live_fake.run(mint_key_in(live_fake.app, "mia"))
     for _ in range(3):
         response = httpx.post(

@@ -57,7 +57,7 @@ test: install model system-deps ## Run the whole suite with coverage (real vLLM,
 lint: install ## ruff, format, mypy --strict, import layers, bandit, detect-secrets, docs' references
 	$(BIN)/ruff check src tests loadtests model-server grafana tools
 	$(BIN)/ruff format --check src tests loadtests model-server grafana tools
-	$(BIN)/mypy --strict src
+	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/bandit -q -r src -c pyproject.toml
 	git ls-files -z | xargs -0 $(BIN)/detect-secrets-hook --baseline .secrets.baseline

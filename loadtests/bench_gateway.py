@@ -196,14 +196,17 @@ def run_gateway(name: str, upstream: str, workers: int, redis_url: str = "") -> 
             core,
         ) as gateway:
             idle_mb = process_tree_rss(gateway.pid) / 2**20
-            result = {
+            result: dict[str, Any] = {
                 "json": measure(url, BODY, key, gateway.pid),
                 "sse": measure(url, {**BODY, "stream": True}, key, gateway.pid),
             }
             result["ttft_ms"] = first_token_ms(url, key)
             result["long_streams"] = long_streams(url, key)
-            result["rss"] = {"idle_mb": idle_mb, **soak(url, key, gateway.pid),
-                             **burst_and_rest(wrk, url, BODY, key, gateway.pid)}  # fmt: skip
+            result["rss"] = {
+                "idle_mb": idle_mb,
+                **soak(url, key, gateway.pid),
+                **burst_and_rest(wrk, url, BODY, key, gateway.pid),
+            }
             return result
     finally:
         shutil.rmtree(data, ignore_errors=True)

@@ -30,8 +30,14 @@ def capacity(wrk: Wrk, url: str, body: dict[str, Any], key: str | None) -> dict[
     levels = []
     for connections in LEVELS:
         run = wrk(url, body, key, connections, "4s")
-        levels.append({"connections": connections, "requests_per_s": run["requests_per_s"],
-                       "p99_ms": run["p99_ms"], "errors": run["errors"]})  # fmt: skip
+        levels.append(
+            {
+                "connections": connections,
+                "requests_per_s": run["requests_per_s"],
+                "p99_ms": run["p99_ms"],
+                "errors": run["errors"],
+            }
+        )
     within = [level["requests_per_s"] for level in levels if level["p99_ms"] < P99_BOUND_MS]
     return {"levels": levels, "max_rps_p99_under_50ms": max(within, default=0.0)}
 
@@ -51,8 +57,12 @@ async def _one_stream(session: aiohttp.ClientSession, url: str, body: dict[str, 
 
 
 def long_streams(url: str, key: str | None) -> dict[str, Any]:
-    body = {"model": LONG_MODEL, "stream": True, "max_tokens": 100,
-            "messages": [{"role": "user", "content": "a long answer, please"}]}  # fmt: skip
+    body = {
+        "model": LONG_MODEL,
+        "stream": True,
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": "a long answer, please"}],
+    }
     headers = {"Authorization": f"Bearer {key}"} if key else {}
 
     async def run() -> list[float]:

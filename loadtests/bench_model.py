@@ -128,15 +128,20 @@ def main() -> int:
     from loadtests.stack import embedded_stack
 
     report: dict[str, Any] = {
-        "cpu": cpu_kind(), "seconds_per_level": SECONDS, "max_tokens": MAX_TOKENS,
-        "direct": [], "gateway": [],
-    }  # fmt: skip
+        "cpu": cpu_kind(),
+        "seconds_per_level": SECONDS,
+        "max_tokens": MAX_TOKENS,
+        "direct": [],
+        "gateway": [],
+    }
     with embedded_stack() as stack:
         targets = {
             "direct": (f"{stack.model_url}/v1/chat/completions", {}),
-            "gateway": (f"{stack.gateway_url}/v1/chat/completions",
-                        {"Authorization": f"Bearer {stack.key}"}),
-        }  # fmt: skip
+            "gateway": (
+                f"{stack.gateway_url}/v1/chat/completions",
+                {"Authorization": f"Bearer {stack.key}"},
+            ),
+        }
         asyncio.run(level(targets["direct"][0], {}, 1))  # warm-up (compilation, caches)
         for streams in LEVELS:
             for name, (url, headers) in targets.items():  # side by side, level by level

@@ -46,8 +46,10 @@ def summarise(report: dict[str, Any]) -> None:
             floor = bare["json"]["capacity"]["max_rps_p99_under_50ms"]
             ratio = round(ours / floor, 3) if floor else None
             summary[f"{name}_max_rps_p99_under_50ms"] = {
-                "gateway": ours, "bare_proxy": floor, "ratio": ratio,
-            }  # fmt: skip
+                "gateway": ours,
+                "bare_proxy": floor,
+                "ratio": ratio,
+            }
         if "long_streams" in run:
             summary[f"{name}_long_streams_without_stall"] = {
                 "gateway": run["long_streams"]["without_stall"],

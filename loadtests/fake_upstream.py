@@ -17,18 +17,34 @@ from aiohttp import web
 
 MODEL = "bench-model"
 USAGE = {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20}
-ANSWER = json.dumps({
-    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1, "model": MODEL,
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "an instant answer"},
-                 "finish_reason": "stop"}],
-    "usage": USAGE,
-}).encode()  # fmt: skip
+ANSWER = json.dumps(
+    {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 1,
+        "model": MODEL,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "an instant answer"},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": USAGE,
+    }
+).encode()
 
 
 def chunk(delta: dict[str, str], usage: dict[str, int] | None = None) -> bytes:
     choices = [] if usage else [{"index": 0, "delta": delta, "finish_reason": None}]
-    body = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": MODEL,
-            "choices": choices, "usage": usage}  # fmt: skip
+    body = {
+        "id": "c",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": MODEL,
+        "choices": choices,
+        "usage": usage,
+    }
     return b"data: " + json.dumps(body).encode() + b"\n\n"
 
 
@@ -81,8 +97,13 @@ async def chat(request: web.Request) -> web.StreamResponse:
 
 def main() -> None:
     app = web.Application()
-    app.add_routes([web.get("/health", health), web.get("/v1/models", models),
-                    web.post("/v1/chat/completions", chat)])  # fmt: skip
+    app.add_routes(
+        [
+            web.get("/health", health),
+            web.get("/v1/models", models),
+            web.post("/v1/chat/completions", chat),
+        ]
+    )
     web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 
 

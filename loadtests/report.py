@@ -101,8 +101,10 @@ def summary_rows(name: str, figures: Any) -> list[str]:
         ratio = f"{figures['ratio']:.0%}" if figures["ratio"] is not None else "—"
         return [f"| {name} | {shown} | ratio {ratio} | |"]
     if name.endswith("_long_streams_without_stall"):
-        shown = (f"{figures['gateway']} of {figures['of']} (bare proxy {figures['bare_proxy']}, "
-                 f"direct {figures['direct']})")  # fmt: skip
+        shown = (
+            f"{figures['gateway']} of {figures['of']} (bare proxy {figures['bare_proxy']}, "
+            f"direct {figures['direct']})"
+        )
         return [f"| {name} (no gap over 100 ms) | {shown} | — | |"]
     rows = []
     for metric, limit in TARGETS.items():
@@ -127,8 +129,9 @@ def model_section(report: dict[str, Any] | None) -> list[str]:
         "TTFT p50/p95 gateway (s) | ITL p50 direct/gateway (ms) |",
         "|---|---|---|---|---|---|---|",
     ]
-    for direct, gateway, share in zip(report["direct"], report["gateway"],
-                                      report["gateway_share"], strict=True):  # fmt: skip
+    for direct, gateway, share in zip(
+        report["direct"], report["gateway"], report["gateway_share"], strict=True
+    ):
         lines.append(
             f"| {direct['streams']} | {direct['output_tokens_per_s']} | "
             f"{gateway['output_tokens_per_s']} | {share:.1%} ({verdict(share >= 0.97)}) | "

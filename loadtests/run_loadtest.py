@@ -38,30 +38,49 @@ def target() -> Iterator[tuple[str, dict[str, str]]]:
     from loadtests.stack import embedded_stack
 
     with embedded_stack() as stack:
-        yield stack.gateway_url, {
-            "LOADTEST_USERNAME": stack.username, "LOADTEST_PASSWORD": stack.password,
-            "LOADTEST_KEY": stack.key, "LOADTEST_ABUSE_KEY": stack.abuse_key,
-        }  # fmt: skip
+        yield (
+            stack.gateway_url,
+            {
+                "LOADTEST_USERNAME": stack.username,
+                "LOADTEST_PASSWORD": stack.password,
+                "LOADTEST_KEY": stack.key,
+                "LOADTEST_ABUSE_KEY": stack.abuse_key,
+            },
+        )
 
 
-def locust(host: str, env: dict[str, str], users: int, spawn: float, duration: str,
-           prefix: str, classes: list[str] | None = None) -> dict[str, Any]:  # fmt: skip
+def locust(
+    host: str,
+    env: dict[str, str],
+    users: int,
+    spawn: float,
+    duration: str,
+    prefix: str,
+    classes: list[str] | None = None,
+) -> dict[str, Any]:
     """One headless run; the aggregated stats of each request name."""
     REPORTS.mkdir(exist_ok=True)
     streams = REPORTS / f"{prefix}-streams.json"
+    # a table, hence fmt: skip: each flag beside its value, as on a command line
     command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
                "--host", host, "-u", str(users), "-r", str(spawn), "--run-time", duration,
                "--stop-timeout", "60", "--csv", str(REPORTS / prefix), "--csv-full-history",
                "--html", str(REPORTS / f"{prefix}.html"), "--only-summary",
                "--exit-code-on-error", "0", *(classes or [])]  # fmt: skip
-    subprocess.run(command, env={**os.environ, **env, "LOADTEST_STREAMS_FILE": str(streams)},
-                   check=True, timeout=3600)  # fmt: skip
+    subprocess.run(
+        command,
+        env={**os.environ, **env, "LOADTEST_STREAMS_FILE": str(streams)},
+        check=True,
+        timeout=3600,
+    )
     with (REPORTS / f"{prefix}_stats.csv").open() as stats:
         rows = {f"{row['Type']} {row['Name']}".strip(): row for row in csv.DictReader(stats)}
     return {
-        "users": users, "duration": duration, "stats": rows,
+        "users": users,
+        "duration": duration,
+        "stats": rows,
         "streams": json.loads(streams.read_text()) if streams.exists() else [],
-    }  # fmt: skip
+    }
 
 
 def single() -> int:
@@ -74,8 +93,11 @@ def single() -> int:
     from loadtests.plots import plot_history
 
     plot_history(REPORTS / "loadtest_stats_history.csv", REPORTS / "loadtest.png")
-    five_xx = [name for name, row in run["stats"].items()
-               if name != "Aggregated" and int(row["Failure Count"]) > 0]  # fmt: skip
+    five_xx = [
+        name
+        for name, row in run["stats"].items()
+        if name != "Aggregated" and int(row["Failure Count"]) > 0
+    ]
     print(f"loadtest: {REPORTS / 'loadtest.html'}; requests with failures: {five_xx or 'none'}")
     return 0
 
@@ -90,16 +112,24 @@ def sweep() -> int:
             run = locust(host, env, users, users, duration, f"sweep-{users}", ["BrowserUser"])
             ttft = run["stats"].get("TTFT chat", {})
             p95 = float(ttft.get("95%", "nan") or "nan") / 1000
-            results.append({
-                "users": users, "ttft_p50_s": float(ttft.get("50%", "nan") or "nan") / 1000,
-                "ttft_p95_s": p95, "answers": int(ttft.get("Request Count", 0) or 0),
-                "requests_per_s": float(run["stats"]["Aggregated"]["Requests/s"]),
-                "failures": int(run["stats"]["Aggregated"]["Failure Count"]),
-            })  # fmt: skip
+            results.append(
+                {
+                    "users": users,
+                    "ttft_p50_s": float(ttft.get("50%", "nan") or "nan") / 1000,
+                    "ttft_p95_s": p95,
+                    "answers": int(ttft.get("Request Count", 0) or 0),
+                    "requests_per_s": float(run["stats"]["Aggregated"]["Requests/s"]),
+                    "failures": int(run["stats"]["Aggregated"]["Failure Count"]),
+                }
+            )
             print(f"sweep: {users} users -> p95 TTFT {p95:.2f} s", flush=True)
     passing = [row["users"] for row in results if row["ttft_p95_s"] <= slo and row["answers"]]
-    report = {"slo_ttft_p95_s": slo, "duration": duration, "levels": results,
-              "max_users_within_slo": max(passing) if passing else 0}  # fmt: skip
+    report = {
+        "slo_ttft_p95_s": slo,
+        "duration": duration,
+        "levels": results,
+        "max_users_within_slo": max(passing) if passing else 0,
+    }
     (REPORTS / "loadtest-sweep.json").write_text(json.dumps(report, indent=2))
     from loadtests.plots import plot_sweep
 

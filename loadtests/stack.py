@@ -34,8 +34,14 @@ class Stack:
 
 
 def _cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "switchboard.cli", *args], env=env, check=True,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "switchboard.cli", *args],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return done.stdout.strip()
 
 
@@ -50,12 +56,17 @@ def embedded_stack(workers: int = 1) -> Iterator[Stack]:
     settings = load_settings({"SWITCHBOARD_DATA_DIR": str(ROOT / "var")}, dotenv=data / "none")
     server = ModelServer(settings, port=model_port, log_path=data / "vllm.log")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SWITCHBOARD_", "PROMETHEUS"))}
-    env.update({
-        "SWITCHBOARD_DATA_DIR": str(data), "SWITCHBOARD_PORT": str(gateway_port),
-        "SWITCHBOARD_UPSTREAM_URLS": f"http://127.0.0.1:{model_port}/v1",
-        "SWITCHBOARD_DEFAULT_MODEL": MODEL, "SWITCHBOARD_LOG_LEVEL": "WARNING",
-        "SWITCHBOARD_ENVIRONMENT": "test", "SWITCHBOARD_WORKERS": str(workers),
-    })  # fmt: skip
+    env.update(
+        {
+            "SWITCHBOARD_DATA_DIR": str(data),
+            "SWITCHBOARD_PORT": str(gateway_port),
+            "SWITCHBOARD_UPSTREAM_URLS": f"http://127.0.0.1:{model_port}/v1",
+            "SWITCHBOARD_DEFAULT_MODEL": MODEL,
+            "SWITCHBOARD_LOG_LEVEL": "WARNING",
+            "SWITCHBOARD_ENVIRONMENT": "test",
+            "SWITCHBOARD_WORKERS": str(workers),
+        }
+    )
     redis = None
     if workers > 1:
         from tests.support.redis_server import RedisServer
@@ -71,11 +82,13 @@ def embedded_stack(workers: int = 1) -> Iterator[Stack]:
     gateway = None
     try:
         server.wait_ready(timeout=900)
-        gateway = subprocess.Popen([sys.executable, "-m", "switchboard.cli", "serve"], env=env,
-                                   start_new_session=True)  # fmt: skip
+        gateway = subprocess.Popen(
+            [sys.executable, "-m", "switchboard.cli", "serve"], env=env, start_new_session=True
+        )
         wait_http(f"http://127.0.0.1:{gateway_port}/readyz", gateway)
-        yield Stack(server.url, f"http://127.0.0.1:{gateway_port}", "loadtest", password, key,
-                    abuse)  # fmt: skip
+        yield Stack(
+            server.url, f"http://127.0.0.1:{gateway_port}", "loadtest", password, key, abuse
+        )
     finally:
         if gateway is not None:
             gateway.terminate()

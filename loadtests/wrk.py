@@ -46,8 +46,11 @@ def wrk(
     )
     os.unlink(script.name)
     text = result.stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]
-    count = int(re.search(r"(\d+) requests in", text).group(1))  # type: ignore[union-attr]
+    rps_line = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    count_line = re.search(r"(\d+) requests in", text)
+    if rps_line is None or count_line is None:
+        raise RuntimeError(f"wrk printed no summary:\n{text}")
+    rps, count = float(rps_line.group(1)), int(count_line.group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     errors = re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text

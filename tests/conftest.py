@@ -81,9 +81,11 @@ async def mint_key(client: AsyncTestClient[Any] | Any, username: str, **limits: 
 
 async def mint_key_in(app: Litestar, username: str, **limits: Any) -> str:
     from switchboard.accounts.services import create_user, get_user_by_name
+    from switchboard.resources import Resources
 
     user = await get_user_by_name(username) or await create_user(username)
-    return (await app.state.resources.keys.mint(int(user.id), **limits)).secret
+    resources: Resources = app.state.resources
+    return (await resources.keys.mint(int(user.id), **limits)).secret
 
 
 @pytest.fixture

@@ -47,8 +47,15 @@ REPO_PATH = re.compile(
     r"\.github)/[^`\s]*)`"
 )
 VARIABLE = re.compile(r"\bSWITCHBOARD_[A-Z0-9_]*[A-Z0-9]")
-VARIABLE_SOURCES = [".env.example", "deploy/compose.env.example", "docker-compose.prod.yml",
-                    "Makefile", "deploy/*.sh", ".ci/*", ".github/workflows/*.yml"]  # fmt: skip
+VARIABLE_SOURCES = [
+    ".env.example",
+    "deploy/compose.env.example",
+    "docker-compose.prod.yml",
+    "Makefile",
+    "deploy/*.sh",
+    ".ci/*",
+    ".github/workflows/*.yml",
+]
 CODE_FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
 
 
@@ -242,9 +249,14 @@ def write_service_table(root: Path) -> None:
 
 
 def problems(root: Path) -> list[str]:
-    return [*broken_links(root), *missing_paths(root), *missing_targets(root),
-            *unknown_variables(root),
-            *runbook_problems(root), *stale_service_table(root)]  # fmt: skip
+    return [
+        *broken_links(root),
+        *missing_paths(root),
+        *missing_targets(root),
+        *unknown_variables(root),
+        *runbook_problems(root),
+        *stale_service_table(root),
+    ]
 
 
 def main() -> int:

@@ -123,8 +123,8 @@ def environment_problems(obj: Manifest, spec: dict[str, Any]) -> Iterator[str]:
             if value and PASSWORD_URL.search(str(value)):
                 yield f"{where}: {name} holds a URL with a password"
         command = " ".join(map(str, [*container.get("command", []), *container.get("args", [])]))
-        if SECRET_FLAG.search(command):
-            yield f"{where}: a secret on the command line ({SECRET_FLAG.search(command)[0]})"
+        if flag := SECRET_FLAG.search(command):
+            yield f"{where}: a secret on the command line ({flag[0]})"
         if PASSWORD_URL.search(command):
             yield f"{where}: a URL with a password on the command line"
 
@@ -133,8 +133,13 @@ def workload_problems(obj: Manifest) -> Iterator[str]:
     spec = pod_spec(obj)
     if spec is None:
         return
-    for check in (probe_problems, resource_problems, security_problems, image_problems,
-                  environment_problems):  # fmt: skip
+    for check in (
+        probe_problems,
+        resource_problems,
+        security_problems,
+        image_problems,
+        environment_problems,
+    ):
         yield from check(obj, spec)
 
 
@@ -193,9 +198,9 @@ def secret_references(obj: Manifest) -> Iterator[tuple[str, str | None, bool]]:
 def reference_problems(objects: list[Manifest], declared: list[Manifest]) -> Iterator[str]:
     present = {(o["kind"], o["metadata"]["name"]) for o in objects}
     keys: dict[str, set[str]] = {}
-    for secret in [*declared, *(o for o in objects if o["kind"] == "Secret")]:
-        keys.setdefault(secret["metadata"]["name"], set()).update(
-            {*(secret.get("data") or {}), *(secret.get("stringData") or {})}
+    for source in [*declared, *(o for o in objects if o["kind"] == "Secret")]:
+        keys.setdefault(source["metadata"]["name"], set()).update(
+            {*(source.get("data") or {}), *(source.get("stringData") or {})}
         )
     for obj in objects:
         for secret, key, optional in secret_references(obj):
@@ -251,8 +256,8 @@ def service_problems(objects: list[Manifest]) -> Iterator[str]:
                 if isinstance(target, str) and matching and target not in ports:
                     yield f"{name_of(obj)}: targetPort {target} is no container port"
         target = spec.get("scaleTargetRef")
-        scaled = kind in ("HorizontalPodAutoscaler", "ScaledObject") and target
-        if scaled and (target.get("kind", "Deployment"), target["name"]) not in present:
+        scaled = kind in ("HorizontalPodAutoscaler", "ScaledObject")
+        if scaled and target and (target.get("kind", "Deployment"), target["name"]) not in present:
             yield f"{name_of(obj)}: scales {target['name']}, which does not exist"
         if kind == "PodDisruptionBudget":
             selector = spec.get("selector", {}).get("matchLabels", {})

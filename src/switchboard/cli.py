@@ -68,9 +68,12 @@ async def _users_create(args: argparse.Namespace) -> int:
         return 1
     try:
         user = await create_user(
-            args.username, password=password, role="admin" if args.admin else "member",
-            rpm=args.rpm, tpm=args.tpm,
-        )  # fmt: skip
+            args.username,
+            password=password,
+            role="admin" if args.admin else "member",
+            rpm=args.rpm,
+            tpm=args.tpm,
+        )
     except AccountError as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
         return 1
@@ -149,8 +152,10 @@ async def _budgets_set(args: argparse.Namespace) -> int:
     given = [f"{args.tokens} tokens"] * bool(args.tokens) + [f"{args.money} money"] * bool(
         args.money
     )
-    print(f"monthly budget of {kind} {subject}: {' and '.join(given) or 'removed'} "
-          f"(running gateways apply it within SWITCHBOARD_BUDGET_REFRESH_SECONDS)")  # fmt: skip
+    print(
+        f"monthly budget of {kind} {subject}: {' and '.join(given) or 'removed'} "
+        f"(running gateways apply it within SWITCHBOARD_BUDGET_REFRESH_SECONDS)"
+    )
     return 0
 
 
@@ -162,8 +167,10 @@ async def _prices_set(args: argparse.Namespace) -> int:
     except CatalogError as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
         return 1
-    print(f"price of {args.model}: {args.prompt} per million prompt tokens, {args.completion} "
-          "per million completion tokens")  # fmt: skip
+    print(
+        f"price of {args.model}: {args.prompt} per million prompt tokens, {args.completion} "
+        "per million completion tokens"
+    )
     return 0
 
 

@@ -78,8 +78,9 @@ async def _prune_forever(settings: Settings, sessions_in_database: bool) -> None
                     log.info("pruned old usage rows", extra={"deleted": deleted})
             if settings.responses_retention_days:
                 days = settings.responses_retention_days
-                forgotten = await ResponseStore().prune(dt.datetime.now(dt.UTC)
-                                                        - dt.timedelta(days=days))  # fmt: skip
+                forgotten = await ResponseStore().prune(
+                    dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
+                )
                 if forgotten:
                     log.info("forgot old stored responses", extra={"deleted": forgotten})
             if sessions_in_database:
@@ -143,8 +144,9 @@ async def open_resources(
         gateway = GatewayService(settings, pool, limiter, cache, usage, budgets)
         figures = refresh_forever(settings.business_metrics_interval, business_figures)
         background = [asyncio.create_task(figures, name="business")]
-        background.append(asyncio.create_task(_prune_forever(settings, shared is None),
-                                              name="retention"))  # fmt: skip
+        background.append(
+            asyncio.create_task(_prune_forever(settings, shared is None), name="retention")
+        )
         background.append(asyncio.create_task(budgets.refresh_forever(), name="budgets"))
         for task in background:
             stack.push_async_callback(_cancel, task)
@@ -156,5 +158,7 @@ async def open_resources(
 async def _drain(gateway: GatewayService, grace: float) -> None:
     if not await gateway.drain(grace):
         cut = gateway.in_flight.abandon(SHUTDOWN_STATUS)
-        log.warning("streams still running after the shutdown grace period: closing them",
-                    extra={"streams": cut})  # fmt: skip
+        log.warning(
+            "streams still running after the shutdown grace period: closing them",
+            extra={"streams": cut},
+        )

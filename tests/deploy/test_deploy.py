@@ -10,6 +10,7 @@ import os
 import ssl
 import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -65,8 +66,19 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> str:
     return address
 
 
+@dataclass(frozen=True)
+class Host:
+    """The dev host's deployment folder and the stack deployed from it."""
+
+    env_file: Path
+    state: Path
+    stack: ComposeStack
+    env: dict[str, str]
+    url: str
+
+
 @pytest.fixture(scope="module")
-def host(registry: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+def host(registry: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
     """The dev host's deployment folder: the compose environment, secrets, state."""
     work = tmp_path_factory.mktemp("host")
     secrets = work / "secrets"
@@ -103,25 +115,23 @@ def host(registry: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
     stack.compose("down", "--volumes", "--remove-orphans")  # what a failed run left
     stack.start_health_checks()  # podman's health checks, which compose's depends_on waits for
     try:
-        yield {
-            "env_file": env_file,
-            "state": work / "state",
-            "stack": stack,
-            "env": env,
-            "url": settings["SWITCHBOARD_PUBLIC_URL"],
-        }
+        yield Host(
+            env_file=env_file,
+            state=work / "state",
+            stack=stack,
+            env=env,
+            url=settings["SWITCHBOARD_PUBLIC_URL"],
+        )
     finally:
         stack.save_logs(ARTIFACTS / "deploy" / "containers")
         stack.down()
 
 
-def deploy(
-    host: dict[str, object], tag: str, timeout: int = SMOKE_TIMEOUT
-) -> subprocess.CompletedProcess[str]:
+def deploy(host: Host, tag: str, timeout: int = SMOKE_TIMEOUT) -> subprocess.CompletedProcess[str]:
     env = {
-        **host["env"],  # type: ignore[dict-item]
-        "ENV_FILE": str(host["env_file"]),
-        "STATE_DIR": str(host["state"]),
+        **host.env,
+        "ENV_FILE": str(host.env_file),
+        "STATE_DIR": str(host.state),
         "COMPOSE": f"{COMPOSE} -p {PROJECT}",
         "SMOKE_CA_FROM_PROXY": "1",
         "SMOKE_TIMEOUT": str(timeout),
@@ -140,32 +150,30 @@ def deploy(
     return done
 
 
-def answers(host: dict[str, object]) -> bool:
+def answers(host: Host) -> bool:
     """/readyz through the proxy, trusting Caddy's local CA."""
-    stack: ComposeStack = host["stack"]  # type: ignore[assignment]
-    root = stack.exec("proxy", "cat", "/data/caddy/pki/authorities/local/root.crt")
+    root = host.stack.exec("proxy", "cat", "/data/caddy/pki/authorities/local/root.crt")
     with httpx.Client(verify=ssl.create_default_context(cadata=root), timeout=60) as client:
-        return client.get(f"{host['url']}/readyz").status_code == 200
+        return client.get(f"{host.url}/readyz").status_code == 200
 
 
-def running_tag(host: dict[str, object]) -> str:
-    stack: ComposeStack = host["stack"]  # type: ignore[assignment]
-    image = stack.inspect("gateway")["Config"]
+def running_tag(host: Host) -> str:
+    image = host.stack.inspect("gateway")["Config"]
     assert isinstance(image, dict)
     return str(image["Image"]).rsplit(":", 1)[1]
 
 
-def test_a_good_tag_deploys_and_a_broken_one_rolls_back(host: dict[str, object]) -> None:
+def test_a_good_tag_deploys_and_a_broken_one_rolls_back(host: Host) -> None:
     first = deploy(host, GOOD, FIRST_SMOKE_TIMEOUT)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "a real completion came back" in first.stdout
-    assert (Path(str(host["state"])) / "current-tag").read_text().strip() == GOOD
+    assert (host.state / "current-tag").read_text().strip() == GOOD
     assert running_tag(host) == GOOD
 
     second = deploy(host, BROKEN)
     assert second.returncode == 1, second.stdout + second.stderr  # failed, rolled back
     assert f"rolling back to {GOOD}" in second.stdout
     assert f"rolled back: {GOOD} is live again" in second.stdout
-    assert (Path(str(host["state"])) / "current-tag").read_text().strip() == GOOD
+    assert (host.state / "current-tag").read_text().strip() == GOOD
     assert running_tag(host) == GOOD
     assert answers(host)

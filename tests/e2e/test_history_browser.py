@@ -20,8 +20,9 @@ from tests.e2e.a11y import check_every_variant
 from tests.e2e.support import FakeStack, fake_stack, new_context, sign_in
 
 
-def node(node_id: str, role: str | None, parts: list[Any], parent: str | None,
-         children: list[str]) -> dict[str, Any]:  # fmt: skip
+def node(
+    node_id: str, role: str | None, parts: list[Any], parent: str | None, children: list[str]
+) -> dict[str, Any]:
     message = None
     if role is not None:
         content = {"content_type": "text", "parts": parts}
@@ -48,8 +49,14 @@ def conversation(title: str, days_ago: int, question: str, **extra: Any) -> dict
         "q": node("q", "user", [question], "sys", ["a"]),
         "a": node("a", "assistant", [f"An answer about {title.lower()}."], "q", []),
     }
-    return {"title": title, "create_time": when, "update_time": when, "mapping": mapping,
-            "current_node": "a", **extra}  # fmt: skip
+    return {
+        "title": title,
+        "create_time": when,
+        "update_time": when,
+        "mapping": mapping,
+        "current_node": "a",
+        **extra,
+    }
 
 
 def chatgpt_export() -> list[dict[str, Any]]:

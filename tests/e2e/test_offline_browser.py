@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, Request, Response, Route, expect
+from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Response, Route, expect
 
 from tests.e2e.conftest import screenshot
 from tests.e2e.support import FakeStack, fake_stack, new_context, sign_in
@@ -36,7 +36,11 @@ class Traffic:
         page.on("requestfailed", self.request_failed)
         page.on("response", self.response)
         page.on("request", self.request)
-        page.on("console", lambda m: m.type == "error" and self.console.append(m.text))
+        page.on("console", self.console_message)
+
+    def console_message(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.console.append(message.text)
 
     def route(self, route: Route) -> None:
         url = route.request.url

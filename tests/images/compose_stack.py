@@ -62,8 +62,15 @@ class ComposeStack:
     # --- compose and podman ------------------------------------------------------------------
     def compose(self, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
         files = [arg for name in self.files for arg in ("-f", str(REPO_ROOT / name))]
-        command = [COMPOSE, "-p", self.project, *files,
-                   "--env-file", str(REPO_ROOT / "deploy/compose.env.example"), *args]  # fmt: skip
+        command = [
+            COMPOSE,
+            "-p",
+            self.project,
+            *files,
+            "--env-file",
+            str(REPO_ROOT / "deploy/compose.env.example"),
+            *args,
+        ]
         result = subprocess.run(
             command, cwd=REPO_ROOT, env=self.env, capture_output=True, text=True, timeout=timeout
         )
@@ -89,9 +96,12 @@ class ComposeStack:
 
     def containers(self) -> list[str]:
         listed = self.run_podman(
-            "ps", "--filter", f"label=com.docker.compose.project={self.project}",
-            "--format", "{{.Names}}",
-        )  # fmt: skip
+            "ps",
+            "--filter",
+            f"label=com.docker.compose.project={self.project}",
+            "--format",
+            "{{.Names}}",
+        )
         return listed.stdout.split()
 
     def inspect(self, service: str, replica: int = 1) -> dict[str, object]:

@@ -29,8 +29,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
     docker_host = os.environ.get("DOCKER_HOST", "unix:///run/podman/podman.sock")
     engine_or_fail(docker_host, "make test-images")
     secrets = tmp_path_factory.mktemp("secrets")
-    subprocess.run(["bash", str(REPO_ROOT / "deploy/make-secrets.sh"), str(secrets)], check=True,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["bash", str(REPO_ROOT / "deploy/make-secrets.sh"), str(secrets)],
+        check=True,
+        capture_output=True,
+    )
     port = free_port()
     env = {
         "PATH": os.environ["PATH"],
@@ -64,13 +67,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
 def proxy_ca(stack: ComposeStack) -> ssl.SSLContext:
     """Trusts the root certificate of Caddy's local CA (it signs the one for localhost)."""
     wait_for(
-        lambda: "BEGIN CERTIFICATE" in stack.exec(
-            "proxy", "cat", "/data/caddy/pki/authorities/local/root.crt", check=False
+        lambda: (
+            "BEGIN CERTIFICATE"
+            in stack.exec("proxy", "cat", "/data/caddy/pki/authorities/local/root.crt", check=False)
         ),
         "Caddy created its local CA",
         timeout=120,
         every=2.0,
-    )  # fmt: skip
+    )
     root = stack.exec("proxy", "cat", "/data/caddy/pki/authorities/local/root.crt")
     return ssl.create_default_context(cadata=root)
 

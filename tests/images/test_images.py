@@ -40,14 +40,19 @@ def test_a_real_chat_completion_through_the_gateway_container(
     answer = https.post(
         "/v1/chat/completions",
         headers={"Authorization": f"Bearer {secret.splitlines()[-1]}"},
-        json={"model": MODEL, "max_tokens": 16, "temperature": 0,
-              "messages": [{"role": "user", "content": "Say hello."}]},
-    )  # fmt: skip
+        json={
+            "model": MODEL,
+            "max_tokens": 16,
+            "temperature": 0,
+            "messages": [{"role": "user", "content": "Say hello."}],
+        },
+    )
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["choices"][0]["message"]["content"].strip()
     assert body["usage"]["completion_tokens"] > 0
     # the model server demands the key the gateway holds (vllm_api_key secret)
+    # a table, hence fmt: skip: each flag beside its value, as on a command line
     unauthenticated = stack.exec(
         "gateway", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
         "http://model:8000/v1/models",
@@ -74,6 +79,7 @@ def test_the_proxy_reaches_the_gateway_but_not_the_database_or_the_model(
     stack: ComposeStack,
 ) -> None:
     def reaches(host: str, port: int) -> bool:
+        # a table, hence fmt: skip: each flag beside its value, as on a command line
         probe = stack.run_podman(
             "exec", stack.container("proxy"), "wget", "-q", "-T", "5", "-t", "1", "-O", "/dev/null",
             f"http://{host}:{port}/", check=False,
@@ -97,8 +103,9 @@ def test_a_conversation_survives_a_gateway_restart(
         assert signed_in.status_code == 303, signed_in.text
         assert any(name.startswith("__Host-") for name in ada.http.cookies)  # behind HTTPS
         conversation = ada.new_conversation()
-        sent = ada.post(f"/chat/{conversation}/messages", {"content": "Name one planet."},
-                        htmx=True)  # fmt: skip
+        sent = ada.post(
+            f"/chat/{conversation}/messages", {"content": "Name one planet."}, htmx=True
+        )
         assert sent.status_code == 200, sent.text
         stream = re.search(r'sse-connect="([^"]+)"', sent.text)
         assert stream, sent.text
@@ -110,8 +117,12 @@ def test_a_conversation_survives_a_gateway_restart(
         stack.compose("restart", "gateway")
         assert stack.inspect("gateway")["State"] != started
         stack.wait_health("gateway", "healthy", RECOVERY)
-        wait_for(lambda: ada.get("/readyz").status_code == 200, "/readyz is 200 after the restart",
-                 300, every=2.0)  # fmt: skip
+        wait_for(
+            lambda: ada.get("/readyz").status_code == 200,
+            "/readyz is 200 after the restart",
+            300,
+            every=2.0,
+        )
 
         # the same sign-in (sessions live in Redis) and the conversation (PostgreSQL) are back
         page = ada.get(f"/chat/{conversation}")

@@ -37,9 +37,15 @@ import schemathesis
 from schemathesis import GenerationMode
 
 MODEL_DEPENDENT = (
-    "tools", "tool_choice", "parallel_tool_calls", "functions", "function_call",
-    "logit_bias", "stop_token_ids", "suffix",
-)  # fmt: skip
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "functions",
+    "function_call",
+    "logit_bias",
+    "stop_token_ids",
+    "suffix",
+)
 
 
 def text_only(body: dict[str, Any]) -> dict[str, Any]:
@@ -74,22 +80,30 @@ def with_text_parts(body: dict[str, Any]) -> dict[str, Any]:
     items = body.get("input")
     if not isinstance(items, list):
         return body
-    return {**body, "input": [
-        {**item, "content": "parts"}
-        if isinstance(item, dict) and isinstance(item.get("content"), list) else item
-        for item in items
-    ]}  # fmt: skip
+    return {
+        **body,
+        "input": [
+            {**item, "content": "parts"}
+            if isinstance(item, dict) and isinstance(item.get("content"), list)
+            else item
+            for item in items
+        ],
+    }
 
 
 def as_text_blocks(body: dict[str, Any]) -> dict[str, Any]:
     """An Anthropic body whose content blocks are text (see the module's docstring)."""
     messages = body.get("messages")
     if isinstance(messages, list):
-        body = {**body, "messages": [
-            {**message, "content": "blocks"}
-            if isinstance(message, dict) and isinstance(message.get("content"), list) else message
-            for message in messages
-        ]}  # fmt: skip
+        body = {
+            **body,
+            "messages": [
+                {**message, "content": "blocks"}
+                if isinstance(message, dict) and isinstance(message.get("content"), list)
+                else message
+                for message in messages
+            ],
+        }
     if isinstance(body.get("system"), list):
         body = {**body, "system": "blocks"}
     return body

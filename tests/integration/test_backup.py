@@ -19,12 +19,19 @@ pytestmark = pytest.mark.postgres
 
 
 def make(target: str, postgres: PostgresDatabase, backup: Path) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": f"{postgres.server.bindir}:{os.environ['PATH']}",
-           "BACKUP_DATABASE_URL": postgres.url, "HOME": str(backup.parent)}  # fmt: skip
+    env = {
+        "PATH": f"{postgres.server.bindir}:{os.environ['PATH']}",
+        "BACKUP_DATABASE_URL": postgres.url,
+        "HOME": str(backup.parent),
+    }
     return subprocess.run(
         ["make", "--no-print-directory", target, f"BACKUP={backup}"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def query(url: str, sql: str) -> list[asyncpg.Record]:
@@ -46,17 +53,29 @@ def test_backup_drop_restore_brings_the_conversations_back(
 ) -> None:
     # the real schema (migrations by the CLI) and a user, then a conversation with a message
     cli = Path(sys.executable).parent / "switchboard"
-    env = {"PATH": os.environ["PATH"], "SWITCHBOARD_DATABASE_URL": postgres.url,
-           "SWITCHBOARD_DATA_DIR": str(tmp_path)}  # fmt: skip
-    created = subprocess.run([str(cli), "users", "create", "kept"], env=env, capture_output=True,
-                             text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    env = {
+        "PATH": os.environ["PATH"],
+        "SWITCHBOARD_DATABASE_URL": postgres.url,
+        "SWITCHBOARD_DATA_DIR": str(tmp_path),
+    }
+    created = subprocess.run(
+        [str(cli), "users", "create", "kept"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert created.returncode == 0, created.stderr
-    query(postgres.url, """
+    query(
+        postgres.url,
+        """
         WITH c AS (INSERT INTO conversations ("user", title)
                    SELECT id, 'kept across a restore' FROM users WHERE username = 'kept'
                    RETURNING id)
         INSERT INTO messages (conversation, role, content) SELECT id, 'user', 'hello' FROM c
-    """)  # fmt: skip
+    """,
+    )
 
     backup = tmp_path / "switchboard.dump"
     made = make("backup", postgres, backup)
@@ -70,14 +89,18 @@ def test_backup_drop_restore_brings_the_conversations_back(
 
     restored = make("restore", postgres, backup)
     assert restored.returncode == 0, restored.stderr
-    rows = query(postgres.url, """
+    rows = query(
+        postgres.url,
+        """
         SELECT c.title, m.content, u.username FROM conversations c
         JOIN messages m ON m.conversation = c.id JOIN users u ON u.id = c."user"
-    """)  # fmt: skip
+    """,
+    )
     assert [tuple(row) for row in rows] == [("kept across a restore", "hello", "kept")]
     # and the app still finds its schema complete: migrating again has nothing to do
-    again = subprocess.run([str(cli), "migrate"], env=env, capture_output=True, text=True,
-                           timeout=120, cwd=tmp_path)  # fmt: skip
+    again = subprocess.run(
+        [str(cli), "migrate"], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert again.returncode == 0, again.stderr
 
 

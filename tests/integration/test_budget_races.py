@@ -113,13 +113,18 @@ def switchboard(data_dir: Path, database: str, *args: str) -> str:
 
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD")},
-        "SWITCHBOARD_DATA_DIR": str(data_dir), "SWITCHBOARD_DATABASE_URL": database,
+        "SWITCHBOARD_DATA_DIR": str(data_dir),
+        "SWITCHBOARD_DATABASE_URL": database,
         "SWITCHBOARD_ENVIRONMENT": "test",
-    }  # fmt: skip
+    }
     done = subprocess.run(
         [sys.executable, "-m", "switchboard.cli", *args],
-        env=env, capture_output=True, text=True, check=True, timeout=DEADLINE,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=DEADLINE,
+    )
     return done.stdout
 
 
@@ -151,10 +156,14 @@ def test_a_token_budget_holds_across_two_workers_on_postgres_and_redis(
     key_id = switchboard(tmp_path, postgres.url, "keys", "list", "--user", "racer").split()[0]
     switchboard(tmp_path, postgres.url, "budgets", "set", "--key", key_id, "--tokens", str(budget))
     settings: dict[str, Any] = {
-        "workers": 2, "redis_url": shared_redis, "database_url": postgres.url,
-        "upstream_urls": f"{model_server.url}/v1", "default_model": MODEL,
-        "cache_max_entries": 0, "usage_flush_interval": 0.2,
-    }  # fmt: skip
+        "workers": 2,
+        "redis_url": shared_redis,
+        "database_url": postgres.url,
+        "upstream_urls": f"{model_server.url}/v1",
+        "default_model": MODEL,
+        "cache_max_entries": 0,
+        "usage_flush_interval": 0.2,
+    }
     with gateway_process(tmp_path / "gateway", ready_path="/readyz", **settings) as (_, url):
         responses = burst([url], secret, prompt, concurrent)
         answered = sum(r.status_code == 200 for r in responses)

@@ -105,10 +105,13 @@ def prometheus(
     try:
         server = PrometheusServer(
             base,
-            {"gateway": app.url.removeprefix("http://"),
-             "vllm": model_server.url.removeprefix("http://"), "node": f"127.0.0.1:{node.port}"},
+            {
+                "gateway": app.url.removeprefix("http://"),
+                "vllm": model_server.url.removeprefix("http://"),
+                "node": f"127.0.0.1:{node.port}",
+            },
             [RULES],
-        )  # fmt: skip
+        )
         try:
             yield server, drive_traffic(app)
         finally:

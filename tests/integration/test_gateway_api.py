@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from switchboard.usage.tables import UsageRecord
 from tests.conftest import mint_key_in
@@ -53,9 +54,12 @@ def test_chat_stream_completion_and_models_with_usage_rows(api: ApiFactory) -> N
     assert chat.usage is not None
 
     stream = client.chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": "Count to five."}], max_tokens=16,
-        stream=True, stream_options={"include_usage": True},
-    )  # fmt: skip
+        model=MODEL,
+        messages=[{"role": "user", "content": "Count to five."}],
+        max_tokens=16,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
     chunks = list(stream)
     streamed_usage = chunks[-1].usage
     assert streamed_usage is not None
@@ -89,8 +93,8 @@ def test_errors_in_openai_shape(api: ApiFactory) -> None:
         client.chat.completions.create(
             model=MODEL, messages=[{"role": "user", "content": "x"}], temperature=5
         )
-    assert invalid.value.body is not None
-    assert invalid.value.body["param"] == "temperature"  # type: ignore[index]
+    assert isinstance(invalid.value.body, dict)
+    assert invalid.value.body["param"] == "temperature"
     too_long = "word " * 3000
     with pytest.raises(openai.BadRequestError) as context:
         client.chat.completions.create(
@@ -120,10 +124,10 @@ def test_429_with_openai_headers(api: ApiFactory) -> None:
 
 def test_a_repeated_deterministic_request_is_answered_from_the_cache(api: ApiFactory) -> None:
     app, client = api()
-    ask = {"model": MODEL, "messages": [{"role": "user", "content": "Say yes."}],
-           "temperature": 0, "max_tokens": 8}  # fmt: skip
-    first = client.chat.completions.with_raw_response.create(**ask)
-    second = client.chat.completions.with_raw_response.create(**ask)
+    say_yes: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Say yes."}]
+    create = client.chat.completions.with_raw_response.create
+    first = create(model=MODEL, messages=say_yes, temperature=0, max_tokens=8)
+    second = create(model=MODEL, messages=say_yes, temperature=0, max_tokens=8)
     assert (first.headers["x-cache"], second.headers["x-cache"]) == ("miss", "hit")
     assert second.parse().choices[0].message.content == first.parse().choices[0].message.content
     rows = usage_rows(app)

@@ -25,8 +25,12 @@ def test_a_150_second_answer_is_relayed_with_the_defaults(
         try:
             secret = server.run(mint_key_in(server.app, "patient"))
             body = {"model": "fake-model", "messages": [{"role": "user", "content": "slow one"}]}
-            response = httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=LONG * 3,
-                                  headers={"Authorization": f"Bearer {secret}"})  # fmt: skip
+            response = httpx.post(
+                f"{server.url}/v1/chat/completions",
+                json=body,
+                timeout=LONG * 3,
+                headers={"Authorization": f"Bearer {secret}"},
+            )
         finally:
             server.stop()
     assert response.status_code == 200, response.text

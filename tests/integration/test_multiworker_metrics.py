@@ -39,6 +39,7 @@ def healthz_per_process(directory: Path, scratch: Path) -> dict[int, float]:
         alone.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, alone / path.name)
         registry = CollectorRegistry()
+        # prometheus_client's MultiProcessCollector.__init__ has no annotations
         MultiProcessCollector(registry, path=str(alone))  # type: ignore[no-untyped-call]
         value = sum(
             sample.value
@@ -64,9 +65,12 @@ def children(pid: int) -> set[int]:
 def server(tmp_path: Path, redis_url: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     # readiness is polled on /metrics, so no /healthz request is counted before the test's
     with gateway_process(
-        tmp_path / "data", ready_path="/metrics", workers=WORKERS, redis_url=redis_url,
+        tmp_path / "data",
+        ready_path="/metrics",
+        workers=WORKERS,
+        redis_url=redis_url,
         upstream_urls="http://127.0.0.1:9/v1",
-    ) as started:  # fmt: skip
+    ) as started:
         yield started
 
 

@@ -39,22 +39,40 @@ def test_v1_conforms_to_its_schema_under_every_check(live_app: AppFactory, tmp_p
     ARTIFACTS.mkdir(exist_ok=True)
     result = subprocess.run(
         [
-            str(Path(sys.executable).parent / "schemathesis"), "--config-file", str(config), "run",
+            str(Path(sys.executable).parent / "schemathesis"),
+            "--config-file",
+            str(config),
+            "run",
             f"{app.url}/docs/openapi.json",
-            "--checks", "all",
-            "--include-path-regex", "^/v1/",
-            "--header", f"Authorization: Bearer {secret}",
-            "--max-examples", "30",
-            "--workers", "2",
-            "--seed", "20261124",
-            "--request-timeout", str(REQUEST_TIMEOUT),
-            "--report", "junit",
-            "--report-junit-path", str(ARTIFACTS / "schemathesis.xml"),
+            "--checks",
+            "all",
+            "--include-path-regex",
+            "^/v1/",
+            "--header",
+            f"Authorization: Bearer {secret}",
+            "--max-examples",
+            "30",
+            "--workers",
+            "2",
+            "--seed",
+            "20261124",
+            "--request-timeout",
+            str(REQUEST_TIMEOUT),
+            "--report",
+            "junit",
+            "--report-junit-path",
+            str(ARTIFACTS / "schemathesis.xml"),
         ],
-        capture_output=True, text=True, timeout=RUN_TIMEOUT, cwd=tmp_path,
-        env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.integration.schemathesis_hooks",
-             "PYTHONPATH": str(REPO_ROOT)},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        cwd=tmp_path,
+        env={
+            **os.environ,
+            "SCHEMATHESIS_HOOKS": "tests.integration.schemathesis_hooks",
+            "PYTHONPATH": str(REPO_ROOT),
+        },
+    )
     (ARTIFACTS / "schemathesis.txt").write_text(result.stdout + result.stderr)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     summary = re.search(r"(\d+) generated, (\d+) passed", result.stdout)
@@ -64,6 +82,7 @@ def test_v1_conforms_to_its_schema_under_every_check(live_app: AppFactory, tmp_p
     # the generated requests did reach the model: the model server answered some of them
     async def answered() -> int:
         await app.app.state.resources.usage.flush()
-        return await UsageRecord.count().where(UsageRecord.status == 200)
+        count: int = await UsageRecord.count().where(UsageRecord.status == 200)
+        return count
 
     assert app.run(answered()) >= 20

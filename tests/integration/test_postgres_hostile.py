@@ -88,10 +88,12 @@ def test_every_id_route_answers_404_for_ids_beyond_the_integer_column(
 
 @pytest.mark.parametrize(
     ("path", "form"),
-    [("/keys/", {"name": "lap\x00top"}),
-     ("/admin/users", {"username": "nul\x00name", "password": PASSWORD}),
-     ("/admin/budgets/prices/remove", {"model": "nul\x00model"})],
-)  # fmt: skip
+    [
+        ("/keys/", {"name": "lap\x00top"}),
+        ("/admin/users", {"username": "nul\x00name", "password": PASSWORD}),
+        ("/admin/budgets/prices/remove", {"model": "nul\x00model"}),
+    ],
+)
 def test_a_nul_in_a_name_is_a_400_not_a_500(
     boss: WebSession, caplog: pytest.LogCaptureFixture, path: str, form: dict[str, str]
 ) -> None:
@@ -117,8 +119,9 @@ def test_chatgpt_times_beyond_what_pages_show_are_left_out(
     boss: WebSession, caplog: pytest.LogCaptureFixture
 ) -> None:
     stamp = -62135596800  # 0001-01-01
-    node = {"message": {"author": {"role": "user"}, "content": {"parts": ["hi"]},
-                        "create_time": stamp}}  # fmt: skip
+    node = {
+        "message": {"author": {"role": "user"}, "content": {"parts": ["hi"]}, "create_time": stamp}
+    }
     body = json.dumps([{"title": "old", "create_time": stamp, "mapping": {"a": node}}])
     assert upload(boss, body).status_code == 303
     assert boss.get("/chat").status_code == 200
@@ -168,5 +171,11 @@ def test_signed_in_no_input_reaches_a_500_on_postgresql(pg_world: World, target:
 
 @pytest.mark.parametrize("target", [t for t in ROUTES if t.public], ids=lambda t: t.name)
 def test_anonymous_no_input_reaches_a_500_on_postgresql(pg_world: World, target: Target) -> None:
-    fuzz(pg_world.visitor.http, target, pg_world.real_ids, pg_world.never,
-         pg_world.visitor.csrf, EXAMPLES)  # fmt: skip
+    fuzz(
+        pg_world.visitor.http,
+        target,
+        pg_world.real_ids,
+        pg_world.never,
+        pg_world.visitor.csrf,
+        EXAMPLES,
+    )

@@ -83,11 +83,14 @@ def test_bad_page_numbers_are_a_400_not_a_500(person: Person, page_number: str) 
 
 def test_import_clamps_settings_that_do_not_fit_the_columns(person: Person) -> None:
     _, session = person()
-    response = upload(session, export_of(
-        conversation("first", max_tokens=100),
-        conversation("second", max_tokens=2**31, temperature=9.0),  # over PostgreSQL's integer
-        conversation("third", max_tokens=-(2**40), temperature=-1.0),
-    ))  # fmt: skip
+    response = upload(
+        session,
+        export_of(
+            conversation("first", max_tokens=100),
+            conversation("second", max_tokens=2**31, temperature=9.0),  # over PostgreSQL's integer
+            conversation("third", max_tokens=-(2**40), temperature=-1.0),
+        ),
+    )
     assert response.status_code == 303, response.status_code
     settings = [(c["title"], c["max_tokens"], c["temperature"]) for c in owned(session)]
     assert settings == [("first", 100, 0.7), ("second", 2048, 2.0), ("third", 1, 0.0)]
@@ -95,10 +98,16 @@ def test_import_clamps_settings_that_do_not_fit_the_columns(person: Person) -> N
 
 def test_import_drops_nul_characters_postgresql_cannot_store(person: Person) -> None:
     _, session = person()
-    response = upload(session, export_of(conversation(
-        "nul\u0000title", system_prompt="be\u0000brief",
-        messages=[{"role": "user", "content": "a\u0000b"}],
-    )))  # fmt: skip
+    response = upload(
+        session,
+        export_of(
+            conversation(
+                "nul\u0000title",
+                system_prompt="be\u0000brief",
+                messages=[{"role": "user", "content": "a\u0000b"}],
+            )
+        ),
+    )
     assert response.status_code == 303, response.status_code
     [imported] = owned(session)
     assert (imported["title"], imported["system_prompt"]) == ("nultitle", "bebrief")
@@ -110,8 +119,12 @@ def test_nul_characters_in_the_forms_are_a_400_not_a_500(
 ) -> None:
     _, session = person()
     chat = session.new_conversation()
-    settings = {"system_prompt": "be\u0000brief", "model": "fake-model", "temperature": "0.5",
-                "max_tokens": "64"}  # fmt: skip
+    settings = {
+        "system_prompt": "be\u0000brief",
+        "model": "fake-model",
+        "temperature": "0.5",
+        "max_tokens": "64",
+    }
     for path, form in [
         (f"/chat/{chat}/messages", {"content": "hello\u0000 there"}),
         (f"/chat/{chat}/edit", {"content": "edited\u0000 again"}),
@@ -155,12 +168,15 @@ def test_a_failing_import_imports_nothing(person: Person, monkeypatch: pytest.Mo
 def test_search_is_literal_case_insensitive_and_ones_own(person: Person) -> None:
     _, ada = person()
     _, bob = person()
-    upload(ada, export_of(
-        conversation("Budget", messages=[{"role": "user", "content": "we are 100% sure"}]),
-        conversation("Naming", messages=[{"role": "user", "content": "use snake_case"}]),
-        conversation("Excited", messages=[{"role": "user", "content": "wow! really"}]),
-        conversation("Slashes", messages=[{"role": "user", "content": "a\\b"}]),
-    ))  # fmt: skip
+    upload(
+        ada,
+        export_of(
+            conversation("Budget", messages=[{"role": "user", "content": "we are 100% sure"}]),
+            conversation("Naming", messages=[{"role": "user", "content": "use snake_case"}]),
+            conversation("Excited", messages=[{"role": "user", "content": "wow! really"}]),
+            conversation("Slashes", messages=[{"role": "user", "content": "a\\b"}]),
+        ),
+    )
     upload(
         bob, export_of(conversation("Bob's", messages=[{"role": "user", "content": "Zebra 5%"}]))
     )

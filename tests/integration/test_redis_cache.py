@@ -23,8 +23,11 @@ async def test_a_hit_on_one_replica_serves_the_other(
     settings = make_settings(redis_url=own_redis.url)
     first = create_app(settings, upstream_transport=fake_upstream.transport())
     second = create_app(settings, upstream_transport=fake_upstream.transport())
-    body: dict[str, Any] = {"model": "fake-model", "temperature": 0,
-                            "messages": [{"role": "user", "content": "shared"}]}  # fmt: skip
+    body: dict[str, Any] = {
+        "model": "fake-model",
+        "temperature": 0,
+        "messages": [{"role": "user", "content": "shared"}],
+    }
     async with AsyncTestClient(app=first) as one, AsyncTestClient(app=second) as two:
         auth = {"Authorization": "Bearer " + await mint_key(one, "replicas")}
         miss = await one.post(CHAT, json=body, headers=auth)

@@ -16,7 +16,8 @@ def test_a_burst_larger_than_the_pool_waits_for_connections(redis_url: str) -> N
         try:
             # each call holds its connection for a moment, as a script under load does
             async def hold() -> int:
-                await client.execute_command("BLPOP", "nothing", "0.01")
+                # redis-py's execute_command has no annotations
+                await client.execute_command("BLPOP", "nothing", "0.01")  # type: ignore[no-untyped-call]
                 return int(await client.incr("burst"))
 
             return await asyncio.gather(*(hold() for _ in range(BURST)))

@@ -86,9 +86,12 @@ def test_two_gateways_with_two_workers_each_share_one_limit(
     limit = 4
     database = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
     settings: dict[str, Any] = {
-        "workers": 2, "redis_url": redis_url, "database_url": database,
-        "upstream_urls": fake_upstream_url, "default_model": "bench-model",
-    }  # fmt: skip
+        "workers": 2,
+        "redis_url": redis_url,
+        "database_url": database,
+        "upstream_urls": fake_upstream_url,
+        "default_model": "bench-model",
+    }
     with (
         gateway_process(tmp_path / "a", **settings) as (_, first),
         gateway_process(tmp_path / "b", **settings) as (_, second),
@@ -118,14 +121,30 @@ def mint_by_cli(data_dir: Path, database: str, rpm: int) -> str:
 
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD")},
-        "SWITCHBOARD_DATA_DIR": str(data_dir), "SWITCHBOARD_DATABASE_URL": database,
+        "SWITCHBOARD_DATA_DIR": str(data_dir),
+        "SWITCHBOARD_DATABASE_URL": database,
         "SWITCHBOARD_ENVIRONMENT": "test",
-    }  # fmt: skip
+    }
     done = subprocess.run(
-        [sys.executable, "-m", "switchboard.cli", "keys", "create", "--user", "shared",
-         "--rpm", str(rpm), "--tpm", "1000000"],
-        env=env, capture_output=True, text=True, check=True, timeout=DEADLINE,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "switchboard.cli",
+            "keys",
+            "create",
+            "--user",
+            "shared",
+            "--rpm",
+            str(rpm),
+            "--tpm",
+            "1000000",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=DEADLINE,
+    )
     return done.stdout.strip().splitlines()[-1]
 
 

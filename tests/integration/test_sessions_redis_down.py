@@ -98,9 +98,11 @@ def dead_redis_url(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 def test_an_app_started_while_redis_is_unreachable_answers_503_pages(
-    dead_redis_url: str, make_settings: SettingsFactory, fake_upstream: FakeUpstream,
+    dead_redis_url: str,
+    make_settings: SettingsFactory,
+    fake_upstream: FakeUpstream,
     web: WebFactory,
-) -> None:  # fmt: skip
+) -> None:
     server = start_app(dead_redis_url, make_settings, fake_upstream)
     try:
         server.run(create_user("ann", password=PASSWORD))

@@ -58,10 +58,23 @@ def test_stack_reaches_ready_answers_and_stops_on_sigterm(
     assert "prints the URL (`http://127.0.0.1:8000/`)" in readme
     try:
         created = subprocess.run(
-            [sys.executable, "-m", "switchboard.cli", "users", "create", "first", "--admin",
-             "--password", "first-admin-pw"],
-            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "switchboard.cli",
+                "users",
+                "create",
+                "first",
+                "--admin",
+                "--password",
+                "first-admin-pw",
+            ],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert created.returncode == 0, created.stderr
         with WebSession(f"http://127.0.0.1:{port}") as session:
             assert session.sign_in("first", "first-admin-pw").status_code == 303

@@ -62,9 +62,13 @@ def api(live: LiveServer) -> Iterator[httpx.Client]:
 def rows(live: LiveServer) -> list[dict[str, Any]]:
     live.run(live.app.state.resources.usage.flush())
     query = UsageRecord.select(
-        UsageRecord.model, UsageRecord.status, UsageRecord.prompt_tokens,
-        UsageRecord.completion_tokens, UsageRecord.total_tokens, UsageRecord.request_id,
-    ).order_by(UsageRecord.id)  # fmt: skip
+        UsageRecord.model,
+        UsageRecord.status,
+        UsageRecord.prompt_tokens,
+        UsageRecord.completion_tokens,
+        UsageRecord.total_tokens,
+        UsageRecord.request_id,
+    ).order_by(UsageRecord.id)
     return list(live.run(query.run()))
 
 

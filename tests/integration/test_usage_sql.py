@@ -88,7 +88,7 @@ def test_the_month_is_the_utc_month(live: LiveServer) -> None:
             row(dt.datetime(2027, 3, 1, 0, 0, tzinfo=dt.UTC), key_id=None),  # the first instant
             row(dt.datetime(2027, 3, 31, 23, 59, tzinfo=dt.UTC), user_id=None),  # the last minute
             row(dt.datetime(2027, 4, 1, 0, 0, tzinfo=dt.UTC)),  # April's (a clock set back)
-        )  # fmt: skip
+        )
         await catalog.set_price("m", "1000000", "0")
         service = BudgetService(MemorySpend(), 15, "USD", clock=lambda: now)
         await service.load()
@@ -107,6 +107,7 @@ async def some_rows(live: LiveServer) -> int:
     def at(when: dt.datetime, **values: Any) -> UsageRecord:
         return row(when, **{"user_id": user_id, "key_id": key_id, **values})
 
+    # a table, hence fmt: skip: one usage row per entry, its values side by side
     await UsageRecord.insert(
         at(day1 + dt.timedelta(hours=10), model="small", prompt_tokens=10, completion_tokens=5,
            total_tokens=15, key_id=None, cache_hit=True),
@@ -125,10 +126,16 @@ async def some_rows(live: LiveServer) -> int:
 
 def summary(report: dict[str, Any]) -> list[tuple[Any, ...]]:
     return [
-        (b["group"], b.get("key_id"), b["requests"], b["total_tokens"], b["cache_hits"],
-         b["errors"])
+        (
+            b["group"],
+            b.get("key_id"),
+            b["requests"],
+            b["total_tokens"],
+            b["cache_hits"],
+            b["errors"],
+        )
         for b in report["data"]
-    ]  # fmt: skip
+    ]
 
 
 def test_usage_per_day_model_and_key_within_start_and_end(
@@ -203,11 +210,24 @@ def test_usage_rows_round_trip_through_the_batched_insert(live: LiveServer) -> N
     """The raw multi-row INSERT stores what Piccolo's reads give back: timestamps with their
     zone, booleans, NULLs, more rows than one statement takes."""
     at = dt.datetime(2026, 12, 1, 12, 30, tzinfo=dt.UTC)
-    events = [rows.UsageEvent(
-        model="m", user_id=n, key_id=None if n % 2 else n, source="web", prompt_tokens=n,
-        completion_tokens=1, latency_ms=5, ttft_ms=n % 2 or None, status=499,
-        cache_hit=bool(n % 3), stream=bool(n % 5), request_id=f"r{n}", at=at,
-    ) for n in range(rows.ROWS_PER_STATEMENT + 5)]  # fmt: skip
+    events = [
+        rows.UsageEvent(
+            model="m",
+            user_id=n,
+            key_id=None if n % 2 else n,
+            source="web",
+            prompt_tokens=n,
+            completion_tokens=1,
+            latency_ms=5,
+            ttft_ms=n % 2 or None,
+            status=499,
+            cache_hit=bool(n % 3),
+            stream=bool(n % 5),
+            request_id=f"r{n}",
+            at=at,
+        )
+        for n in range(rows.ROWS_PER_STATEMENT + 5)
+    ]
 
     async def roundtrip() -> list[dict[str, Any]]:
         await UsageRecord.delete(force=True)
@@ -222,7 +242,10 @@ def test_usage_rows_round_trip_through_the_batched_insert(live: LiveServer) -> N
     for event, stored in zip(events, stored_rows, strict=True):
         assert stored["created_at"] == at
         assert (stored["key_id"], stored["ttft_ms"], stored["cache_hit"], stored["stream"]) == (
-            event.key_id, event.ttft_ms, event.cache_hit, event.stream,
-        )  # fmt: skip
+            event.key_id,
+            event.ttft_ms,
+            event.cache_hit,
+            event.stream,
+        )
         total = event.prompt_tokens + event.completion_tokens
         assert (stored["source"], stored["status"], stored["total_tokens"]) == ("web", 499, total)

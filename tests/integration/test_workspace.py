@@ -96,8 +96,9 @@ def test_sign_in_errors_throttling_and_csrf(app: LiveServer, web: WebFactory) ->
 def test_chat_streams_persists_and_reloads(app: LiveServer, signed_in: SignIn) -> None:
     ann = signed_in("ann")
     conversation = ann.new_conversation()
-    sent = ann.post(f"/chat/{conversation}/messages", {"content": "Say hello in one sentence."},
-                    htmx=True)  # fmt: skip
+    sent = ann.post(
+        f"/chat/{conversation}/messages", {"content": "Say hello in one sentence."}, htmx=True
+    )
     assert sent.status_code == 200
     assert sent.headers.get("hx-trigger") == "conversations-changed"  # titled: sidebar reloads
     stream_path = re.search(r'sse-connect="([^"]+)"', sent.text)
@@ -110,8 +111,13 @@ def test_chat_streams_persists_and_reloads(app: LiveServer, signed_in: SignIn) -
     page = ann.get(f"/chat/{conversation}")
     assert "Say hello in one sentence." in page.text
     assert "Say hello in one" in page.text.split("<title>")[1]  # titled from the first message
-    rows = app.run(_query(Message.select(Message.role, Message.status, Message.content).where(
-        Message.conversation == conversation).order_by(Message.id)))  # fmt: skip
+    rows = app.run(
+        _query(
+            Message.select(Message.role, Message.status, Message.content)
+            .where(Message.conversation == conversation)
+            .order_by(Message.id)
+        )
+    )
     assert [(r["role"], r["status"]) for r in rows] == [
         ("user", "complete"),
         ("assistant", "complete"),
@@ -126,8 +132,9 @@ def test_stop_keeps_the_partial_answer(app: LiveServer, signed_in: SignIn) -> No
     ann = signed_in("ann")
     conversation = ann.new_conversation()
     app.run(_long_answers(conversation))
-    sent = ann.post(f"/chat/{conversation}/messages", {"content": "Write a very long story."},
-                    htmx=True)  # fmt: skip
+    sent = ann.post(
+        f"/chat/{conversation}/messages", {"content": "Write a very long story."}, htmx=True
+    )
     stream_path = re.search(r'sse-connect="([^"]+)"', sent.text)
     stop_path = re.search(r'hx-post="([^"]+/stop)"', sent.text)
     assert stream_path
@@ -214,7 +221,9 @@ def test_keys_page_creates_shows_once_and_revokes(app: LiveServer, signed_in: Si
     listing = ann.get("/keys").text
     assert secret.group(1) not in listing  # shown once
     assert secret.group(1)[:12] in listing
-    key_id = int(re.search(r'id="key-(\d+)"', listing).group(1))  # type: ignore[union-attr]
+    listed = re.search(r'id="key-(\d+)"', listing)
+    assert listed
+    key_id = int(listed.group(1))
     assert ben.post(f"/keys/{key_id}/revoke").status_code == 404
     assert ann.post(f"/keys/{key_id}/revoke").status_code == 200
     assert "revoked" in ann.get("/keys").text

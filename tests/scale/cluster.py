@@ -8,6 +8,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -37,11 +38,15 @@ class ScaleStack:
     secrets: Path
 
     # --- the gateways ----------------------------------------------------------------------
+    def edge_network(self, replica: int = 1) -> tuple[str, dict[str, Any]]:
+        """The name and the settings of a gateway replica's edge network."""
+        settings = self.stack.inspect("gateway", replica)["NetworkSettings"]
+        assert isinstance(settings, dict)
+        return next((k, v) for k, v in settings["Networks"].items() if k.endswith("_edge"))
+
     def gateway_url(self, replica: int) -> str:
         """The replica's address on the edge network (where a proxy would reach it)."""
-        found = self.stack.inspect("gateway", replica)
-        networks = found["NetworkSettings"]["Networks"]  # type: ignore[index]
-        edge = next(v for k, v in networks.items() if k.endswith("_edge"))
+        _, edge = self.edge_network(replica)
         return f"http://{edge['IPAddress']}:8000"
 
     def gateway_urls(self) -> list[str]:
@@ -52,12 +57,22 @@ class ScaleStack:
         (started once, removed with the stack): the load's clients speak from it."""
         name = f"{self.stack.project}-client"
         if self.stack.run_podman("container", "exists", name, check=False).returncode != 0:
-            edge = next(n for n in self.stack.inspect("gateway")["NetworkSettings"]["Networks"]  # type: ignore[index]
-                        if n.endswith("_edge"))  # fmt: skip
+            edge, _ = self.edge_network()
             image = str(self.stack.inspect("gateway")["ImageName"])
-            self.stack.run_podman("run", "-d", "--name", name, "--network", edge,
-                                  "--label", f"com.docker.compose.project={self.stack.project}",
-                                  "--entrypoint", "sleep", image, "infinity")  # fmt: skip
+            self.stack.run_podman(
+                "run",
+                "-d",
+                "--name",
+                name,
+                "--network",
+                edge,
+                "--label",
+                f"com.docker.compose.project={self.stack.project}",
+                "--entrypoint",
+                "sleep",
+                image,
+                "infinity",
+            )
         pid = self.stack.run_podman("inspect", "--format", "{{.State.Pid}}", name).stdout.strip()
         return f"/proc/{pid}/ns/net"
 

@@ -96,8 +96,9 @@ def scale(tmp_path_factory: pytest.TempPathFactory, report: Report) -> Iterator[
         yield stack
     finally:
         composed.save_logs(FOLDER / "containers")
-        composed.run_podman("rm", "--force", "--time", "1", f"{composed.project}-client",
-                            check=False)  # fmt: skip
+        composed.run_podman(
+            "rm", "--force", "--time", "1", f"{composed.project}-client", check=False
+        )
         composed.down()
 
 

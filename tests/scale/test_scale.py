@@ -19,7 +19,9 @@ import random
 import re
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import httpx
 import pytest
@@ -114,8 +116,13 @@ def test_a_requests_spread_over_both_replicas(
     assert min(served.values()) >= count // 6, f"not spread: {served}"
     per_gateway = by_gateway(outcomes, gateways.urls)
     assert min(per_gateway) > 0, per_gateway
-    report.record("a_spread", requests=count, per_replica=served, per_gateway=per_gateway,
-                  router_decisions=scale.router_decisions())  # fmt: skip
+    report.record(
+        "a_spread",
+        requests=count,
+        per_replica=served,
+        per_gateway=per_gateway,
+        router_decisions=scale.router_decisions(),
+    )
     report.row(
         "(a) spread",
         f"{count} unrelated prompts, 4 clients, over both gateways",
@@ -139,7 +146,10 @@ def test_b_requests_sharing_a_long_prefix_land_on_one_replica(
 
         # the first one alone (a conversation's first turn): the router learns where it went;
         # two sent at once with nothing learnt yet may go one to each replica
-        rest = run(lambda n, ask=ask: ask(n + 1), 7, workers=2, namespace=gateways.namespace)
+        def ask_next(n: int, ask: Callable[[int], Outcome] = ask) -> Outcome:
+            return ask(n + 1)
+
+        rest = run(ask_next, 7, workers=2, namespace=gateways.namespace)
         outcomes = [ask(0), *rest]
         served, hits = delta(before, scale.served()), delta(hits_before, scale.prefix_hits())
         ledger.outcomes += outcomes
@@ -172,8 +182,9 @@ def test_c_a_replica_killed_mid_load_costs_only_requests_in_flight(
     scale: ScaleStack, gateways: Gateways, ledger: Ledger, report: Report
 ) -> None:
     victim = REPLICAS[1]
-    with Load(lambda n: gateways.send(distinct(100 + n, stream=n % 2 == 0)),
-              namespace=gateways.namespace) as load:  # fmt: skip
+    with Load(
+        lambda n: gateways.send(distinct(100 + n, stream=n % 2 == 0)), namespace=gateways.namespace
+    ) as load:
         load.start()
         wait_for(lambda: load.finished() >= 8, "the load is running", 300, every=0.2)
         in_flight, killed_at = load.running(), time.monotonic()
@@ -193,8 +204,9 @@ def test_c_a_replica_killed_mid_load_costs_only_requests_in_flight(
     assert all(o.status >= 500 or o.stream for o in failed), [o.status for o in failed]
     assert [o for o in after if not o.answered] == [], "a request sent after the kill failed"
     assert len(after) >= 4
-    statuses = Counter("an error event in a stream" if o.stream else f"HTTP {o.status}"
-                       for o in failed)  # fmt: skip
+    statuses = Counter(
+        "an error event in a stream" if o.stream else f"HTTP {o.status}" for o in failed
+    )
     report.record(
         "c_replica_killed",
         requests=len(outcomes),
@@ -319,8 +331,13 @@ class AsTheProxy(httpx.BaseTransport):
         url = request.url.copy_with(scheme="http", host=self.gateway.host, port=self.gateway.port)
         headers = request.headers.copy()
         headers["X-Forwarded-Proto"] = "https"
-        forwarded = httpx.Request(request.method, url, headers=headers, stream=request.stream,
-                                  extensions=request.extensions)  # fmt: skip
+        forwarded = httpx.Request(
+            request.method,
+            url,
+            headers=headers,
+            stream=request.stream,
+            extensions=request.extensions,
+        )
         return self.inner.handle_request(forwarded)
 
     def close(self) -> None:
@@ -366,8 +383,9 @@ def gateway_down_under_load(
     the outcomes, the requests in flight at the signal, the seconds until it had exited, and
     when the signal went."""
     container = scale.stack.container("gateway", replica)
-    with Load(lambda n: gateways.send(distinct(500 + n, stream=n % 2 == 0)),
-              namespace=gateways.namespace) as load:  # fmt: skip
+    with Load(
+        lambda n: gateways.send(distinct(500 + n, stream=n % 2 == 0)), namespace=gateways.namespace
+    ) as load:
         load.start()
         wait_for(lambda: load.finished() >= 8, "the load is running", 300, every=0.2)
         in_flight, started = load.running(), time.monotonic()
@@ -397,7 +415,7 @@ def settle(gateways: Gateways) -> None:
         return outcome[0].answered
 
     for url in gateways.urls:
-        wait_for(lambda url=url: answers(url), f"{url} answers a completion", 180, every=2.0)
+        wait_for(partial(answers, url), f"{url} answers a completion", 180, every=2.0)
 
 
 def test_d_a_gateway_stopped_mid_load_drains_and_the_other_keeps_serving(
@@ -434,9 +452,10 @@ def test_d_a_gateway_crash_costs_only_its_requests_in_flight(
     # the rows of what it answered in its last flush intervals (1 s each) may die with it:
     # counted apart in (e)
     ledger.crash_window += [
-        o for o in outcomes
+        o
+        for o in outcomes
         if o.gateway == crashed_url and o.answered and o.ended > killed_at - CRASH_WINDOW
-    ]  # fmt: skip
+    ]
     failed = [o for o in outcomes if not o.answered]
     assert len(failed) <= in_flight
     assert all(o.gateway == crashed_url for o in failed), [(o.gateway, o.error) for o in failed]

@@ -20,11 +20,15 @@ def input_text(body: dict[str, Any]) -> str:
 
 def message(body: dict[str, Any], words: list[str], prompt_tokens: int) -> dict[str, Any]:
     return {
-        "id": f"msg_fake{next(_ids)}", "type": "message", "role": "assistant",
-        "model": body["model"], "content": [{"type": "text", "text": " ".join(words)}],
-        "stop_reason": "end_turn", "stop_sequence": None,
+        "id": f"msg_fake{next(_ids)}",
+        "type": "message",
+        "role": "assistant",
+        "model": body["model"],
+        "content": [{"type": "text", "text": " ".join(words)}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
         "usage": {"input_tokens": prompt_tokens, "output_tokens": len(words)},
-    }  # fmt: skip
+    }
 
 
 def event(name: str, **data: Any) -> bytes:
@@ -43,6 +47,9 @@ async def events(
         text = word + (" " if index < len(words) - 1 else "")
         yield event("content_block_delta", index=0, delta={"type": "text_delta", "text": text})
     yield event("content_block_stop", index=0)
-    yield event("message_delta", delta={"stop_reason": "end_turn", "stop_sequence": None},
-                usage={"output_tokens": len(words)})  # fmt: skip
+    yield event(
+        "message_delta",
+        delta={"stop_reason": "end_turn", "stop_sequence": None},
+        usage={"output_tokens": len(words)},
+    )
     yield event("message_stop")

@@ -27,18 +27,32 @@ def response(
     body: dict[str, Any], words: list[str], prompt_tokens: int, status: str, number: int = 0
 ) -> dict[str, Any]:
     text = " ".join(words)
-    message = {"type": "message", "id": f"msg_{next(_ids)}", "role": "assistant",
-               "status": "completed",
-               "content": [{"type": "output_text", "text": text, "annotations": []}]}  # fmt: skip
+    message = {
+        "type": "message",
+        "id": f"msg_{next(_ids)}",
+        "role": "assistant",
+        "status": "completed",
+        "content": [{"type": "output_text", "text": text, "annotations": []}],
+    }
     done = status == "completed"
-    usage = {"input_tokens": prompt_tokens, "output_tokens": len(words),
-             "total_tokens": prompt_tokens + len(words)}  # fmt: skip
+    usage = {
+        "input_tokens": prompt_tokens,
+        "output_tokens": len(words),
+        "total_tokens": prompt_tokens + len(words),
+    }
     return {
-        "id": f"resp_fake{number or next(_ids)}", "object": "response", "created_at": 1,
-        "model": body["model"], "status": status, "output": [message] if done else [],
-        "usage": usage if done else None, "instructions": body.get("instructions"),
-        "previous_response_id": None, "store": body.get("store", True), "tools": [],
-    }  # fmt: skip
+        "id": f"resp_fake{number or next(_ids)}",
+        "object": "response",
+        "created_at": 1,
+        "model": body["model"],
+        "status": status,
+        "output": [message] if done else [],
+        "usage": usage if done else None,
+        "instructions": body.get("instructions"),
+        "previous_response_id": None,
+        "store": body.get("store", True),
+        "tools": [],
+    }
 
 
 def event(name: str, number: int, **data: Any) -> bytes:
@@ -57,18 +71,33 @@ async def events(
     part = {"type": "output_text", "text": "", "annotations": []}
     where = {"item_id": item["id"], "output_index": 0}
     numbers = itertools.count()
-    yield event("response.created", next(numbers),
-                response=response(body, words, prompt_tokens, "in_progress", number))  # fmt: skip
+    yield event(
+        "response.created",
+        next(numbers),
+        response=response(body, words, prompt_tokens, "in_progress", number),
+    )
     yield event("response.output_item.added", next(numbers), output_index=0, item=started)
     yield event("response.content_part.added", next(numbers), **where, content_index=0, part=part)
     for index, word in enumerate(words):
         delta = word + (" " if index < len(words) - 1 else "")
-        yield event("response.output_text.delta", next(numbers), **where, content_index=0,
-                    delta=delta, logprobs=[])  # fmt: skip
+        yield event(
+            "response.output_text.delta",
+            next(numbers),
+            **where,
+            content_index=0,
+            delta=delta,
+            logprobs=[],
+        )
     text = " ".join(words)
-    yield event("response.output_text.done", next(numbers), **where, content_index=0, text=text,
-                logprobs=[])  # fmt: skip
-    yield event("response.content_part.done", next(numbers), **where, content_index=0,
-                part={**part, "text": text})  # fmt: skip
+    yield event(
+        "response.output_text.done", next(numbers), **where, content_index=0, text=text, logprobs=[]
+    )
+    yield event(
+        "response.content_part.done",
+        next(numbers),
+        **where,
+        content_index=0,
+        part={**part, "text": text},
+    )
     yield event("response.output_item.done", next(numbers), output_index=0, item=item)
     yield event("response.completed", next(numbers), response=done)

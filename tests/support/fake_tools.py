@@ -50,9 +50,15 @@ def planned_calls(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 def message(calls: list[dict[str, Any]]) -> dict[str, Any]:
     return {
-        "role": "assistant", "content": None, "refusal": None, "annotations": None,
-        "audio": None, "function_call": None, "tool_calls": calls, "reasoning_content": None,
-    }  # fmt: skip
+        "role": "assistant",
+        "content": None,
+        "refusal": None,
+        "annotations": None,
+        "audio": None,
+        "function_call": None,
+        "tool_calls": calls,
+        "reasoning_content": None,
+    }
 
 
 def deltas(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -60,8 +66,12 @@ def deltas(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for index, call in enumerate(calls):
         function = call["function"]
-        start = {"index": index, "id": call["id"], "type": "function",
-                 "function": {"name": function["name"]}}  # fmt: skip
+        start = {
+            "index": index,
+            "id": call["id"],
+            "type": "function",
+            "function": {"name": function["name"]},
+        }
         out.append({"tool_calls": [start]})
         arguments = function["arguments"]
         for at in range(0, len(arguments), ARGUMENT_PIECE):

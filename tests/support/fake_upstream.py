@@ -132,15 +132,21 @@ class FakeUpstream:
             words = fake_messages.input_text(body).split() or ["ok"]
             if body.get("stream"):
                 events = fake_messages.events(body, words, self.prompt_tokens)
-                return httpx.Response(200, stream=_EventStream(self.paced(events)),
-                                      headers={"content-type": "text/event-stream"})  # fmt: skip
+                return httpx.Response(
+                    200,
+                    stream=_EventStream(self.paced(events)),
+                    headers={"content-type": "text/event-stream"},
+                )
             return httpx.Response(200, json=fake_messages.message(body, words, self.prompt_tokens))
         if path == "/v1/responses":
             words = fake_responses.input_text(body).split() or ["ok"]
             if body.get("stream"):
                 events = fake_responses.events(body, words, self.prompt_tokens)
-                return httpx.Response(200, stream=_EventStream(self.paced(events)),
-                                      headers={"content-type": "text/event-stream"})  # fmt: skip
+                return httpx.Response(
+                    200,
+                    stream=_EventStream(self.paced(events)),
+                    headers={"content-type": "text/event-stream"},
+                )
             answer = fake_responses.response(body, words, self.prompt_tokens, "completed")
             return httpx.Response(200, json=answer)
         words = self.answer_words(body)
@@ -152,8 +158,12 @@ class FakeUpstream:
                 headers={"content-type": "text/event-stream"},
             )
         if path == "/v1/completions":
-            choice: dict[str, Any] = {"index": 0, "text": " ".join(words), "finish_reason": "stop",
-                                      **VLLM_CHOICE_NULLS}  # fmt: skip
+            choice: dict[str, Any] = {
+                "index": 0,
+                "text": " ".join(words),
+                "finish_reason": "stop",
+                **VLLM_CHOICE_NULLS,
+            }
             return httpx.Response(
                 200,
                 json={
@@ -193,13 +203,24 @@ class FakeUpstream:
                 stream=_EventStream(self.paced(events)),
                 headers={"content-type": "text/event-stream"},
             )
-        choice = {"index": 0, "message": fake_tools.message(calls), "logprobs": None,
-                  "finish_reason": "tool_calls", "stop_reason": None}  # fmt: skip
+        choice = {
+            "index": 0,
+            "message": fake_tools.message(calls),
+            "logprobs": None,
+            "finish_reason": "tool_calls",
+            "stop_reason": None,
+        }
         return httpx.Response(
             200,
-            json={"id": "chatcmpl-fake", "object": "chat.completion", "created": 1,
-                  "model": body["model"], "choices": [choice], "usage": usage},
-        )  # fmt: skip
+            json={
+                "id": "chatcmpl-fake",
+                "object": "chat.completion",
+                "created": 1,
+                "model": body["model"],
+                "choices": [choice],
+                "usage": usage,
+            },
+        )
 
     async def paced(self, events: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
         """The events of one stream, with this fake's per-chunk delay and failure applied."""

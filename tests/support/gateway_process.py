@@ -27,17 +27,20 @@ def gateway_process(
     port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("SWITCHBOARD", "PROMETHEUS"))},
-        "SWITCHBOARD_PORT": str(port), "SWITCHBOARD_DATA_DIR": str(data_dir),
-        "SWITCHBOARD_LOG_LEVEL": "WARNING", "SWITCHBOARD_ENVIRONMENT": "test",
+        "SWITCHBOARD_PORT": str(port),
+        "SWITCHBOARD_DATA_DIR": str(data_dir),
+        "SWITCHBOARD_LOG_LEVEL": "WARNING",
+        "SWITCHBOARD_ENVIRONMENT": "test",
         **{f"SWITCHBOARD_{name.upper()}": str(value) for name, value in settings.items()},
-    }  # fmt: skip
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "switchboard.cli", "serve"], env=env, start_new_session=True
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: responds(url + ready_path), "the gateway starts", DEADLINE, 0.2,
-                 process=process)  # fmt: skip
+        wait_for(
+            lambda: responds(url + ready_path), "the gateway starts", DEADLINE, 0.2, process=process
+        )
         yield process, url
     finally:
         process.terminate()

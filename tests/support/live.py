@@ -46,6 +46,7 @@ class LifespanWatch:
 
     async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
         if scope["type"] != "lifespan":
+            # the server's plain dicts, where Litestar's __call__ names its Scope TypedDicts
             await self.app(scope, receive, send)  # type: ignore[arg-type]
             return
 
@@ -60,7 +61,7 @@ class LifespanWatch:
                 self.stopped.set()
 
         try:
-            await self.app(scope, receive, watched)  # type: ignore[arg-type]
+            await self.app(scope, receive, watched)  # type: ignore[arg-type]  # as above
         except BaseException as error:
             self.failure = self.failure or repr(error)
             raise

@@ -59,8 +59,10 @@ class PostgresServer:
         return subprocess.run(command, check=check, capture_output=True, timeout=120).returncode
 
     def running(self) -> bool:
-        return self.data.exists() and self._run("pg_ctl", "-D", str(self.data), "status",
-                                                check=False) == 0  # fmt: skip
+        return (
+            self.data.exists()
+            and self._run("pg_ctl", "-D", str(self.data), "status", check=False) == 0
+        )
 
     def start(self) -> PostgresServer:
         self.base.mkdir(parents=True, exist_ok=True)

@@ -46,8 +46,9 @@ def started(
     command: list[str], log: Path, env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
-        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)  # fmt: skip
+        return subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -63,11 +64,16 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 def alertmanager_config(base: Path) -> Path:
     """infra/alertmanager's template rendered (by its render.sh) for loopback receivers."""
     output = base / "alertmanager.yml"
-    env = {**os.environ, "ALERT_WEBHOOK_URL": "http://127.0.0.1:9/alerts",
-           "ALERT_EMAIL_TO": "oncall@localhost", "ALERT_EMAIL_FROM": "alertmanager@localhost",
-           "ALERT_SMTP_HOST": "127.0.0.1:25"}  # fmt: skip
-    subprocess.run(["sh", str(REPO_ROOT / "infra/alertmanager/render.sh"), str(output)],
-                   env=env, check=True)  # fmt: skip
+    env = {
+        **os.environ,
+        "ALERT_WEBHOOK_URL": "http://127.0.0.1:9/alerts",
+        "ALERT_EMAIL_TO": "oncall@localhost",
+        "ALERT_EMAIL_FROM": "alertmanager@localhost",
+        "ALERT_SMTP_HOST": "127.0.0.1:25",
+    }
+    subprocess.run(
+        ["sh", str(REPO_ROOT / "infra/alertmanager/render.sh"), str(output)], env=env, check=True
+    )
     return output
 
 
@@ -78,7 +84,7 @@ def caddyfile(base: Path, gateway_port: int) -> Path:
         f"\tstorage file_system {{\n\t\troot {base / 'caddy'}\n\t}}\n}}\n"
         f"https://localhost:{HTTPS_PORT} {{\n\treverse_proxy 127.0.0.1:{gateway_port} {{\n"
         "\t\tflush_interval -1\n\t}\n}\n"
-    )  # fmt: skip
+    )
     return path
 
 
@@ -98,8 +104,9 @@ def run(check: bool) -> int:
         stack.callback(redis.stop)
         say(f"PostgreSQL {postgres.url}, Redis {redis.url}")
 
-        model_settings = load_settings({"SWITCHBOARD_DATA_DIR": str(REPO_ROOT / "var")},
-                                       dotenv=Path("/none"))  # fmt: skip
+        model_settings = load_settings(
+            {"SWITCHBOARD_DATA_DIR": str(REPO_ROOT / "var")}, dotenv=Path("/none")
+        )
         model = ModelServer(model_settings, port=free_port(), log_path=logs / "model-server.log")
         model.install()
         model.start()
@@ -132,31 +139,47 @@ def run(check: bool) -> int:
         stack.callback(stop, gateway)
         wait_http(f"http://127.0.0.1:{gateway_port}/readyz", "the gateway", 300)
 
-        caddy = started([shutil.which("caddy") or "caddy", "run", "--adapter", "caddyfile",
-                         "--config", str(caddyfile(base, gateway_port))],
-                        logs / "caddy.log", {**os.environ, "HOME": str(base)})  # fmt: skip
+        caddy = started(
+            [
+                shutil.which("caddy") or "caddy",
+                "run",
+                "--adapter",
+                "caddyfile",
+                "--config",
+                str(caddyfile(base, gateway_port)),
+            ],
+            logs / "caddy.log",
+            {**os.environ, "HOME": str(base)},
+        )
         stack.callback(stop, caddy)
         wait_http(f"https://localhost:{HTTPS_PORT}/readyz", "Caddy", 120, verify=False)
 
         alertmanager_port = free_port()
         alertmanager = started(
-            [shutil.which("prometheus-alertmanager") or "prometheus-alertmanager",
-             f"--config.file={alertmanager_config(base)}", f"--storage.path={base / 'am'}",
-             f"--web.listen-address=127.0.0.1:{alertmanager_port}",
-             "--cluster.listen-address="],
+            [
+                shutil.which("prometheus-alertmanager") or "prometheus-alertmanager",
+                f"--config.file={alertmanager_config(base)}",
+                f"--storage.path={base / 'am'}",
+                f"--web.listen-address=127.0.0.1:{alertmanager_port}",
+                "--cluster.listen-address=",
+            ],
             logs / "alertmanager.log",
-        )  # fmt: skip
+        )
         stack.callback(stop, alertmanager)
         wait_http(f"http://127.0.0.1:{alertmanager_port}/-/ready", "Alertmanager", 60)
         node = NodeExporter()
         stack.callback(node.stop)
         prometheus = PrometheusServer(
             base / "prometheus",
-            {"gateway": f"127.0.0.1:{gateway_port}", "vllm": f"127.0.0.1:{model.port}",
-             "node": f"127.0.0.1:{node.port}"},
+            {
+                "gateway": f"127.0.0.1:{gateway_port}",
+                "vllm": f"127.0.0.1:{model.port}",
+                "node": f"127.0.0.1:{node.port}",
+            },
             sorted((REPO_ROOT / "infra/prometheus/rules").glob("*.rules.yml")),
-            bearer_files={"gateway": token}, alertmanager=f"127.0.0.1:{alertmanager_port}",
-        )  # fmt: skip
+            bearer_files={"gateway": token},
+            alertmanager=f"127.0.0.1:{alertmanager_port}",
+        )
         stack.callback(prometheus.stop)
 
         def all_up() -> bool:
@@ -165,11 +188,15 @@ def run(check: bool) -> int:
         wait_for(all_up, lambda: f"Prometheus targets up ({prometheus.targets_up()})", 120, 1)
         up = prometheus.targets_up()
 
-        say(f"healthy: https://localhost:{HTTPS_PORT}/ (Caddy's local CA; gateway "
+        say(
+            f"healthy: https://localhost:{HTTPS_PORT}/ (Caddy's local CA; gateway "
             f"127.0.0.1:{gateway_port}, 2 workers), Prometheus {prometheus.url} (targets up: "
-            f"{', '.join(sorted(up))}), Alertmanager 127.0.0.1:{alertmanager_port}")  # fmt: skip
-        say(f"first admin: SWITCHBOARD_DATABASE_URL={postgres.url} "
-            ".venv/bin/switchboard users create YOUR_NAME --admin")  # fmt: skip
+            f"{', '.join(sorted(up))}), Alertmanager 127.0.0.1:{alertmanager_port}"
+        )
+        say(
+            f"first admin: SWITCHBOARD_DATABASE_URL={postgres.url} "
+            ".venv/bin/switchboard users create YOUR_NAME --admin"
+        )
         if check:
             return 0
         say("Ctrl-C stops everything")

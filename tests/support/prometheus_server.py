@@ -30,8 +30,9 @@ class NodeExporter:
         self.port = free_port()
         self.process = subprocess.Popen(
             [_binary("prometheus-node-exporter"), f"--web.listen-address=127.0.0.1:{self.port}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             _wait(f"http://127.0.0.1:{self.port}/metrics", self.process)
         except BaseException:
@@ -76,10 +77,15 @@ class PrometheusServer:
         (base / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.log = (base / "prometheus.log").open("wb")
         self.process = subprocess.Popen(
-            [_binary("prometheus"), f"--config.file={base / 'prometheus.yml'}",
-             f"--storage.tsdb.path={base / 'data'}", f"--web.listen-address=127.0.0.1:{self.port}"],
-            stdout=subprocess.DEVNULL, stderr=self.log,
-        )  # fmt: skip
+            [
+                _binary("prometheus"),
+                f"--config.file={base / 'prometheus.yml'}",
+                f"--storage.tsdb.path={base / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
+        )
         try:
             _wait(f"{self.url}/-/ready", self.process)
         except BaseException:

@@ -31,13 +31,21 @@ class OverSocket:
             message = await receive()
             body += message.get("body", b"")
             more = message.get("more_body", False)
-        request = httpx.Request(scope["method"], f"http://upstream.test{scope['path']}",
-                                content=body, headers=scope.get("headers", []))  # fmt: skip
+        request = httpx.Request(
+            scope["method"],
+            f"http://upstream.test{scope['path']}",
+            content=body,
+            headers=scope.get("headers", []),
+        )
         response = await self.fake.handle(request)
-        headers = [(k.lower().encode(), v.encode()) for k, v in response.headers.items()
-                   if k.lower() not in ("content-length", "transfer-encoding")]  # fmt: skip
-        await send({"type": "http.response.start", "status": response.status_code,
-                    "headers": headers})  # fmt: skip
+        headers = [
+            (k.lower().encode(), v.encode())
+            for k, v in response.headers.items()
+            if k.lower() not in ("content-length", "transfer-encoding")
+        ]
+        await send(
+            {"type": "http.response.start", "status": response.status_code, "headers": headers}
+        )
         stream: Any = response.stream
 
         async def relay() -> None:
@@ -61,6 +69,7 @@ class OverSocket:
 @contextlib.contextmanager
 def upstream_on_socket(fake: FakeUpstream) -> Iterator[str]:
     """Serve ``fake`` on a free port; yield its base URL (``.../v1``)."""
+    # LiveServer serves any ASGI app; it is typed Litestar for the tests that reach app.state
     server = LiveServer(OverSocket(fake))  # type: ignore[arg-type]
     server.start()
     try:

@@ -20,9 +20,12 @@ class WebSession:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.http = httpx.Client(
-            base_url=base_url, follow_redirects=False, timeout=180, verify=verify,
+            base_url=base_url,
+            follow_redirects=False,
+            timeout=180,
+            verify=verify,
             transport=transport,
-        )  # fmt: skip
+        )
 
     def __enter__(self) -> WebSession:
         return self

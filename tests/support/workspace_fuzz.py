@@ -10,8 +10,6 @@ parameter of a kind it does not know, fails instead of being skipped.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,22 +24,15 @@ from litestar import Litestar
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 
+from tests.support.fuzz_values import MAX_ID, SEED_FILES, import_files, text
+
 NOT_FUZZED = re.compile(r"^/(v1|docs|schema|metrics|healthz|readyz)(/|$)")
 """The API and the probes: Schemathesis and the gateway's own fuzz cover /v1."""
 RESERVED = frozenset({"request", "scope", "state", "headers", "cookies", "query", "socket"})
 SIGNED_IN_ONLY_AS_VISITOR = frozenset({("POST", "/signout")})
 """Routes the signed-in fuzz leaves to the anonymous one (it would end its own session)."""
 FORM_MEDIA = (RequestEncodingType.URL_ENCODED, RequestEncodingType.MULTI_PART)
-MAX_ID = 2**31 - 1
-NASTY_TEXT = [
-    "\x00", "a\x00b", "\r", "\r\n", "a\rb", "\n\n", "%00", "%ff", "9" * 5000, str(MAX_ID),
-    str(MAX_ID + 1), str(2**63), str(10**30), "-1", "0", "1e400", "-1e400", "nan", "inf", "-0",
-    "²", "\u0661\u0662", " 7 ", "", " ", "<script>alert(1)</script>", "'\"", "../../etc/passwd",
-    "\ufeff", "\u2028", "#1", f"#{MAX_ID + 1}", "x" * 3000, "user", "key", "admin", "member", "day",
-    "model", "fake-model",
-]  # fmt: skip
 NASTY_SEGMENTS = ["9" * 5000, "abc", "%00", "1%00", "\u0661", "-0", "+1", "0x10", "%2F", "1.5"]
-ZONES = [None, dt.UTC, dt.timezone(dt.timedelta(hours=14)), dt.timezone(dt.timedelta(hours=-14))]
 
 
 @dataclass(frozen=True)
@@ -72,7 +63,8 @@ def _fields(kind: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if isinstance(kind, type) and issubclass(kind, msgspec.Struct):
         return tuple(f.name for f in msgspec.structs.fields(kind)), ()
     if dataclasses.is_dataclass(kind):
-        texts, files = [], []
+        texts: list[str] = []
+        files: list[str] = []
         for field in dataclasses.fields(kind):
             (files if field.type in (UploadFile, "UploadFile") else texts).append(field.name)
         return tuple(texts), tuple(files)
@@ -90,7 +82,11 @@ def targets(app: Litestar) -> list[Target]:
             if not methods:
                 continue
             dependencies = set(handler.resolve_dependencies())
-            ids, segments, query, form, files = [], [], [], (), ()
+            ids: list[str] = []
+            segments: list[str] = []
+            query: list[str] = []
+            form: tuple[str, ...] = ()
+            files: tuple[str, ...] = ()
             for name, field in handler.parsed_fn_signature.parameters.items():
                 if name in RESERVED or name in dependencies:
                     continue
@@ -110,8 +106,16 @@ def targets(app: Litestar) -> list[Target]:
                 else:
                     query.append(name)
             for method in methods:
-                target = Target(method, route.path, tuple(ids), tuple(segments), tuple(query),
-                                form, files, public=not handler.resolve_guards())  # fmt: skip
+                target = Target(
+                    method,
+                    route.path,
+                    tuple(ids),
+                    tuple(segments),
+                    tuple(query),
+                    form,
+                    files,
+                    public=not handler.resolve_guards(),
+                )
                 found[target.name] = target
     return sorted(found.values(), key=lambda t: t.name)
 
@@ -132,73 +136,6 @@ def form_or_id_routes(app: Litestar) -> set[str]:
 
 
 # --- strategies ---------------------------------------------------------------------------------
-
-
-def text() -> st.SearchStrategy[str]:
-    return st.one_of(
-        st.sampled_from(NASTY_TEXT),
-        st.text(st.characters(codec="utf-8"), max_size=30),
-        st.integers().map(str),
-        st.floats().map(str),
-    )
-
-
-def dates() -> st.SearchStrategy[Any]:
-    moments = st.datetimes(
-        min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30),
-        timezones=st.sampled_from(ZONES),
-    )  # fmt: skip
-    return st.one_of(moments.map(dt.datetime.isoformat), st.integers(), st.floats(), text())
-
-
-def _numbers() -> st.SearchStrategy[Any]:
-    return st.one_of(st.integers(), st.floats(allow_nan=False, allow_infinity=False), text())
-
-
-def import_files() -> st.SearchStrategy[bytes]:
-    """Our export, ChatGPT's, Open WebUI's (each with hostile values), any JSON, deep nesting,
-    and bytes that are not JSON (or not UTF-8)."""
-    json_values = st.recursive(
-        st.none() | st.booleans() | _numbers(),
-        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text(), inner, max_size=3),
-        max_leaves=8,
-    )
-    message = st.fixed_dictionaries(
-        {"role": st.sampled_from(["user", "assistant", "system", "tool", ""]), "content": text()},
-        optional={"created_at": dates(), "status": text()},
-    )
-    ours = st.fixed_dictionaries({
-        "format": st.just("switchboard.conversations"),
-        "conversations": st.lists(st.fixed_dictionaries(
-            {"title": text(), "messages": st.lists(message, max_size=3)},
-            optional={"created_at": dates(), "updated_at": dates(), "temperature": _numbers(),
-                      "max_tokens": _numbers(), "model": text(), "system_prompt": text()},
-        ), max_size=3),
-    })  # fmt: skip
-    node = st.fixed_dictionaries({}, optional={
-        "parent": text(), "children": st.lists(text(), max_size=2),
-        "message": st.fixed_dictionaries({}, optional={
-            "author": st.fixed_dictionaries({"role": text()}),
-            "content": st.fixed_dictionaries({}, optional={"parts": st.lists(json_values,
-                                                                            max_size=2)}),
-            "create_time": dates(),
-        }),
-    })  # fmt: skip
-    chatgpt = st.lists(st.fixed_dictionaries(
-        {"title": text(), "mapping": st.dictionaries(text(), node, max_size=3)},
-        optional={"create_time": dates(), "update_time": dates(), "current_node": text()},
-    ), max_size=2)  # fmt: skip
-    openwebui = st.lists(st.fixed_dictionaries(
-        {"title": text(), "chat": st.fixed_dictionaries({"messages": st.lists(
-            st.fixed_dictionaries({"role": text(), "content": text()},
-                                  optional={"timestamp": dates()}), max_size=3)})},
-        optional={"updated_at": dates()},
-    ), max_size=2)  # fmt: skip
-    as_json = st.one_of(ours, chatgpt, openwebui, json_values).map(
-        lambda value: json.dumps(value, ensure_ascii=False).encode()
-    )
-    deep = st.integers(300, 3000).map(lambda n: b'{"a":' * n + b"1" + b"}" * n)
-    return st.one_of(as_json, deep, st.binary(max_size=80))
 
 
 @dataclass(frozen=True)
@@ -231,10 +168,20 @@ def requests(
         return st.one_of(*choices)
 
     segment = st.one_of(
-        st.sampled_from(["switchboard.css", "vendor/htmx-2.0.11.min.js", "%00", "a%00b",
-                         "../../../etc/passwd", "..%2f..%2fetc", "%ff", "x/%00/y"]),
+        st.sampled_from(
+            [
+                "switchboard.css",
+                "vendor/htmx-2.0.11.min.js",
+                "%00",
+                "a%00b",
+                "../../../etc/passwd",
+                "..%2f..%2fetc",
+                "%ff",
+                "x/%00/y",
+            ]
+        ),
         text().map(lambda value: quote(value, safe="/")),
-    )  # fmt: skip
+    )
     parts = {name: id_segment(name) for name in target.ids}
     parts.update(dict.fromkeys(target.segments, segment))
 
@@ -255,17 +202,6 @@ def requests(
 
 SEED_IDS = [str(MAX_ID + 1), str(2**63), "9" * 5000, "-1"]
 SEED_TEXT = ["a\x00b", str(10**30), "a\rb\r\nc"]
-SEED_FILES = [
-    b'{"format": "switchboard.conversations", "conversations": [{"title": "\xff"}]}',
-    b"[" * 5000 + b"]" * 5000,
-    json.dumps({"format": "switchboard.conversations", "conversations": [{
-        "title": "old", "updated_at": "0001-01-01T00:00:00+14:00",
-        "messages": [{"role": "user", "content": "hi", "created_at": "9999-12-31T23:59:59-14:00"}],
-    }]}).encode(),
-    json.dumps([{"title": "x", "create_time": -62135596800, "mapping": {"a": {"message": {
-        "author": {"role": "user"}, "content": {"parts": ["hi"]}, "create_time": 1e300,
-    }}}}]).encode(),
-]  # fmt: skip
 
 
 def seeds(target: Target, real_ids: Mapping[str, list[int]]) -> list[Request]:
@@ -279,8 +215,15 @@ def seeds(target: Target, real_ids: Mapping[str, list[int]]) -> list[Request]:
         filled.update(dict.fromkeys(target.segments, ids or "switchboard.css"))
         path = re.sub(r"\{(\w+):\w+\}", lambda m: filled[m.group(1)], target.path)
         texts = dict.fromkeys(target.form, value or "text")
-        base = Request(path, dict.fromkeys(target.query, value or "q"), texts,
-                       dict.fromkeys(target.files, SEED_FILES[0]), None, False, None)  # fmt: skip
+        base = Request(
+            path,
+            dict.fromkeys(target.query, value or "q"),
+            texts,
+            dict.fromkeys(target.files, SEED_FILES[0]),
+            None,
+            False,
+            None,
+        )
         return dataclasses.replace(base, **changes)
 
     found = [request(ids=value) for value in SEED_IDS if target.ids]
@@ -298,18 +241,22 @@ def seeds(target: Target, real_ids: Mapping[str, list[int]]) -> list[Request]:
 
 
 def send(client: httpx.Client, target: Target, request: Request, token: str) -> httpx.Response:
-    headers = {"x-csrftoken": (token if request.token is None else request.token).encode()}
+    # bytes, not str: a token may hold any character, and httpx sends bytes as they are
+    headers = {b"x-csrftoken": (token if request.token is None else request.token).encode()}
     if request.htmx:
-        headers["hx-request"] = b"true"
+        headers[b"hx-request"] = b"true"
     if target.method in ("GET", "HEAD"):
         return client.request(target.method, request.path, params=request.query, headers=headers)
     if request.files:
-        files = {name: ("conversations.json", body, "application/json")
-                 for name, body in request.files.items()}  # fmt: skip
-        return client.post(request.path, params=request.query, data=request.form, files=files,
-                           headers=headers)  # fmt: skip
+        files = {
+            name: ("conversations.json", body, "application/json")
+            for name, body in request.files.items()
+        }
+        return client.post(
+            request.path, params=request.query, data=request.form, files=files, headers=headers
+        )
     if request.raw_body is not None and not request.form:
-        headers["content-type"] = b"application/x-www-form-urlencoded"
+        headers[b"content-type"] = b"application/x-www-form-urlencoded"
         return client.post(request.path, content=request.raw_body, headers=headers)
     return client.post(request.path, params=request.query, data=request.form, headers=headers)
 
@@ -325,9 +272,12 @@ def fuzz(
     """``examples`` requests to ``target``; any 5xx (or a stack trace in a page) fails."""
 
     @settings(
-        max_examples=examples, deadline=None, database=None, derandomize=False,
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=False,
         suppress_health_check=list(HealthCheck),
-    )  # fmt: skip
+    )
     @given(request=requests(target, real_ids, never))
     def one(request: Request) -> None:
         note(f"{target.name}: {request!r}"[:3000])

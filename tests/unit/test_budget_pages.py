@@ -35,20 +35,26 @@ def test_admins_set_prices_and_budgets_and_everyone_sees_their_spend(
 
     boss = web(live_fake.url)
     assert boss.sign_in("boss", boss_password).status_code == 303
-    price = {"model": "fake-model", "prompt_per_million": "1000000",
-             "completion_per_million": "2000000"}  # fmt: skip
+    price = {
+        "model": "fake-model",
+        "prompt_per_million": "1000000",
+        "completion_per_million": "2000000",
+    }
     page = boss.post("/admin/budgets/prices", price)
     assert page.status_code == 200
     assert "<td>fake-model</td><td>1000000.0</td><td>2000000.0</td>" in page.text
     bad = boss.post("/admin/budgets/prices", {"model": "x", "prompt_per_million": "cheap"})
     assert bad.status_code == 400
     assert "The prompt price is a number" in bad.text
-    unknown = boss.post("/admin/budgets/limits", {"kind": "user", "subject": "nobody",
-                                                  "tokens": "5"})  # fmt: skip
+    unknown = boss.post(
+        "/admin/budgets/limits", {"kind": "user", "subject": "nobody", "tokens": "5"}
+    )
     assert unknown.status_code == 400
     assert "No such user: nobody." in unknown.text
-    saved = boss.post("/admin/budgets/limits", {"kind": "key", "subject": f"#{number}",
-                                                "money": "39", "tokens": ""})  # fmt: skip
+    saved = boss.post(
+        "/admin/budgets/limits",
+        {"kind": "key", "subject": f"#{number}", "money": "39", "tokens": ""},
+    )
     assert saved.status_code == 200
     assert "Saved the budget." in saved.text
     boss.post("/admin/budgets/limits", {"kind": "user", "subject": "kim", "tokens": "1000"})
@@ -106,9 +112,11 @@ def test_the_users_page_links_each_users_budgets_and_budgets_can_be_removed(
     number = key_number(kim.get("/keys").text)
     users = boss.get("/admin/users").text
     assert 'href="/admin/budgets?user=kim"' in users
-    for form in ({"kind": "user", "subject": "kim", "tokens": "5"},
-                 {"kind": "key", "subject": number, "money": "40"},
-                 {"kind": "user", "subject": "boss", "tokens": "99"}):  # fmt: skip
+    for form in (
+        {"kind": "user", "subject": "kim", "tokens": "5"},
+        {"kind": "key", "subject": number, "money": "40"},
+        {"kind": "user", "subject": "boss", "tokens": "99"},
+    ):
         assert boss.post("/admin/budgets/limits", form).status_code == 200
     headers = {"Authorization": f"Bearer {secret}"}
     assert httpx.post(f"{live_fake.url}{CHAT}", json=BODY, headers=headers).status_code == 429
@@ -138,8 +146,11 @@ def test_the_users_page_links_each_users_budgets_and_budgets_can_be_removed(
     again = boss.post("/admin/budgets/limits/remove", remove, htmx=True)
     assert again.status_code == 404
     assert "That budget was already removed." in again.text
-    for bad in ({"kind": "user", "subject_id": "abc"}, {"kind": "team", "subject_id": "1"},
-                {"kind": "key", "subject_id": str(2**40)}):  # fmt: skip
+    for bad in (
+        {"kind": "user", "subject_id": "abc"},
+        {"kind": "team", "subject_id": "1"},
+        {"kind": "key", "subject_id": str(2**40)},
+    ):
         refused = boss.post("/admin/budgets/limits/remove", bad, htmx=True)
         assert refused.status_code == 400, bad
         assert "No such budget." in refused.text

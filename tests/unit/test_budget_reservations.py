@@ -32,9 +32,13 @@ async def test_the_prompt_is_counted_by_the_model_servers_tokenizer(
     body = {**BODY, "tools": TOOLS, "chat_template_kwargs": {"enable_thinking": False}}
     assert (await client.post(CHAT, json=body)).status_code == 200
     assert fake_upstream.tokenized == [
-        {"model": "fake-model", "messages": BODY["messages"], "tools": TOOLS,
-         "chat_template_kwargs": {"enable_thinking": False}},
-    ]  # fmt: skip
+        {
+            "model": "fake-model",
+            "messages": BODY["messages"],
+            "tools": TOOLS,
+            "chat_template_kwargs": {"enable_thinking": False},
+        }
+    ]
     assert counted("tokenizer") == before + 1
 
 
@@ -106,8 +110,9 @@ async def test_an_unknown_model_is_refused_before_counting_and_leaves_a_row(
 )
 def test_the_byte_bound_exceeds_any_byte_level_count(text: str) -> None:
     """A byte-level BPE token covers at least one byte: the UTF-8 size bounds the count."""
-    chat = parse_request("chat", msgspec.json.encode({"model": "m", "messages": [
-        {"role": "user", "content": text}]}))  # fmt: skip
+    chat = parse_request(
+        "chat", msgspec.json.encode({"model": "m", "messages": [{"role": "user", "content": text}]})
+    )
     assert shaping.CHAT.prompt_bound(chat.body) >= len(text.encode())
     batch = parse_request("completion", msgspec.json.encode({"model": "m", "prompt": [text] * 2}))
     assert shaping.COMPLETION.prompt_bound(batch.body) >= 2 * len(text.encode())

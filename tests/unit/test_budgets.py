@@ -19,6 +19,7 @@ from switchboard.db.redis import redis_client
 from switchboard.keys.tables import ApiKey
 from switchboard.usage.tables import UsageRecord
 from tests.support.fake_upstream import FakeUpstream
+from tests.support.live import LiveServer
 
 CHAT = "/v1/chat/completions"
 BODY = {"model": "fake-model", "messages": [{"role": "user", "content": "a b c"}], "max_tokens": 10}
@@ -34,10 +35,12 @@ async def alice_ids() -> tuple[int, int]:
     return int(user.id), int(key["id"])
 
 
-async def budget(client: AsyncTestClient[Any], kind: str, money: str = "", tokens: str = "") -> int:
+async def budget(
+    client: AsyncTestClient[Any] | LiveServer, kind: catalog.Kind, money: str = "", tokens: str = ""
+) -> int:
     user_id, key_id = await alice_ids()
     subject = user_id if kind == "user" else key_id
-    await catalog.set_budget(kind, subject, money, tokens)  # type: ignore[arg-type]
+    await catalog.set_budget(kind, subject, money, tokens)
     await client.app.state.resources.budgets.load()
     return subject
 
@@ -112,8 +115,16 @@ async def test_no_budget_means_no_counter_and_no_limit(client: AsyncTestClient[A
 
 
 def row(at: dt.datetime, **values: Any) -> UsageRecord:
-    fields = {"model": "m", "user_id": 1, "key_id": 2, "prompt_tokens": 100,
-              "completion_tokens": 50, "total_tokens": 150, "created_at": at, **values}  # fmt: skip
+    fields = {
+        "model": "m",
+        "user_id": 1,
+        "key_id": 2,
+        "prompt_tokens": 100,
+        "completion_tokens": 50,
+        "total_tokens": 150,
+        "created_at": at,
+        **values,
+    }
     return UsageRecord(**fields)
 
 
@@ -122,9 +133,10 @@ async def test_counters_are_seeded_from_this_months_usage_once(
 ) -> None:
     now = dt.datetime(2027, 3, 15, 12, tzinfo=dt.UTC)
     await UsageRecord.insert(
-        row(now - dt.timedelta(days=1)), row(now, key_id=None),
+        row(now - dt.timedelta(days=1)),
+        row(now, key_id=None),
         row(dt.datetime(2027, 2, 28, 23, tzinfo=dt.UTC)),  # last month: not counted
-    )  # fmt: skip
+    )
     await catalog.set_price("m", "1000000", "0")
     await catalog.set_budget("user", 1, "", "1000")
     await catalog.set_budget("key", 2, "", "1000")

@@ -32,16 +32,24 @@ def test_settings_reach_the_model_and_bad_values_are_explained(
     ada: WebSession, fake_upstream: FakeUpstream
 ) -> None:
     conversation = ada.new_conversation()
-    saved = ada.post(f"/chat/{conversation}/settings", {
-        "system_prompt": "Answer like a pirate.", "model": "fake-model",
-        "temperature": "0.2", "max_tokens": "64"})  # fmt: skip
+    saved = ada.post(
+        f"/chat/{conversation}/settings",
+        {
+            "system_prompt": "Answer like a pirate.",
+            "model": "fake-model",
+            "temperature": "0.2",
+            "max_tokens": "64",
+        },
+    )
     assert saved.status_code == 303
     ada.post(f"/chat/{conversation}/messages", {"content": "hello there"})
     sent = fake_upstream.requests[-1]
     assert sent["messages"][0] == {"role": "system", "content": "Answer like a pirate."}
     assert (sent["temperature"], sent["max_tokens"]) == (0.2, 64)
-    bad = ada.post(f"/chat/{conversation}/settings", {
-        "temperature": "hot", "max_tokens": "999999", "model": "gpt-x"})  # fmt: skip
+    bad = ada.post(
+        f"/chat/{conversation}/settings",
+        {"temperature": "hot", "max_tokens": "999999", "model": "gpt-x"},
+    )
     assert bad.status_code == 400
     for problem in ("Temperature is a number", "Max tokens is a whole number", "Unknown model"):
         assert problem in bad.text

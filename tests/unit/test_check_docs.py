@@ -12,8 +12,11 @@ from tools.check_docs import TABLE_BEGIN, TABLE_END, github_anchor, problems, wr
 
 from tests.conftest import REPO_ROOT
 
-RULE = {"alert": "ModelDown", "expr": "up == 0",
-        "annotations": {"runbook_url": "docs/runbooks.md#modeldown"}}  # fmt: skip
+RULE = {
+    "alert": "ModelDown",
+    "expr": "up == 0",
+    "annotations": {"runbook_url": "docs/runbooks.md#modeldown"},
+}
 
 
 def write(root: Path, path: str, text: str) -> None:
@@ -55,8 +58,11 @@ def test_each_kind_of_broken_reference_is_reported(tmp_path: Path) -> None:
     )
     write(tmp_path, "docs/ops.md", ops)
     write(tmp_path, "Makefile", "run: ## Start\n\t@true\ntest:\n\t@true\n")
-    rule = {**RULE, "alert": "DiskFull",
-            "annotations": {"runbook_url": "https://example.org/runbooks#diskfull"}}  # fmt: skip
+    rule = {
+        **RULE,
+        "alert": "DiskFull",
+        "annotations": {"runbook_url": "https://example.org/runbooks#diskfull"},
+    }
     rules = {"groups": [{"name": "alerts", "rules": [RULE, rule]}]}
     write(tmp_path, "infra/prometheus/rules/switchboard.rules.yml", yaml.safe_dump(rules))
     write(tmp_path, "README.md", "`make run` only\n")
@@ -98,8 +104,9 @@ def test_the_repository_passes_and_a_problem_fails_the_command(tmp_path: Path) -
     assert (clean.returncode, clean.stdout) == (0, "")
     tidy_tree(tmp_path)
     write(tmp_path, "docs/ops.md", "## Backups\n[gone](missing.md)\n")
-    broken = subprocess.run([sys.executable, script, str(tmp_path)], capture_output=True,
-                            text=True, check=False)  # fmt: skip
+    broken = subprocess.run(
+        [sys.executable, script, str(tmp_path)], capture_output=True, text=True, check=False
+    )
     assert (broken.returncode, broken.stdout) == (1, "docs/ops.md: missing.md: no such file\n")
 
 

@@ -20,8 +20,12 @@ def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     }
     return subprocess.run(
         [sys.executable, "-m", "switchboard.cli", *args],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_users_and_keys_from_the_command_line(tmp_path: Path) -> None:
@@ -30,8 +34,19 @@ def test_users_and_keys_from_the_command_line(tmp_path: Path) -> None:
     assert "created admin 'ops'" in created.stdout
     assert cli(tmp_path, "users", "create", "ops").returncode == 1
 
-    minted = cli(tmp_path, "keys", "create", "--user", "ci-bot", "--rpm", "5", "--tpm", "900",
-                 "--expires", "30")  # fmt: skip
+    minted = cli(
+        tmp_path,
+        "keys",
+        "create",
+        "--user",
+        "ci-bot",
+        "--rpm",
+        "5",
+        "--tpm",
+        "900",
+        "--expires",
+        "30",
+    )
     assert minted.returncode == 0, minted.stderr
     secret = minted.stdout.strip()
     assert secret.startswith("sk-sb-")
@@ -79,8 +94,11 @@ def test_bad_arguments_are_refused(tmp_path: Path, bad: list[str]) -> None:
 def test_a_bad_setting_is_a_clear_error(tmp_path: Path) -> None:
     env_cli = subprocess.run(
         [sys.executable, "-m", "switchboard.cli", "migrate"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**os.environ, "SWITCHBOARD_PORT": "http"},
-    )  # fmt: skip
+    )
     assert env_cli.returncode == 2
     assert "SWITCHBOARD_PORT='http'" in env_cli.stderr

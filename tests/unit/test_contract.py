@@ -31,8 +31,9 @@ DROPPED = {
 async def test_openais_fields_without_meaning_here_are_accepted_and_dropped(
     client: AsyncTestClient[Any], fake_upstream: FakeUpstream
 ) -> None:
-    body = chat(**DROPPED, stream=True,
-                stream_options={"include_usage": True, "include_obfuscation": False})  # fmt: skip
+    body = chat(
+        **DROPPED, stream=True, stream_options={"include_usage": True, "include_obfuscation": False}
+    )
     response = await client.post(CHAT, json=body)
     assert response.status_code == 200, response.text
     sent = fake_upstream.requests[-1]
@@ -43,8 +44,15 @@ async def test_openais_fields_without_meaning_here_are_accepted_and_dropped(
 async def test_supported_fields_are_relayed(
     client: AsyncTestClient[Any], fake_upstream: FakeUpstream
 ) -> None:
-    relayed = {"reasoning_effort": "low", "seed": -42, "user": "u1", "parallel_tool_calls": False,
-               "logprobs": True, "top_logprobs": 2, "frequency_penalty": 0.5}  # fmt: skip
+    relayed = {
+        "reasoning_effort": "low",
+        "seed": -42,
+        "user": "u1",
+        "parallel_tool_calls": False,
+        "logprobs": True,
+        "top_logprobs": 2,
+        "frequency_penalty": 0.5,
+    }
     response = await client.post(CHAT, json=chat(**relayed))
     assert response.status_code == 200, response.text
     sent = fake_upstream.requests[-1]
@@ -54,8 +62,10 @@ async def test_supported_fields_are_relayed(
 async def test_multi_part_content_is_relayed(
     client: AsyncTestClient[Any], fake_upstream: FakeUpstream
 ) -> None:
-    parts = [{"type": "text", "text": "what is this"},
-             {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]  # fmt: skip
+    parts = [
+        {"type": "text", "text": "what is this"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+    ]
     body = {"model": "fake-model", "messages": [{"role": "user", "content": parts}]}
     response = await client.post(CHAT, json=body)
     assert response.status_code == 200, response.text
@@ -68,12 +78,19 @@ async def test_legacy_functions_become_tools(
     function = {"name": "lookup", "parameters": {"type": "object", "properties": {}}}
     messages = [
         {"role": "user", "content": "find it"},
-        {"role": "assistant", "content": None,
-         "function_call": {"name": "lookup", "arguments": "{}"}},
+        {
+            "role": "assistant",
+            "content": None,
+            "function_call": {"name": "lookup", "arguments": "{}"},
+        },
         {"role": "function", "name": "lookup", "content": "found"},
-    ]  # fmt: skip
-    body = {"model": "fake-model", "messages": messages, "functions": [function],
-            "function_call": {"name": "lookup"}}  # fmt: skip
+    ]
+    body = {
+        "model": "fake-model",
+        "messages": messages,
+        "functions": [function],
+        "function_call": {"name": "lookup"},
+    }
     response = await client.post(CHAT, json=body)
     assert response.status_code == 200, response.text
     sent = fake_upstream.requests[-1]
@@ -88,15 +105,19 @@ async def test_legacy_functions_become_tools(
 @pytest.mark.parametrize(
     ("extra", "param"),
     [
-        ({"modalities": ["text", "audio"], "audio": {"voice": "alloy", "format": "wav"}},
-         "modalities"),
+        (
+            {"modalities": ["text", "audio"], "audio": {"voice": "alloy", "format": "wav"}},
+            "modalities",
+        ),
         ({"web_search_options": {}}, "web_search_options"),
         ({"moderation": {"policy": {}}}, "moderation"),
         ({"tools": [{"type": "custom", "custom": {"name": "grammar"}}]}, "tools[0].type"),
-        ({"tool_choice": {"type": "allowed_tools", "allowed_tools": {"mode": "auto"}}},
-         "tool_choice"),
+        (
+            {"tool_choice": {"type": "allowed_tools", "allowed_tools": {"mode": "auto"}}},
+            "tool_choice",
+        ),
     ],
-)  # fmt: skip
+)
 async def test_what_no_self_hosted_engine_does_is_refused_by_name(
     client: AsyncTestClient[Any], fake_upstream: FakeUpstream, extra: dict[str, Any], param: str
 ) -> None:
@@ -108,9 +129,16 @@ async def test_what_no_self_hosted_engine_does_is_refused_by_name(
 
 
 @pytest.mark.parametrize(
-    "internal", ["kv_transfer_params", "vllm_xargs", "priority", "request_id", "chat_template",
-                 "logits_processors"],
-)  # fmt: skip
+    "internal",
+    [
+        "kv_transfer_params",
+        "vllm_xargs",
+        "priority",
+        "request_id",
+        "chat_template",
+        "logits_processors",
+    ],
+)
 async def test_engine_internals_stay_refused_by_name(
     client: AsyncTestClient[Any], internal: str
 ) -> None:
@@ -133,12 +161,14 @@ async def test_every_problem_is_named_in_one_answer(client: AsyncTestClient[Any]
 async def test_completions_take_best_of_up_to_n_and_token_prompts(
     client: AsyncTestClient[Any], fake_upstream: FakeUpstream
 ) -> None:
-    ok = await client.post(COMPLETIONS, json={"model": "fake-model", "prompt": "a b", "n": 2,
-                                             "best_of": 2})  # fmt: skip
+    ok = await client.post(
+        COMPLETIONS, json={"model": "fake-model", "prompt": "a b", "n": 2, "best_of": 2}
+    )
     assert ok.status_code == 200, ok.text
     assert "best_of" not in fake_upstream.requests[-1]
-    refused = await client.post(COMPLETIONS, json={"model": "fake-model", "prompt": "a",
-                                                  "best_of": 3})  # fmt: skip
+    refused = await client.post(
+        COMPLETIONS, json={"model": "fake-model", "prompt": "a", "best_of": 3}
+    )
     assert refused.status_code == 400
     assert refused.json()["error"]["param"] == "best_of"
     for prompt in ([1, 2, 3], [[1, 2], [3]]):

@@ -150,8 +150,11 @@ def test_signing_in_from_a_foreign_origin_is_refused(
     live_fake.run(create_user("ada", password=PASSWORD))
     ada = web(live_fake.url)
     form = {"username": "ada", "password": PASSWORD}
-    headers = {"x-csrftoken": ada.csrf(), "sec-fetch-site": "cross-site",
-               "origin": "https://evil.example"}  # fmt: skip
+    headers = {
+        "x-csrftoken": ada.csrf(),
+        "sec-fetch-site": "cross-site",
+        "origin": "https://evil.example",
+    }
     refused = ada.http.post("/signin", data=form, headers=headers)
     assert refused.status_code == 403
     assert "sb_session" not in ada.http.cookies
@@ -208,10 +211,10 @@ def test_a_token_with_any_characters_is_a_403_not_a_500(
 ) -> None:
     ada = person(live_fake, web, "ada")
     for token in ("é" * 128, "\u2603", "x" * 5000, ada.csrf() + "é"):
-        response = ada.http.post("/chat/new", headers={"x-csrftoken": token.encode()})
+        response = ada.http.post("/chat/new", headers={b"x-csrftoken": token.encode()})
         assert response.status_code == 403, token
     visitor = web(live_fake.url)
     odd = ("ü" * 128).encode()
-    forged = {"x-csrftoken": odd, "cookie": b"csrftoken=" + odd}
+    forged = {b"x-csrftoken": odd, b"cookie": b"csrftoken=" + odd}
     assert visitor.http.post("/signin", headers=forged).status_code == 403
     assert [r for r in caplog.records if r.getMessage() == "unhandled error"] == []

@@ -47,5 +47,9 @@ def test_each_dashboard_is_well_formed(path: Path) -> None:
 def test_the_five_dashboards_exist() -> None:
     titles = {json.loads(p.read_text())["title"] for p in DASHBOARDS}
     assert {t.split("· ")[1] for t in titles} == {
-        "Gateway", "Model server (vLLM)", "System", "Business", "Logs",
-    }  # fmt: skip
+        "Gateway",
+        "Model server (vLLM)",
+        "System",
+        "Business",
+        "Logs",
+    }

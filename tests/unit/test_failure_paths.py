@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from litestar.response import Stream
 from litestar.testing import AsyncTestClient
 from prometheus_client import REGISTRY
 
@@ -35,10 +36,20 @@ DEADLINE = 120.0
 
 def usage_event(request_id: str) -> UsageEvent:
     return UsageEvent(
-        model="fake-model", user_id=1, key_id=1, source="api", prompt_tokens=3,
-        completion_tokens=4, latency_ms=10, ttft_ms=None, status=200, cache_hit=False,
-        stream=False, request_id=request_id, at=dt.datetime.now(dt.UTC),
-    )  # fmt: skip
+        model="fake-model",
+        user_id=1,
+        key_id=1,
+        source="api",
+        prompt_tokens=3,
+        completion_tokens=4,
+        latency_ms=10,
+        ttft_ms=None,
+        status=200,
+        cache_hit=False,
+        stream=False,
+        request_id=request_id,
+        at=dt.datetime.now(dt.UTC),
+    )
 
 
 @pytest.fixture
@@ -91,7 +102,7 @@ def test_a_second_request_for_a_reply_being_generated_waits_for_it_instead_of_ge
     reloaded = web(live_fake.url)  # the same person in another tab (or after a reload)
     assert reloaded.sign_in("ada", "ada-password").status_code == 303
     answered: queue.Queue[None] = queue.Queue()  # each stream request, once it chose its part
-    respond = chat_controllers.Stream
+    respond = Stream  # what chat_controllers.Stream is until the test replaces it
 
     def watched(*args: Any, **kwargs: Any) -> Any:
         answered.put(None)

@@ -11,7 +11,7 @@ from tests.support.fake_upstream import FakeUpstream
 CHAT = "/v1/chat/completions"
 
 
-def chat(content: str = "hello there", **extra: Any) -> dict[str, Any]:
+def chat(content: str = "hello there", /, **extra: Any) -> dict[str, Any]:
     return {"model": "fake-model", "messages": [{"role": "user", "content": content}], **extra}
 
 
@@ -33,9 +33,12 @@ async def test_vllm_sampling_extras_pass_through(
     client: AsyncTestClient[Any], fake_upstream: FakeUpstream
 ) -> None:
     extras = {
-        "top_k": 5, "min_p": 0.1, "repetition_penalty": 1.1, "min_tokens": 1,
+        "top_k": 5,
+        "min_p": 0.1,
+        "repetition_penalty": 1.1,
+        "min_tokens": 1,
         "response_format": {"type": "json_object"},
-    }  # fmt: skip
+    }
     response = await client.post(CHAT, json=chat(**extras))
     assert response.status_code == 200
     sent = fake_upstream.requests[-1]
@@ -264,8 +267,15 @@ async def test_a_stream_closed_right_after_done_is_recorded_as_complete(
     assert rows == [{"status": 200, "completion_tokens": 2}]
 
 
-VLLM_ONLY = ("stop_reason", "token_ids", "routed_experts", "prompt_logprobs", "prompt_token_ids",
-             "kv_transfer_params", "reasoning")  # fmt: skip
+VLLM_ONLY = (
+    "stop_reason",
+    "token_ids",
+    "routed_experts",
+    "prompt_logprobs",
+    "prompt_token_ids",
+    "kv_transfer_params",
+    "reasoning",
+)
 
 
 def _keys(value: Any) -> set[str]:

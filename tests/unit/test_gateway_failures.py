@@ -141,9 +141,13 @@ def test_an_abandoned_stream_records_the_tokens_it_generated(
     words = " ".join(f"w{i}" for i in range(60))
     with (
         httpx.Client(base_url=slow_live.url, timeout=DEADLINE) as http,
-        http.stream("POST", CHAT, json=chat(words, stream=True),
-                    headers={"Authorization": f"Bearer {secret}"}) as response,
-    ):  # fmt: skip
+        http.stream(
+            "POST",
+            CHAT,
+            json=chat(words, stream=True),
+            headers={"Authorization": f"Bearer {secret}"},
+        ) as response,
+    ):
         assert response.status_code == 200
         words_seen = 0
         for line in response.iter_lines():
@@ -262,10 +266,11 @@ async def test_a_hung_redis_is_a_miss_not_a_hung_request(
         async with AsyncTestClient(app=app) as client:
             secret = await mint_key(client, "alice")
             response = await asyncio.wait_for(
-                client.post(CHAT, json=chat(temperature=0),
-                            headers={"Authorization": f"Bearer {secret}"}),
+                client.post(
+                    CHAT, json=chat(temperature=0), headers={"Authorization": f"Bearer {secret}"}
+                ),
                 DEADLINE,
-            )  # fmt: skip
+            )
             assert response.status_code == 200, response.text
             assert response.headers["x-cache"] == "miss"
     finally:
@@ -275,9 +280,18 @@ async def test_a_hung_redis_is_a_miss_not_a_hung_request(
 # --- what is relayed to the model server --------------------------------------------------------
 @pytest.mark.parametrize(
     "field",
-    ["kv_transfer_params", "vllm_xargs", "priority", "request_id", "prompt_logprobs", "best_of",
-     "chat_template", "logits_processors", "no_such_field"],
-)  # fmt: skip
+    [
+        "kv_transfer_params",
+        "vllm_xargs",
+        "priority",
+        "request_id",
+        "prompt_logprobs",
+        "best_of",
+        "chat_template",
+        "logits_processors",
+        "no_such_field",
+    ],
+)
 async def test_fields_outside_the_allow_list_are_refused_by_name(
     client: AsyncTestClient[Any], fake_upstream: FakeUpstream, field: str
 ) -> None:

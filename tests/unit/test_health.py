@@ -88,11 +88,12 @@ async def test_a_model_whose_only_server_is_down_makes_the_gateway_unready(
     servers = Servers(a=FakeUpstream(models=("one",)), b=FakeUpstream(models=("two",)))
     async with AsyncTestClient(
         create_app(
-            make_settings(upstream_urls="http://a.test/v1,http://b.test/v1",
-                          upstream_health_interval=3600),
+            make_settings(
+                upstream_urls="http://a.test/v1,http://b.test/v1", upstream_health_interval=3600
+            ),
             upstream_transport=servers.transport(),
         )
-    ) as client:  # fmt: skip
+    ) as client:
         assert (await client.get("/readyz")).status_code == 200
         servers.servers["b.test"].healthy = False  # "two" was seen, then its server went
         down = await client.get("/readyz")

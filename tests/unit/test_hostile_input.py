@@ -58,9 +58,14 @@ def id_routes(app: Any) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize(
     "path",
-    ["/static/%00", "/static/switchboard%00.css", "/static/a/%00/b", "/static/" + "x" * 256,
-     "/static/vendor/" + "é" * 128],
-)  # fmt: skip
+    [
+        "/static/%00",
+        "/static/switchboard%00.css",
+        "/static/a/%00/b",
+        "/static/" + "x" * 256,
+        "/static/vendor/" + "é" * 128,
+    ],
+)
 def test_a_nul_or_an_overlong_name_in_a_static_path_is_a_404_page(
     live_fake: LiveServer, web: WebFactory, caplog: pytest.LogCaptureFixture, path: str
 ) -> None:
@@ -97,10 +102,10 @@ def test_every_id_route_answers_404_for_ids_beyond_the_columns(
         for big in BEYOND_THE_COLUMNS:
             for name in ID_PARAMETER.findall(template):
                 # one id out of range at a time, the others real (a conversation of boss's)
-                path = ID_PARAMETER.sub(
-                    lambda m, name=name, big=big: str(big if m.group(1) == name else chat),
-                    template,
-                )
+                def one_out(match: re.Match[str], name: str = name, big: int = big) -> str:
+                    return str(big if match.group(1) == name else chat)
+
+                path = ID_PARAMETER.sub(one_out, template)
                 response = boss.get(path) if method == "GET" else boss.post(path, {})
                 assert response.status_code == 404, (method, path, response.status_code)
                 assert "does not exist" in response.text or "not found" in response.text
@@ -124,9 +129,11 @@ def test_numbers_beyond_the_columns_in_forms_are_refused(
 
 @pytest.mark.parametrize(
     ("path", "form"),
-    [("/admin/budgets/limits/remove", {"kind": "key", "subject_id": "\u00b2"}),
-     ("/admin/budgets/limits", {"kind": "key", "subject": "#\u00b2", "tokens": "5"})],
-)  # fmt: skip
+    [
+        ("/admin/budgets/limits/remove", {"kind": "key", "subject_id": "\u00b2"}),
+        ("/admin/budgets/limits", {"kind": "key", "subject": "#\u00b2", "tokens": "5"}),
+    ],
+)
 def test_digits_int_cannot_read_are_no_such_budget(
     boss: WebSession, caplog: pytest.LogCaptureFixture, path: str, form: dict[str, str]
 ) -> None:
@@ -194,13 +201,15 @@ def test_a_nul_in_a_chat_message_is_refused_in_place(
 @pytest.mark.parametrize(
     ("body", "problem"),
     [
-        (b'{"format": "switchboard.conversations", "conversations": [{"title": "\xff"}]}',
-         "not UTF-8"),
+        (
+            b'{"format": "switchboard.conversations", "conversations": [{"title": "\xff"}]}',
+            "not UTF-8",
+        ),
         (b"\xef\xbb\xbf" + b'{"a": "\xed\xa0\x80"}', "not UTF-8"),  # a lone surrogate
         (b"[" * 100_000 + b"]" * 100_000, "nests too deeply"),
         (b'{"a": ' * 5_000 + b"1" + b"}" * 5_000, "nests too deeply"),
     ],
-)  # fmt: skip
+)
 def test_an_import_that_is_not_utf8_or_nests_too_deeply_is_a_400(
     boss: WebSession, caplog: pytest.LogCaptureFixture, body: bytes, problem: str
 ) -> None:
@@ -213,9 +222,14 @@ def test_an_import_that_is_not_utf8_or_nests_too_deeply_is_a_400(
 
 @pytest.mark.parametrize(
     "when",
-    ["0001-01-01T00:00:00+14:00", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59-14:00",
-     "1969-12-31T23:59:59Z", "2100-01-01T00:00:01Z"],
-)  # fmt: skip
+    [
+        "0001-01-01T00:00:00+14:00",
+        "0001-01-01T00:00:00Z",
+        "9999-12-31T23:59:59-14:00",
+        "1969-12-31T23:59:59Z",
+        "2100-01-01T00:00:01Z",
+    ],
+)
 @pytest.mark.parametrize("where", ["conversation", "message"])
 def test_an_import_dated_out_of_range_is_a_400_that_says_where(
     boss: WebSession, caplog: pytest.LogCaptureFixture, when: str, where: str
@@ -246,10 +260,12 @@ def test_an_import_without_a_zone_is_read_as_utc(boss: WebSession) -> None:
 def test_chatgpt_times_out_of_range_are_left_out_not_a_500(
     boss: WebSession, caplog: pytest.LogCaptureFixture, stamp: float
 ) -> None:
-    node = {"message": {"author": {"role": "user"}, "content": {"parts": ["hi"]},
-                        "create_time": stamp}}  # fmt: skip
-    body = json.dumps([{"title": "old", "create_time": stamp, "update_time": stamp,
-                        "mapping": {"a": node}}])  # fmt: skip
+    node = {
+        "message": {"author": {"role": "user"}, "content": {"parts": ["hi"]}, "create_time": stamp}
+    }
+    body = json.dumps(
+        [{"title": "old", "create_time": stamp, "update_time": stamp, "mapping": {"a": node}}]
+    )
     response = upload(boss, body)
     assert response.status_code == 303, response.status_code
     [imported] = owned(boss)
@@ -265,7 +281,8 @@ def browser_events(raw: str) -> list[tuple[str, str]]:
     """(event, data) as a browser's EventSource reads them (WHATWG HTML, 9.2.6): a line ends with
     CRLF, LF or CR; a blank line dispatches the event."""
     events: list[tuple[str, str]] = []
-    name, data = "", []
+    name = ""
+    data: list[str] = []
     for line in re.split(r"\r\n|\r|\n", raw):
         if not line:
             if data:

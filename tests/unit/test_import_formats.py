@@ -21,14 +21,23 @@ MAY_2023 = 1_684_000_000.0
 
 
 def node(
-    node_id: str, role: str | None, parts: list[Any], parent: str | None, children: list[str],
+    node_id: str,
+    role: str | None,
+    parts: list[Any],
+    parent: str | None,
+    children: list[str],
     **metadata: Any,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     message = None
     if role is not None:
         content = {"content_type": "text", "parts": parts}
-        message = {"id": node_id, "author": {"role": role}, "create_time": MAY_2023,
-                   "content": content, "metadata": metadata}  # fmt: skip
+        message = {
+            "id": node_id,
+            "author": {"role": role},
+            "create_time": MAY_2023,
+            "content": content,
+            "metadata": metadata,
+        }
     return {"id": node_id, "message": message, "parent": parent, "children": children}
 
 
@@ -49,23 +58,39 @@ def chatgpt_export() -> list[dict[str, Any]]:
         "a2": node("a2", "assistant", ["A cat."], "t2", []),
     }
     return [
-        {"title": "Arithmetic", "create_time": MAY_2023, "update_time": MAY_2023 + 60,
-         "mapping": mapping, "current_node": "a2"},
-        {"title": "Only a picture", "create_time": MAY_2023, "current_node": "x",
-         "mapping": {"x": node("x", "user", [{"asset": 1}], None, [])}},
-    ]  # fmt: skip
+        {
+            "title": "Arithmetic",
+            "create_time": MAY_2023,
+            "update_time": MAY_2023 + 60,
+            "mapping": mapping,
+            "current_node": "a2",
+        },
+        {
+            "title": "Only a picture",
+            "create_time": MAY_2023,
+            "current_node": "x",
+            "mapping": {"x": node("x", "user", [{"asset": 1}], None, [])},
+        },
+    ]
 
 
 def openwebui_export() -> list[dict[str, Any]]:
-    return [{
-        "id": "c1", "title": "Open WebUI chat", "updated_at": 1_700_000_000,
-        "chat": {"title": "ignored", "messages": [
-            {"role": "system", "content": "be brief", "timestamp": 1_700_000_000},
-            {"role": "user", "content": "Hi there", "timestamp": 1_700_000_000},
-            {"role": "assistant", "content": "Hello!", "timestamp": 1_700_000_001},
-            {"role": "user", "content": "", "timestamp": 1_700_000_002},
-        ]},
-    }]  # fmt: skip
+    return [
+        {
+            "id": "c1",
+            "title": "Open WebUI chat",
+            "updated_at": 1_700_000_000,
+            "chat": {
+                "title": "ignored",
+                "messages": [
+                    {"role": "system", "content": "be brief", "timestamp": 1_700_000_000},
+                    {"role": "user", "content": "Hi there", "timestamp": 1_700_000_000},
+                    {"role": "assistant", "content": "Hello!", "timestamp": 1_700_000_001},
+                    {"role": "user", "content": "", "timestamp": 1_700_000_002},
+                ],
+            },
+        }
+    ]
 
 
 @pytest.fixture
@@ -105,9 +130,11 @@ def test_chatgpt_follows_the_current_branch_and_reports_what_it_left_out(
     [conversation] = exported(ada)
     assert conversation["title"] == "Arithmetic"
     assert [(m["role"], m["content"]) for m in conversation["messages"]] == [
-        ("user", "What is 2+2?"), ("assistant", "4"),
-        ("user", "And this picture?"), ("assistant", "A cat."),
-    ]  # fmt: skip
+        ("user", "What is 2+2?"),
+        ("assistant", "4"),
+        ("user", "And this picture?"),
+        ("assistant", "A cat."),
+    ]
     assert conversation["updated_at"].startswith("2023-05-13")  # dated as in ChatGPT
     listed = ada.get("/chat/list", htmx=True).text
     assert re.search(r"<h2>Older</h2>\s*</li>\s*<li class=\"item\"><a[^>]*>Arithmetic", listed)
@@ -137,8 +164,14 @@ def test_our_own_export_still_imports_and_nothing_is_left_out(ada: WebSession) -
 
 
 def test_the_caps_hold_for_every_format(ada: WebSession) -> None:
-    many = [{"title": f"c{n}", "mapping": {"a": node("a", "user", ["hi"], None, [])},
-             "current_node": "a"} for n in range(501)]  # fmt: skip
+    many = [
+        {
+            "title": f"c{n}",
+            "mapping": {"a": node("a", "user", ["hi"], None, [])},
+            "current_node": "a",
+        }
+        for n in range(501)
+    ]
     refused = upload(ada, json.dumps(many))
     assert "At most 500 conversations per import (this file has 501)." in refused.text
     messages = [{"role": "user", "content": "hi"}] * 2001
@@ -166,8 +199,9 @@ def test_cycles_and_dangling_links_in_a_chatgpt_tree_end_the_branch() -> None:
         "a": node("a", "user", ["one"], "b", ["b"]),
         "b": node("b", "assistant", ["two"], "a", ["a"]),  # a cycle
     }
-    export, _ = import_formats.convert([{"title": "loop", "mapping": mapping,
-                                         "current_node": "b"}], "chatgpt")  # fmt: skip
+    export, _ = import_formats.convert(
+        [{"title": "loop", "mapping": mapping, "current_node": "b"}], "chatgpt"
+    )
     assert [m.content for m in export.conversations[0].messages] == ["one", "two"]
     dangling = {"a": node("a", "user", ["hi"], None, ["missing"])}
     export, _ = import_formats.convert([{"title": "d", "mapping": dangling}], "chatgpt")

@@ -152,17 +152,24 @@ def test_a_job_needs_no_probes_but_everything_else() -> None:
 
 
 def test_an_inline_secret_value_fails() -> None:
-    secret = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-              "metadata": {"name": "s", "namespace": "switchboard"},
-              "stringData": {"token": "hunter2-but-longer"}}  # fmt: skip
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {"name": "s", "namespace": "switchboard"},
+        "stringData": {"token": "hunter2-but-longer"},
+    }
     assert any("holds a value" in p for p in policy_problems([secret], declared=[]))
     encoded = secret | {"data": {"token": "aHVudGVyMg=="}, "stringData": {}}
     assert any("data.token holds a value" in p for p in policy_problems([encoded], declared=[]))
     user = secret | {"type": "kubernetes.io/basic-auth", "stringData": {"username": "sb"}}
     assert policy_problems([user], declared=[]) == []
-    config = {"apiVersion": "v1", "kind": "ConfigMap",
-              "metadata": {"name": "c", "namespace": "switchboard"},
-              "data": {"SWITCHBOARD_SECRET_KEY": "x" * 40}}  # fmt: skip
+    config = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "c", "namespace": "switchboard"},
+        "data": {"SWITCHBOARD_SECRET_KEY": "x" * 40},
+    }
     assert any("use SWITCHBOARD_SECRET_KEY_FILE" in p for p in policy_problems([config], []))
 
 
@@ -300,8 +307,10 @@ def ingress_peers(objects: list[Manifest], component: str) -> set[str]:
             continue
         for rule in policy["spec"].get("ingress", []):
             for peer in rule.get("from", []):
-                labels = {**peer.get("namespaceSelector", {}).get("matchLabels", {}),
-                          **peer.get("podSelector", {}).get("matchLabels", {})}  # fmt: skip
+                labels = {
+                    **peer.get("namespaceSelector", {}).get("matchLabels", {}),
+                    **peer.get("podSelector", {}).get("matchLabels", {}),
+                }
                 peers.add(",".join(f"{k}={v}" for k, v in sorted(labels.items())))
     return peers
 
@@ -320,7 +329,10 @@ def test_only_the_gateway_reaches_the_router_and_only_the_router_reaches_vllm(
     if overlay == "prod-inference-gateway":
         proxy = "gateway.networking.k8s.io/gateway-name=inference-gateway"
         assert ingress_peers(objects, "vllm") == {
-            proxy, "app.kubernetes.io/component=endpoint-picker", PROMETHEUS}  # fmt: skip
+            proxy,
+            "app.kubernetes.io/component=endpoint-picker",
+            PROMETHEUS,
+        }
         proxy_ingress = find(objects, "NetworkPolicy", "inference-gateway")["spec"]["ingress"]
         gateway = {"podSelector": {"matchLabels": {"app.kubernetes.io/component": "gateway"}}}
         assert [rule["from"] for rule in proxy_ingress] == [[gateway]]
@@ -345,8 +357,9 @@ def test_the_router_discovers_the_vllm_pods_with_a_cache_aware_policy(overlay: s
     assert dict(item.split("=", 1) for item in selector).items() <= vllm_labels.items()
     assert settings(objects)["SWITCHBOARD_UPSTREAM_URLS"] == "http://vllm-router:8000/v1"
     role = find(objects, "Role", "vllm-router")
-    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"],
-                              "verbs": ["get", "list", "watch"]}]  # fmt: skip
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}
+    ]
 
 
 def test_the_secret_placeholders_pass_the_schema_and_hold_no_value() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import anthropic
 import httpx
 import pytest
+from anthropic.types import MessageParam, TextBlock
 
 from switchboard.usage.tables import UsageRecord
 from tests.conftest import mint_key_in
@@ -17,7 +18,7 @@ from tests.support.fake_upstream import FakeUpstream
 from tests.support.live import LiveServer
 
 MODEL = "fake-model"
-SAY = [{"role": "user", "content": "one two three"}]
+SAY: list[MessageParam] = [{"role": "user", "content": "one two three"}]
 
 
 @pytest.fixture
@@ -33,17 +34,23 @@ def sdk(live_fake: LiveServer, secret: str) -> Iterator[anthropic.Anthropic]:
 
 def rows(live: LiveServer) -> list[dict[str, Any]]:
     live.run(live.app.state.resources.usage.flush())
-    query = UsageRecord.select(UsageRecord.status, UsageRecord.stream, UsageRecord.prompt_tokens,
-                               UsageRecord.completion_tokens).order_by(UsageRecord.id)  # fmt: skip
+    query = UsageRecord.select(
+        UsageRecord.status,
+        UsageRecord.stream,
+        UsageRecord.prompt_tokens,
+        UsageRecord.completion_tokens,
+    ).order_by(UsageRecord.id)
     return list(live.run(query.run()))
 
 
 def test_create_is_relayed_and_accounted(
     sdk: anthropic.Anthropic, live_fake: LiveServer, fake_upstream: FakeUpstream
 ) -> None:
-    message = sdk.messages.create(model=MODEL, max_tokens=50, messages=SAY,  # type: ignore[arg-type]
-                                  system="Be brief.", metadata={"user_id": "u-1"})  # fmt: skip
-    assert message.content[0].text == "one two three"  # type: ignore[union-attr]
+    message = sdk.messages.create(
+        model=MODEL, max_tokens=50, messages=SAY, system="Be brief.", metadata={"user_id": "u-1"}
+    )
+    assert isinstance(message.content[0], TextBlock)
+    assert message.content[0].text == "one two three"
     assert (message.usage.input_tokens, message.usage.output_tokens) == (7, 3)
     sent = fake_upstream.requests[-1]
     assert (sent["system"], sent["max_tokens"]) == ("Be brief.", 50)
@@ -56,19 +63,22 @@ def test_create_is_relayed_and_accounted(
 def test_streaming_has_anthropics_event_types(
     sdk: anthropic.Anthropic, live_fake: LiveServer
 ) -> None:
-    with sdk.messages.stream(model=MODEL, max_tokens=50, messages=SAY) as stream:  # type: ignore[arg-type]
+    with sdk.messages.stream(model=MODEL, max_tokens=50, messages=SAY) as stream:
         kinds = [event.type for event in stream]
         final = stream.get_final_message()
     assert kinds[0] == "message_start"
     assert "content_block_delta" in kinds
-    assert final.content[0].text == "one two three"  # type: ignore[union-attr]
+    assert isinstance(final.content[0], TextBlock)
+    assert final.content[0].text == "one two three"
     assert final.usage.output_tokens == 3
-    assert [(r["status"], r["stream"], r["prompt_tokens"], r["completion_tokens"])
-            for r in rows(live_fake)] == [(200, True, 7, 3)]  # fmt: skip
+    assert [
+        (r["status"], r["stream"], r["prompt_tokens"], r["completion_tokens"])
+        for r in rows(live_fake)
+    ] == [(200, True, 7, 3)]
 
 
 def test_count_tokens(sdk: anthropic.Anthropic, fake_upstream: FakeUpstream) -> None:
-    counted = sdk.messages.count_tokens(model=MODEL, messages=SAY)  # type: ignore[arg-type]
+    counted = sdk.messages.count_tokens(model=MODEL, messages=SAY)
     assert counted.input_tokens == 7
     assert fake_upstream.requests == []  # nothing generated
 
@@ -78,8 +88,7 @@ def test_a_bearer_key_works_too_and_a_missing_one_is_anthropics_401(
 ) -> None:
     body = {"model": MODEL, "max_tokens": 10, "messages": SAY}
     with httpx.Client(base_url=live_fake.url, timeout=30) as http:
-        bearer = http.post("/v1/messages", json=body,
-                           headers={"Authorization": f"Bearer {secret}"})  # fmt: skip
+        bearer = http.post("/v1/messages", json=body, headers={"Authorization": f"Bearer {secret}"})
         assert bearer.status_code == 200
         missing = http.post("/v1/messages", json=body)
     assert missing.status_code == 401
@@ -94,22 +103,29 @@ def test_a_bearer_key_works_too_and_a_missing_one_is_anthropics_401(
     [
         ({"max_tokens": 0}, "invalid_request_error"),
         ({"temperature": 1.5}, "invalid_request_error"),
-        ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]},
-         "invalid_request_error"),
-        ({"mcp_servers": [{"type": "url", "url": "https://x", "name": "x"}]},
-         "invalid_request_error"),
+        (
+            {"tools": [{"type": "web_search_20250305", "name": "web_search"}]},
+            "invalid_request_error",
+        ),
+        (
+            {"mcp_servers": [{"type": "url", "url": "https://x", "name": "x"}]},
+            "invalid_request_error",
+        ),
         ({"model": "claude-nope"}, "not_found_error"),
     ],
-)  # fmt: skip
+)
 def test_errors_come_in_anthropics_shape(
     sdk: anthropic.Anthropic, fake_upstream: FakeUpstream, extra: dict[str, Any], kind: str
 ) -> None:
     arguments: dict[str, Any] = {"model": MODEL, "max_tokens": 10, "messages": SAY}
     named = {key: value for key, value in extra.items() if key in arguments}
     with pytest.raises(anthropic.APIStatusError) as refused:
-        sdk.messages.create(**{**arguments, **named}, extra_body={  # type: ignore[arg-type]
-            key: value for key, value in extra.items() if key not in named})  # fmt: skip
-    assert refused.value.body["error"]["type"] == kind  # type: ignore[index]
+        sdk.messages.create(
+            **{**arguments, **named},
+            extra_body={key: value for key, value in extra.items() if key not in named},
+        )
+    assert isinstance(refused.value.body, dict)
+    assert refused.value.body["error"]["type"] == kind
     assert fake_upstream.requests == []
 
 

@@ -29,8 +29,11 @@ def sample(text: str, name: str, absent: float | None = None, **labels: str) -> 
 
 async def test_metrics_follow_the_traffic(client: AsyncTestClient[Any]) -> None:
     before = (await client.get("/metrics")).text
-    body = {"model": "fake-model", "messages": [{"role": "user", "content": "a b c"}],
-            "temperature": 0}  # fmt: skip
+    body = {
+        "model": "fake-model",
+        "messages": [{"role": "user", "content": "a b c"}],
+        "temperature": 0,
+    }
     for _ in range(2):
         assert (await client.post(CHAT, json=body)).status_code == 200
     assert (await client.post(CHAT, json={**body, "stream": True})).status_code == 200
@@ -41,7 +44,7 @@ async def test_metrics_follow_the_traffic(client: AsyncTestClient[Any]) -> None:
 
     def delta(name: str, **labels: str) -> float:
         # before the traffic a labelled series may not exist yet (0); after it, it must
-        return sample(after, name, **labels) - sample(before, name, absent=0, **labels)
+        return sample(after, name, absent=None, **labels) - sample(before, name, absent=0, **labels)
 
     route = "/v1/chat/completions"
     assert delta("switchboard_http_requests_total", route=route, status="200") == 3
@@ -60,13 +63,18 @@ async def test_rate_limited_requests_are_counted(client: AsyncTestClient[Any]) -
 
     secret = await mint_key(client, "tiny", rpm=1)
     auth = {"Authorization": f"Bearer {secret}"}
-    before = sample((await client.get("/metrics")).text, "switchboard_rate_limited_total",
-                    absent=0, limit="requests")  # fmt: skip
+    before = sample(
+        (await client.get("/metrics")).text,
+        "switchboard_rate_limited_total",
+        absent=0,
+        limit="requests",
+    )
     body = {"model": "fake-model", "messages": [{"role": "user", "content": "x"}]}
     statuses = [(await client.post(CHAT, json=body, headers=auth)).status_code for _ in range(3)]
     assert statuses == [200, 429, 429]
-    after = sample((await client.get("/metrics")).text, "switchboard_rate_limited_total",
-                   limit="requests")  # fmt: skip
+    after = sample(
+        (await client.get("/metrics")).text, "switchboard_rate_limited_total", limit="requests"
+    )
     assert after - before == 2
 
 
@@ -86,8 +94,9 @@ class TestWithAToken:
 
 
 def test_log_lines_are_json_with_the_extra_fields() -> None:
-    record = logging.LogRecord("switchboard.access", logging.INFO, "x.py", 1,
-                               "%s %s", ("POST", "/v1"), None)  # fmt: skip
+    record = logging.LogRecord(
+        "switchboard.access", logging.INFO, "x.py", 1, "%s %s", ("POST", "/v1"), None
+    )
     record.request_id = "abc123"
     record.status = 200
     line = json.loads(JsonFormatter().format(record))

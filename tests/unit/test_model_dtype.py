@@ -25,10 +25,17 @@ def served_with(tmp_path: Path, cpuinfo: str, **env: str) -> tuple[str, str]:
     (tmp_path / "cpuinfo").write_text(cpuinfo)
     done = subprocess.run(
         ["bash", str(SERVE), str(model), "18999"],
-        env={**os.environ, "MODEL_VENV": str(tmp_path / "venv"),
-             "CPUINFO": str(tmp_path / "cpuinfo"), **env},
-        capture_output=True, text=True, check=True, timeout=60,
-    )  # fmt: skip
+        env={
+            **os.environ,
+            "MODEL_VENV": str(tmp_path / "venv"),
+            "CPUINFO": str(tmp_path / "cpuinfo"),
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     return done.stdout, done.stderr
 
 

@@ -37,14 +37,29 @@ OBSERVABILITY_DOC = REPO_ROOT / "docs" / "observability.md"
 TOKEN_FILE = "/etc/prometheus/secrets/gateway_metrics_token"
 RUNBOOK_BASE = "docs/runbooks.md#"
 ALERTS = {
-    "GatewayDown", "ModelServerDown", "GatewayHighErrorRatio", "GatewayLatencyHigh", "TTFTHigh",
-    "VLLMQueueHigh", "KVCacheAlmostFull", "PreemptionsRising", "DiskAlmostFull", "MemoryHigh",
-    "ErrorLogSpike", "UsageRowsDropped", "UsageRowsRejected", "ResponseCacheFailing",
-    "SharedStateFailing", "BudgetNearlySpent",
-}  # fmt: skip
+    "GatewayDown",
+    "ModelServerDown",
+    "GatewayHighErrorRatio",
+    "GatewayLatencyHigh",
+    "TTFTHigh",
+    "VLLMQueueHigh",
+    "KVCacheAlmostFull",
+    "PreemptionsRising",
+    "DiskAlmostFull",
+    "MemoryHigh",
+    "ErrorLogSpike",
+    "UsageRowsDropped",
+    "UsageRowsRejected",
+    "ResponseCacheFailing",
+    "SharedStateFailing",
+    "BudgetNearlySpent",
+}
 # Services that may run several replicas: every address of the name is a target (DNS).
-SCRAPED_REPLICAS = {"gateway": ("gateway", 8000), "vllm": ("model", 8000),
-                    "vllm-router": ("vllm-router", 29000)}  # fmt: skip
+SCRAPED_REPLICAS = {
+    "gateway": ("gateway", 8000),
+    "vllm": ("model", 8000),
+    "vllm-router": ("vllm-router", 29000),
+}
 SCRAPE_TARGETS = {
     "node": ["node-exporter:9100"],
     "cadvisor": ["cadvisor:8080"],
@@ -61,22 +76,39 @@ EXAMPLE_ENV = {
 UNITS = {"s", "reqps", "percentunit", "short", "bytes", "Bps"}
 # Every metric of the contract, as documented in docs/observability.md.
 METRICS = [
-    "switchboard_http_requests_total", "switchboard_http_request_duration_seconds",
-    "switchboard_upstream_latency_seconds", "switchboard_time_to_first_token_seconds",
-    "switchboard_tokens_total", "switchboard_cache_requests_total",
-    "switchboard_rate_limited_total", "switchboard_active_streams",
-    "switchboard_upstream_errors_total", "switchboard_db_query_duration_seconds",
-    "switchboard_build_info", "switchboard_log_messages_total", "switchboard_active_users",
-    "switchboard_conversations_created_total", "switchboard_messages_created_total",
-    "switchboard_tokens_today", "switchboard_active_keys", "switchboard_top_user_tokens",
+    "switchboard_http_requests_total",
+    "switchboard_http_request_duration_seconds",
+    "switchboard_upstream_latency_seconds",
+    "switchboard_time_to_first_token_seconds",
+    "switchboard_tokens_total",
+    "switchboard_cache_requests_total",
+    "switchboard_rate_limited_total",
+    "switchboard_active_streams",
+    "switchboard_upstream_errors_total",
+    "switchboard_db_query_duration_seconds",
+    "switchboard_build_info",
+    "switchboard_log_messages_total",
+    "switchboard_active_users",
+    "switchboard_conversations_created_total",
+    "switchboard_messages_created_total",
+    "switchboard_tokens_today",
+    "switchboard_active_keys",
+    "switchboard_top_user_tokens",
     "switchboard_budget_used_ratio",
-    "vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc",
-    "vllm:num_preemptions_total", "vllm:prompt_tokens_total", "vllm:generation_tokens_total",
-    "vllm:prefix_cache_hits_total", "vllm:prefix_cache_queries_total",
-    "vllm:request_success_total", "vllm:time_to_first_token_seconds",
-    "vllm:inter_token_latency_seconds", "vllm:e2e_request_latency_seconds",
+    "vllm:num_requests_running",
+    "vllm:num_requests_waiting",
+    "vllm:kv_cache_usage_perc",
+    "vllm:num_preemptions_total",
+    "vllm:prompt_tokens_total",
+    "vllm:generation_tokens_total",
+    "vllm:prefix_cache_hits_total",
+    "vllm:prefix_cache_queries_total",
+    "vllm:request_success_total",
+    "vllm:time_to_first_token_seconds",
+    "vllm:inter_token_latency_seconds",
+    "vllm:e2e_request_latency_seconds",
     "vllm:request_queue_time_seconds",
-]  # fmt: skip
+]
 
 
 def tool(name: str) -> str:
@@ -91,15 +123,20 @@ def tool(name: str) -> str:
 
 def run(*command: str, cwd: Path, env: dict[str, str] | None = None) -> str:
     result = subprocess.run(
-        command, cwd=cwd, capture_output=True, text=True, timeout=120,
+        command,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, **(env or {})},
-    )  # fmt: skip
+    )
     assert result.returncode == 0, f"{' '.join(command)}\n{result.stdout}{result.stderr}"
     return result.stdout + result.stderr
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
-    return yaml.safe_load(path.read_text())
+    loaded: dict[str, Any] = yaml.safe_load(path.read_text())
+    return loaded
 
 
 def alert_rules() -> list[dict[str, Any]]:
@@ -122,7 +159,7 @@ def dashboard_queries() -> list[tuple[str, str, str]]:
     The expressions are as stored, with Grafana's `$__rate_interval` and `$__range`; replace
     them (e.g. with 1m and 1h) before sending them to Prometheus.
     """
-    queries = []
+    queries: list[tuple[str, str, str]] = []
     for name, dashboard in dashboards().items():
         for panel in dashboard["panels"]:
             if panel["datasource"]["type"] != "prometheus":
@@ -196,8 +233,9 @@ def test_prometheus_scrapes_every_part_of_both_tiers() -> None:
     for name, (service, port) in SCRAPED_REPLICAS.items():
         assert "static_configs" not in jobs[name], name
         found = jobs[name]["dns_sd_configs"]
-        assert found == [{"names": [service], "type": "A", "port": port,
-                          "refresh_interval": "15s"}], name  # fmt: skip
+        assert found == [
+            {"names": [service], "type": "A", "port": port, "refresh_interval": "15s"}
+        ], name
     gateway = jobs["gateway"]
     assert gateway["metrics_path"] == "/metrics"
     assert gateway["authorization"] == {"type": "Bearer", "credentials_file": TOKEN_FILE}
@@ -274,11 +312,16 @@ def test_alertmanager_example_is_the_template_rendered_and_valid(tmp_path: Path)
 )
 def test_alertmanager_routes_by_severity(labels: list[str], receivers: str) -> None:
     out = run(
-        tool("amtool"), "config", "routes", "test",
-        "--config.file", str(ALERTMANAGER / "alertmanager.example.yml"),
-        f"--verify.receivers={receivers}", *labels,
+        tool("amtool"),
+        "config",
+        "routes",
+        "test",
+        "--config.file",
+        str(ALERTMANAGER / "alertmanager.example.yml"),
+        f"--verify.receivers={receivers}",
+        *labels,
         cwd=ALERTMANAGER,
-    )  # fmt: skip
+    )
     assert receivers in out.splitlines()
 
 
@@ -287,8 +330,11 @@ def test_render_refuses_missing_values_and_writes_nothing(tmp_path: Path) -> Non
     env = {"PATH": os.environ["PATH"], "ALERT_EMAIL_TO": "oncall@example.com"}
     result = subprocess.run(
         ["sh", str(ALERTMANAGER / "render.sh"), str(target)],
-        capture_output=True, text=True, env=env, timeout=30,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
     assert result.returncode != 0
     assert "ALERT_WEBHOOK_URL is not set" in result.stderr
     assert "ALERT_EMAIL_TO" not in result.stderr
@@ -320,8 +366,10 @@ def test_loki_is_single_binary_on_the_filesystem_with_retention() -> None:
     assert "filesystem" in config["common"]["storage"]
     schema = config["schema_config"]["configs"][0]
     assert (schema["store"], schema["object_store"], schema["schema"]) == (
-        "tsdb", "filesystem", "v13",
-    )  # fmt: skip
+        "tsdb",
+        "filesystem",
+        "v13",
+    )
     assert config["limits_config"]["retention_period"] == "336h"
     assert config["limits_config"]["allow_structured_metadata"] is True
     assert config["compactor"]["retention_enabled"] is True
@@ -353,8 +401,10 @@ def test_grafana_provisioning() -> None:
     sources = load_yaml(GRAFANA / "provisioning" / "datasources" / "datasources.yml")
     by_uid = {source["uid"]: source for source in sources["datasources"]}
     assert {uid: s["type"] for uid, s in by_uid.items()} == {
-        "prometheus": "prometheus", "loki": "loki", "alertmanager": "alertmanager",
-    }  # fmt: skip
+        "prometheus": "prometheus",
+        "loki": "loki",
+        "alertmanager": "alertmanager",
+    }
     assert by_uid["prometheus"]["url"] == "http://prometheus:9090"
     assert by_uid["loki"]["url"] == "http://loki:3100"
     providers = load_yaml(GRAFANA / "provisioning" / "dashboards" / "dashboards.yml")
@@ -366,13 +416,18 @@ def test_grafana_provisioning() -> None:
 def test_the_generated_dashboards_are_up_to_date(tmp_path: Path) -> None:
     subprocess.run(
         [sys.executable, str(GRAFANA / "generate_dashboards.py"), str(tmp_path)],
-        check=True, timeout=60,
-    )  # fmt: skip
+        check=True,
+        timeout=60,
+    )
     generated = sorted(p.name for p in tmp_path.glob("*.json"))
     assert generated == [p.name for p in DASHBOARD_FILES]
     assert generated == [
-        "business.json", "gateway.json", "logs.json", "model-server.json", "system.json",
-    ]  # fmt: skip
+        "business.json",
+        "gateway.json",
+        "logs.json",
+        "model-server.json",
+        "system.json",
+    ]
     for name in generated:
         assert (tmp_path / name).read_text() == (DASHBOARD_DIR / name).read_text(), (
             f"grafana/dashboards/{name} is stale: run python grafana/generate_dashboards.py"
@@ -421,8 +476,11 @@ def test_dashboard_is_well_formed(path: Path) -> None:
 def test_dashboard_queries_lists_every_promql_panel_and_no_logql() -> None:
     queries = dashboard_queries()
     assert {dashboard for dashboard, _, _ in queries} == {
-        "gateway", "model-server", "system", "business",
-    }  # fmt: skip
+        "gateway",
+        "model-server",
+        "system",
+        "business",
+    }
     promql_panels = sum(len(d["panels"]) for name, d in dashboards().items() if name != "logs")
     assert len({(d, title) for d, title, _ in queries}) == promql_panels
 

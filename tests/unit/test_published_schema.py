@@ -109,8 +109,9 @@ def test_a_responses_request_without_input_is_refused_by_the_schema_and_the_gate
         f"'{field}' is a required property"
     ]
     secret = live_fake.run(mint_key_in(live_fake.app, "no-input"))
-    refused = httpx.post(f"{live_fake.url}{path}", json=body,
-                         headers={"Authorization": f"Bearer {secret}"})  # fmt: skip
+    refused = httpx.post(
+        f"{live_fake.url}{path}", json=body, headers={"Authorization": f"Bearer {secret}"}
+    )
     assert (refused.status_code, refused.json()["error"]["param"]) == (400, field)
     assert fake_upstream.requests == []
 
@@ -119,8 +120,9 @@ def test_a_legacy_function_call_naming_no_function_is_refused_and_a_bare_mode_dr
     live_fake: LiveServer, fake_upstream: FakeUpstream
 ) -> None:
     secret = live_fake.run(mint_key_in(live_fake.app, "legacy"))
-    with httpx.Client(base_url=live_fake.url,
-                      headers={"Authorization": f"Bearer {secret}"}) as client:  # fmt: skip
+    with httpx.Client(
+        base_url=live_fake.url, headers={"Authorization": f"Bearer {secret}"}
+    ) as client:
         named = client.post("/v1/chat/completions", json={**CHAT, "function_call": {"name": "x"}})
         assert (named.status_code, named.json()["error"]["param"]) == (400, "function_call")
         assert fake_upstream.requests == []
@@ -162,8 +164,9 @@ def test_count_tokens_answers_a_bad_body_with_anthropics_400(
     live_fake: LiveServer, fake_upstream: FakeUpstream, body: bytes
 ) -> None:
     secret = live_fake.run(mint_key_in(live_fake.app, "counter"))
-    answer = httpx.post(f"{live_fake.url}/v1/messages/count_tokens", content=body,
-                        headers={"x-api-key": secret})  # fmt: skip
+    answer = httpx.post(
+        f"{live_fake.url}/v1/messages/count_tokens", content=body, headers={"x-api-key": secret}
+    )
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["type"] == "invalid_request_error"
     assert fake_upstream.requests == []

@@ -37,20 +37,25 @@ def other_sdk(live: LiveServer) -> openai.OpenAI:
 def rows(live: LiveServer) -> list[dict[str, Any]]:
     live.run(live.app.state.resources.usage.flush())
     query = UsageRecord.select(
-        UsageRecord.status, UsageRecord.stream, UsageRecord.prompt_tokens,
+        UsageRecord.status,
+        UsageRecord.stream,
+        UsageRecord.prompt_tokens,
         UsageRecord.completion_tokens,
-    ).order_by(UsageRecord.id)  # fmt: skip
+    ).order_by(UsageRecord.id)
     return list(live.run(query.run()))
 
 
 def test_create_retrieve_and_delete_a_stored_response(
     sdk: openai.OpenAI, live_fake: LiveServer, fake_upstream: FakeUpstream
 ) -> None:
-    created = sdk.responses.create(model=MODEL, input="one two three", instructions="Be brief.",
-                                   max_output_tokens=50)  # fmt: skip
+    created = sdk.responses.create(
+        model=MODEL, input="one two three", instructions="Be brief.", max_output_tokens=50
+    )
     assert created.output_text == "one two three"
-    assert (created.usage.input_tokens, created.usage.output_tokens) == (7, 3)  # type: ignore[union-attr]
-    assert created.store is True
+    assert created.usage is not None
+    assert (created.usage.input_tokens, created.usage.output_tokens) == (7, 3)
+    # the SDK's Response model has no ``store`` field; the extra field is kept all the same
+    assert created.to_dict()["store"] is True
     sent = fake_upstream.requests[-1]
     assert sent["store"] is False  # the gateway keeps it, not the model server
     assert (sent["instructions"], sent["max_output_tokens"]) == ("Be brief.", 50)
@@ -60,7 +65,7 @@ def test_create_retrieve_and_delete_a_stored_response(
     items = sdk.responses.input_items.list(created.id)
     assert [item.type for item in items.data] == ["message"]
 
-    assert sdk.responses.delete(created.id) is None  # the SDK returns nothing on success
+    sdk.responses.delete(created.id)  # the SDK returns nothing on success, raises on an error
     with pytest.raises(openai.NotFoundError):
         sdk.responses.retrieve(created.id)
     with pytest.raises(openai.NotFoundError):
@@ -74,8 +79,9 @@ def test_a_chain_works_from_the_gateways_store(
     sdk: openai.OpenAI, fake_upstream: FakeUpstream
 ) -> None:
     first = sdk.responses.create(model=MODEL, input="red green")
-    second = sdk.responses.create(model=MODEL, input="blue", previous_response_id=first.id,
-                                  instructions="Only now.")  # fmt: skip
+    second = sdk.responses.create(
+        model=MODEL, input="blue", previous_response_id=first.id, instructions="Only now."
+    )
     assert second.previous_response_id == first.id
     sent = fake_upstream.requests[-1]
     assert "previous_response_id" not in sent
@@ -93,12 +99,13 @@ def test_a_chain_works_from_the_gateways_store(
 
 def test_store_false_keeps_nothing(sdk: openai.OpenAI) -> None:
     created = sdk.responses.create(model=MODEL, input="secret", store=False)
-    assert created.store is False
+    assert created.to_dict()["store"] is False
     with pytest.raises(openai.NotFoundError):
         sdk.responses.retrieve(created.id)
     with pytest.raises(openai.NotFoundError) as missing:
         sdk.responses.create(model=MODEL, input="x", previous_response_id=created.id)
-    assert missing.value.body["param"] == "previous_response_id"  # type: ignore[index]
+    assert isinstance(missing.value.body, dict)
+    assert missing.value.body["param"] == "previous_response_id"
 
 
 def test_nobody_reads_chains_or_deletes_anothers_response(
@@ -134,14 +141,21 @@ def test_streaming_has_the_responses_event_types_and_is_stored(
 def test_function_tools_are_relayed_and_hosted_tools_refused(
     sdk: openai.OpenAI, fake_upstream: FakeUpstream
 ) -> None:
-    tool = {"type": "function", "name": "lookup", "description": "Find a word",
-            "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}  # fmt: skip
+    tool = {
+        "type": "function",
+        "name": "lookup",
+        "description": "Find a word",
+        "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+    }
+    # as a client writes it, without the ``strict`` the SDK's FunctionToolParam requires
     sdk.responses.create(model=MODEL, input="x", tools=[tool])  # type: ignore[list-item]
     assert fake_upstream.requests[-1]["tools"] == [tool]
     for hosted in ({"type": "web_search"}, {"type": "file_search", "vector_store_ids": ["v"]}):
         with pytest.raises(openai.BadRequestError) as refused:
+            # plain dicts: the SDK's ToolParam union cannot tell these apart
             sdk.responses.create(model=MODEL, input="x", tools=[hosted])  # type: ignore[list-item]
-        assert refused.value.body["param"] == "tools[0].type"  # type: ignore[index]
+        assert isinstance(refused.value.body, dict)
+        assert refused.value.body["param"] == "tools[0].type"
         assert "Hosted tools" in refused.value.message
 
 
@@ -160,7 +174,8 @@ def test_what_cannot_be_served_is_a_clear_400(
 ) -> None:
     with pytest.raises(openai.BadRequestError) as refused:
         sdk.responses.create(model=MODEL, input="x", extra_body=extra)
-    assert refused.value.body["param"] == param  # type: ignore[index]
+    assert isinstance(refused.value.body, dict)
+    assert refused.value.body["param"] == param
     assert fake_upstream.requests == []
 
 
@@ -177,8 +192,11 @@ def test_limits_apply_and_an_unknown_model_is_404(live_fake: LiveServer) -> None
         assert limited.json()["error"]["code"] == "rate_limit_exceeded"
     with httpx.Client(base_url=live_fake.url, timeout=30) as http:
         secret = live_fake.run(mint_key_in(live_fake.app, "bob"))
-        unknown = http.post("/v1/responses", json={"model": "gpt-x", "input": "hi"},
-                            headers={"Authorization": f"Bearer {secret}"})  # fmt: skip
+        unknown = http.post(
+            "/v1/responses",
+            json={"model": "gpt-x", "input": "hi"},
+            headers={"Authorization": f"Bearer {secret}"},
+        )
         assert unknown.status_code == 404
         anonymous = http.post("/v1/responses", json=body)
         assert anonymous.status_code == 401
@@ -195,7 +213,7 @@ def test_a_stream_left_early_counts_what_it_was_sent(
         httpx.Client(base_url=live_fake.url, timeout=30) as http,
         http.stream(
             "POST", "/v1/responses", json=body, headers={"Authorization": f"Bearer {secret}"}
-        ) as response,  # fmt: skip
+        ) as response,
     ):
         for line in response.iter_lines():
             deltas += line == "event: response.output_text.delta"

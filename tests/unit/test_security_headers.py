@@ -14,7 +14,7 @@ from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 
 from switchboard.accounts.services import create_user
-from switchboard.app import create_app
+from switchboard.app import Switchboard, create_app
 from switchboard.chat.markdown import render_markdown
 from switchboard.chat.tables import Message
 from switchboard.keys.tables import ApiKey
@@ -187,11 +187,13 @@ def test_every_route_sends_the_security_headers(live_fake: LiveServer, web: WebF
               "path": "nowhere"}  # fmt: skip
 
     calls: list[tuple[str, str]] = []
-    for route in live_fake.app.all_routes:
+    app = live_fake.app
+    assert isinstance(app, Switchboard)
+    for route in app.all_routes:
         assert isinstance(route, HTTPRoute), route.path
         for handler in route.route_handlers:
-            for method in sorted(handler.http_methods - {"OPTIONS", "HEAD"}):
-                calls.append((method, _fill(route.path, values)))
+            for verb in sorted(handler.http_methods - {"OPTIONS", "HEAD"}):
+                calls.append((verb, _fill(route.path, values)))
     # the sign-out and the deletion last: the walk needs the session and the conversation
     calls.sort(key=lambda call: (call[1] == "/signout", call[1].endswith("/delete")))
     assert len(calls) >= 35

@@ -140,11 +140,14 @@ def test_a_file_variable_gives_the_setting_its_stripped_content(tmp_path: Path) 
     password.write_text("p@ss/w:rd\n")  # pragma: allowlist secret
     env = {k: v for k, v in PRODUCTION.items() if k != "SWITCHBOARD_SECRET_KEY"}
     settings = load_settings(
-        {**env, "SWITCHBOARD_SECRET_KEY_FILE": str(secret),
-         "SWITCHBOARD_DATABASE_URL": "postgresql://switchboard@db:5432/switchboard",
-         "SWITCHBOARD_DATABASE_PASSWORD_FILE": str(password)},
+        {
+            **env,
+            "SWITCHBOARD_SECRET_KEY_FILE": str(secret),
+            "SWITCHBOARD_DATABASE_URL": "postgresql://switchboard@db:5432/switchboard",
+            "SWITCHBOARD_DATABASE_PASSWORD_FILE": str(password),
+        },
         dotenv=tmp_path / "none",
-    )  # fmt: skip
+    )
     assert settings.secret_key == "s" * 40
     assert settings.database_password == "p@ss/w:rd"  # pragma: allowlist secret
     # percent-encoded into the URL the engine gets; the URL setting itself holds no secret

@@ -32,8 +32,7 @@ CALLER = Caller(user_id=1, key_id=None, rpm=1000, tpm=1_000_000, request_id="in-
 
 
 def streamed(text: str) -> ParsedRequest:
-    body = {"model": "fake-model", "messages": [{"role": "user", "content": text}],
-            "stream": True}  # fmt: skip
+    body = {"model": "fake-model", "messages": [{"role": "user", "content": text}], "stream": True}
     return parse_request("chat", json.dumps(body).encode())
 
 

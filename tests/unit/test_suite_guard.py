@@ -25,10 +25,24 @@ def run_pytest(
     if expect is not None:
         env["TEST_EXPECT_SUITES"] = expect
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "tests.support.suites", "-p", "no:cacheprovider",
-         "-rs", *args],
-        cwd=root, env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "tests.support.suites",
+            "-p",
+            "no:cacheprovider",
+            "-rs",
+            *args,
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def tree(root: Path, files: dict[str, str]) -> Path:
@@ -96,9 +110,15 @@ def test_the_engine_suites_are_skipped_with_the_reason_without_their_variable(
 def test_the_repository_collects_every_engine_suite_as_skipped_tests() -> None:
     """The real tree: no suite is left out of a plain run (it once was, in silence)."""
     done = run_pytest(
-        REPO_ROOT, "tests/images tests/deploy tests/scale", "--collect-only", "-q",
-        "tests/images", "tests/deploy", "tests/scale", plugins=True,
-    )  # fmt: skip
+        REPO_ROOT,
+        "tests/images tests/deploy tests/scale",
+        "--collect-only",
+        "-q",
+        "tests/images",
+        "tests/deploy",
+        "tests/scale",
+        plugins=True,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     for suite in ("tests/images/", "tests/deploy/", "tests/scale/"):
         assert suite in done.stdout
@@ -111,12 +131,15 @@ def test_a_unit_test_that_asks_for_a_server_fails_saying_where_it_belongs(tmp_pa
         "import pytest\n\n@pytest.fixture(scope='session')\ndef redis_server():\n    return 1\n\n"
         "@pytest.fixture\ndef redis_url(redis_server):\n    return redis_server\n"
     )
-    root = tree(tmp_path, {
-        "conftest.py": offers,
-        "unit/conftest.py": (REPO_ROOT / "tests/unit/conftest.py").read_text(),
-        "unit/test_probe.py": "def test_wants_redis(redis_url):\n    pass\n",
-        "other/test_fine.py": "def test_wants_redis(redis_url):\n    assert redis_url == 1\n",
-    })  # fmt: skip
+    root = tree(
+        tmp_path,
+        {
+            "conftest.py": offers,
+            "unit/conftest.py": (REPO_ROOT / "tests/unit/conftest.py").read_text(),
+            "unit/test_probe.py": "def test_wants_redis(redis_url):\n    pass\n",
+            "other/test_fine.py": "def test_wants_redis(redis_url):\n    assert redis_url == 1\n",
+        },
+    )
     done = run_pytest(root, None, "unit", "other")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "a test that needs Redis belongs in tests/integration" in done.stdout

@@ -29,8 +29,9 @@ BODY = {"model": "fake-model", "messages": [{"role": "user", "content": "a b c"}
 def api(make_settings: SettingsFactory, fake_upstream: FakeUpstream) -> Iterator[httpx.Client]:
     """The app in front of the fake on a real socket: the real client, its real timeouts."""
     with upstream_on_socket(fake_upstream) as url:
-        settings = make_settings(upstream_urls=url, upstream_first_byte_timeout=1,
-                                 upstream_total_timeout=4)  # fmt: skip
+        settings = make_settings(
+            upstream_urls=url, upstream_first_byte_timeout=1, upstream_total_timeout=4
+        )
         yield from _client(settings)
 
 

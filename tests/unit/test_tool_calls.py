@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import openai
 import yaml
+from openai.types.chat import ChatCompletionFunctionToolParam, ChatCompletionMessageParam
 
 from switchboard.usage.tables import UsageRecord
 from tests.conftest import REPO_ROOT, mint_key_in
@@ -18,7 +19,7 @@ from tests.support import fake_tools
 from tests.support.fake_upstream import MODEL, FakeUpstream
 from tests.support.live import LiveServer
 
-WEATHER = {
+WEATHER: ChatCompletionFunctionToolParam = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -26,7 +27,10 @@ WEATHER = {
         "parameters": {"type": "object", "properties": {"query": {"type": "string"}}},
     },
 }
-TIME = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object"}}}
+TIME: ChatCompletionFunctionToolParam = {
+    "type": "function",
+    "function": {"name": "get_time", "parameters": {"type": "object"}},
+}
 
 
 def sdk(app: LiveServer) -> tuple[openai.OpenAI, str]:
@@ -53,9 +57,12 @@ def test_agent_loop_calls_a_tool_and_answers_with_its_result(
 def _agent_loop(client: openai.OpenAI, fake_upstream: FakeUpstream) -> None:
     messages: list[Any] = [{"role": "user", "content": "Paris"}]
     first = client.chat.completions.create(
-        model=MODEL, messages=messages, tools=[WEATHER], tool_choice="auto",
+        model=MODEL,
+        messages=messages,
+        tools=[WEATHER],
+        tool_choice="auto",
         parallel_tool_calls=False,
-    )  # fmt: skip
+    )
     choice = first.choices[0]
     assert choice.finish_reason == "tool_calls"
     calls = choice.message.tool_calls
@@ -65,8 +72,10 @@ def _agent_loop(client: openai.OpenAI, fake_upstream: FakeUpstream) -> None:
     assert json.loads(calls[0].function.arguments) == {"query": "Paris"}
     sent = fake_upstream.requests[-1]
     assert (sent["tools"], sent["tool_choice"], sent["parallel_tool_calls"]) == (
-        [WEATHER], "auto", False,
-    )  # fmt: skip
+        [WEATHER],
+        "auto",
+        False,
+    )
     # The SDK's own message object goes back as it came (with vLLM's null fields).
     messages.append(choice.message)
     messages.append({"role": "tool", "tool_call_id": calls[0].id, "content": "sunny"})
@@ -81,11 +90,16 @@ def test_streamed_tool_call_deltas_are_relayed_unchanged_and_accounted(
     live_fake: LiveServer, fake_upstream: FakeUpstream
 ) -> None:
     client, _ = sdk(live_fake)
-    body = {"model": MODEL, "messages": [{"role": "user", "content": "Oslo"}],
-            "tools": [WEATHER, TIME]}  # fmt: skip
+    messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Oslo"}]
+    tools = [WEATHER, TIME]
+    body = {"model": MODEL, "messages": messages, "tools": tools}
     with client:
         stream = client.chat.completions.create(
-            **body, stream=True, stream_options={"include_usage": True}
+            model=MODEL,
+            messages=messages,
+            tools=tools,
+            stream=True,
+            stream_options={"include_usage": True},
         )
         chunks = list(stream)
     received = [
@@ -108,10 +122,14 @@ def test_a_cached_tool_call_stream_replays_the_same_deltas(
     live_fake: LiveServer, fake_upstream: FakeUpstream
 ) -> None:
     _, secret = sdk(live_fake)
-    body = {"model": MODEL, "messages": [{"role": "user", "content": "Rome"}],
-            "tools": [WEATHER], "tool_choice": {"type": "function",
-                                                "function": {"name": "get_weather"}},
-            "temperature": 0, "stream": True}  # fmt: skip
+    body = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "Rome"}],
+        "tools": [WEATHER],
+        "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+        "temperature": 0,
+        "stream": True,
+    }
     headers = {"Authorization": f"Bearer {secret}"}
     url = f"{live_fake.url}/v1/chat/completions"
     first = httpx.post(url, json=body, headers=headers, timeout=30)
@@ -122,8 +140,9 @@ def test_a_cached_tool_call_stream_replays_the_same_deltas(
     assert len(fake_upstream.requests) == 1
     rows = usage_rows(live_fake)
     assert [(r["cache_hit"], r["completion_tokens"]) for r in rows][-2:] == [
-        (False, rows[-2]["completion_tokens"]), (True, rows[-2]["completion_tokens"]),
-    ]  # fmt: skip
+        (False, rows[-2]["completion_tokens"]),
+        (True, rows[-2]["completion_tokens"]),
+    ]
     assert rows[-1]["completion_tokens"] > 0
 
 

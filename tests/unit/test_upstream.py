@@ -93,7 +93,7 @@ async def test_all_servers_down_is_503(pair: AsyncTestClient[Any], upstreams: Tw
 class Failing(FakeUpstream):
     """Accepts the connection, then fails in the given way."""
 
-    error: type[httpx.HTTPError] = httpx.ReadTimeout
+    error: type[httpx.RequestError] = httpx.ReadTimeout
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/completions"):
@@ -107,7 +107,7 @@ class Failing(FakeUpstream):
     [(httpx.ReadTimeout, 504, "timeout"), (httpx.RemoteProtocolError, 502, "upstream_error")],
 )
 async def test_failures_after_sending_are_not_retried(
-    make_settings: SettingsFactory, error: type[httpx.HTTPError], status: int, code: str
+    make_settings: SettingsFactory, error: type[httpx.RequestError], status: int, code: str
 ) -> None:
     failing = Failing()
     failing.error = error
@@ -154,12 +154,22 @@ class RawUpstream:
                 self.completions += 1
                 if self.drop:
                     return  # the request arrived; the connection drops without an answer
-                body = json.dumps({
-                    "id": "c", "object": "chat.completion", "created": 1, "model": "fake-model",
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
-                                 "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-                })  # fmt: skip
+                body = json.dumps(
+                    {
+                        "id": "c",
+                        "object": "chat.completion",
+                        "created": 1,
+                        "model": "fake-model",
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": "ok"},
+                                "finish_reason": "stop",
+                            }
+                        ],
+                        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                    }
+                )
             writer.write(
                 f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
                 f"{len(body)}\r\nconnection: close\r\n\r\n{body}".encode()

@@ -101,8 +101,9 @@ async def test_a_name_stands_for_each_of_its_addresses_and_follows_them(
     port, found = replicas
     dns = Dns("127.0.0.1", "127.0.0.2")
     url = f"http://{NAME}:{port}/v1"
-    pool = UpstreamPool(make_settings(upstream_urls=url, upstream_health_interval=3600),
-                        resolver=dns.resolve)  # fmt: skip
+    pool = UpstreamPool(
+        make_settings(upstream_urls=url, upstream_health_interval=3600), resolver=dns.resolve
+    )
     await pool.start()
     try:
         assert dns.asked == [(NAME, port)]
@@ -142,8 +143,9 @@ async def test_a_new_address_knows_the_model_before_its_first_answer(
     port, found = replicas
     await found["127.0.0.3"].stop()
     dns = Dns("127.0.0.1")
-    settings = make_settings(upstream_urls=f"http://{NAME}:{port}/v1",
-                             upstream_health_interval=3600)  # fmt: skip
+    settings = make_settings(
+        upstream_urls=f"http://{NAME}:{port}/v1", upstream_health_interval=3600
+    )
     pool = UpstreamPool(settings, resolver=dns.resolve)
     await pool.start()
     try:

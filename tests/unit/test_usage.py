@@ -21,10 +21,20 @@ CHAT = "/v1/chat/completions"
 
 def event(**overrides: Any) -> UsageEvent:
     values: dict[str, Any] = {
-        "model": "m", "user_id": 1, "key_id": 1, "source": "api", "prompt_tokens": 3,
-        "completion_tokens": 4, "latency_ms": 10, "ttft_ms": None, "status": 200,
-        "cache_hit": False, "stream": False, "request_id": "r", "at": dt.datetime.now(dt.UTC),
-    }  # fmt: skip
+        "model": "m",
+        "user_id": 1,
+        "key_id": 1,
+        "source": "api",
+        "prompt_tokens": 3,
+        "completion_tokens": 4,
+        "latency_ms": 10,
+        "ttft_ms": None,
+        "status": 200,
+        "cache_hit": False,
+        "stream": False,
+        "request_id": "r",
+        "at": dt.datetime.now(dt.UTC),
+    }
     values.update(overrides)
     return UsageEvent(**values)
 
@@ -37,9 +47,13 @@ async def test_each_request_becomes_one_row_matching_what_the_client_got(
     )
     streamed = await client.post(
         CHAT,
-        json={"model": "fake-model", "messages": [{"role": "user", "content": "a b"}],
-              "stream": True, "stream_options": {"include_usage": True}},
-    )  # fmt: skip
+        json={
+            "model": "fake-model",
+            "messages": [{"role": "user", "content": "a b"}],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+    )
     failed = await client.post(
         CHAT, json={"model": "gpt-x", "messages": [{"role": "user", "content": "x"}]}
     )
@@ -95,9 +109,12 @@ async def test_daily_totals_per_key_and_per_user(client: AsyncTestClient[Any]) -
     yesterday = today - dt.timedelta(days=1)
     writer = UsageWriter(flush_interval=3600, batch_size=100)
     for at, key, user, status, hit in [
-        (today, 1, 10, 200, False), (today, 1, 10, 200, True), (today, 2, 10, 500, False),
-        (yesterday, 1, 10, 200, False), (today, 3, 11, 200, False),
-    ]:  # fmt: skip
+        (today, 1, 10, 200, False),
+        (today, 1, 10, 200, True),
+        (today, 2, 10, 500, False),
+        (yesterday, 1, 10, 200, False),
+        (today, 3, 11, 200, False),
+    ]:
         writer.record(event(at=at, key_id=key, user_id=user, status=status, cache_hit=hit))
     await writer.flush()
     since = yesterday - dt.timedelta(hours=13)

@@ -54,8 +54,9 @@ async def test_own_usage_per_day_model_and_key(client: AsyncTestClient[Any]) -> 
     assert by_day["end"] == today
     by_model = (await client.get(USAGE, params={"group_by": "model"})).json()
     assert [(b["group"], b["total_tokens"]) for b in by_model["data"]] == [
-        ("fake-model", 19), ("gpt-x", 0),
-    ]  # fmt: skip
+        ("fake-model", 19),
+        ("gpt-x", 0),
+    ]
     by_key = (await client.get(USAGE, params={"group_by": "key"})).json()
     assert len(by_key["data"]) == 1
     assert by_key["data"][0]["group"].startswith("sk-sb-")
@@ -86,9 +87,11 @@ async def test_answers_conform_to_the_published_schema(client: AsyncTestClient[A
         ok.validate(response.json())
     refused = validator(document, "400")
     for params, param in [
-        ({"start": "2026-13-01"}, "start"), ({"end": "20260101"}, "end"),
-        ({"start": "2026-W01-1"}, "start"), ({"group_by": "week"}, "group_by"),
-    ]:  # fmt: skip
+        ({"start": "2026-13-01"}, "start"),
+        ({"end": "20260101"}, "end"),
+        ({"start": "2026-W01-1"}, "start"),
+        ({"group_by": "week"}, "group_by"),
+    ]:
         response = await client.get(USAGE, params=params)
         assert response.status_code == 400, (params, response.text)
         refused.validate(response.json())
@@ -132,12 +135,26 @@ def test_schemathesis_finds_no_issue_in_the_usage_operation(
     config.write_text("# defaults only\n")
     result = subprocess.run(
         [
-            str(Path(sys.executable).parent / "schemathesis"), "--config-file", str(config), "run",
-            f"{live_fake.url}/docs/openapi.json", "--checks", "all",
-            "--include-path", USAGE, "--header", f"Authorization: Bearer {secret}",
-            "--max-examples", "50", "--seed", "20261201",
+            str(Path(sys.executable).parent / "schemathesis"),
+            "--config-file",
+            str(config),
+            "run",
+            f"{live_fake.url}/docs/openapi.json",
+            "--checks",
+            "all",
+            "--include-path",
+            USAGE,
+            "--header",
+            f"Authorization: Bearer {secret}",
+            "--max-examples",
+            "50",
+            "--seed",
+            "20261201",
         ],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "No issues found" in result.stdout

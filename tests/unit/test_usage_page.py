@@ -6,10 +6,12 @@ import datetime as dt
 
 import httpx
 
-from switchboard.accounts.services import create_user
+from switchboard.accounts.services import Role, create_user
 from switchboard.usage.chart import bar_chart
 from tests.conftest import WebFactory, mint_key_in
 from tests.support.live import LiveServer
+
+PASSWORD = "pw-long-enough"  # pragma: allowlist secret
 
 
 def test_the_chart_is_accessible_svg() -> None:
@@ -25,8 +27,9 @@ def test_the_chart_is_accessible_svg() -> None:
 def test_members_see_their_usage_and_admins_everyones(
     live_fake: LiveServer, web: WebFactory
 ) -> None:
-    for name, role in (("mia", "member"), ("root", "admin")):
-        live_fake.run(create_user(name, password="pw-long-enough", role=role))  # type: ignore[arg-type]
+    people: tuple[tuple[str, Role], ...] = (("mia", "member"), ("root", "admin"))
+    for name, role in people:
+        live_fake.run(create_user(name, password=PASSWORD, role=role))
     secret = live_fake.run(mint_key_in(live_fake.app, "mia"))
     for _ in range(3):
         response = httpx.post(
@@ -79,9 +82,15 @@ def test_the_page_breaks_usage_down_per_model_and_key_with_a_csv_download(
     assert "attachment" in csv.headers["content-disposition"]
     lines = csv.text.splitlines()
     assert lines[0].split(",") == [
-        "group", "key_id", "requests", "prompt_tokens", "completion_tokens", "total_tokens",
-        "cache_hits", "errors",
-    ]  # fmt: skip
+        "group",
+        "key_id",
+        "requests",
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "cache_hits",
+        "errors",
+    ]
     assert "fake-model,,2,14,4,18,0,0" in lines
     assert "'=HYPERLINK(),,1,0,0,0,0,1" in lines  # a spreadsheet does not run it
     by_key = ivy.get("/usage/export.csv?group_by=key").text.splitlines()

@@ -133,15 +133,16 @@ def test_the_composer_picks_from_the_live_models_and_shows_the_parameters(
     ada.stream_events(f"/chat/{conversation}/messages/{_last_message(ada, conversation)}/stream")
     assert fake_upstream.requests[-1]["model"] == "other-model"
 
-    refused = ada.post(f"/chat/{conversation}/messages",
-                       {"content": "hi", "model": "gpt-x"}, htmx=True)  # fmt: skip
+    refused = ada.post(
+        f"/chat/{conversation}/messages", {"content": "hi", "model": "gpt-x"}, htmx=True
+    )
     assert refused.status_code == 400
     assert "Unknown model" in refused.text
     assert len(fake_upstream.requests) == 1
 
 
 def _last_message(session: WebSession, conversation: int) -> str:
-    ids = re.findall(r'id="message-(\d+)"', session.get(f"/chat/{conversation}").text)
+    ids: list[str] = re.findall(r'id="message-(\d+)"', session.get(f"/chat/{conversation}").text)
     return ids[-1]
 
 
@@ -222,14 +223,21 @@ def test_the_list_groups_by_date_pins_and_archives(ada: WebSession, live_fake: L
         ids[title] = ada.new_conversation()
         live_fake.run(_dated(ids[title], title, days))
     listed = titles_and_headings(ada.get("/chat/list", htmx=True).text)
-    assert listed == ["Today", "fresh", "Yesterday", "yesterday", "Previous 7 days",
-                      "last week", "Older", "old one"]  # fmt: skip
+    assert listed == [
+        "Today",
+        "fresh",
+        "Yesterday",
+        "yesterday",
+        "Previous 7 days",
+        "last week",
+        "Older",
+        "old one",
+    ]
 
     assert ada.post(f"/chat/{ids['old one']}/pin").status_code == 303
     assert ada.post(f"/chat/{ids['fresh']}/archive").status_code == 303
     listed = titles_and_headings(ada.get("/chat/list", htmx=True).text)
-    assert listed == ["Pinned", "old one", "Yesterday", "yesterday", "Previous 7 days",
-                      "last week"]  # fmt: skip
+    assert listed == ["Pinned", "old one", "Yesterday", "yesterday", "Previous 7 days", "last week"]
     found = ada.get("/chat/list?q=fresh", htmx=True).text  # archived: search still finds it
     assert titles_and_headings(found) == ["Today", "fresh"]
     assert '<span class="badge">Archived</span>' in found

@@ -35,12 +35,14 @@ requests in all, in about half a minute."""
 
 def fuzz_settings(data_dir: Path, **overrides: Any) -> Any:
     env = {
-        "SWITCHBOARD_ENVIRONMENT": "test", "SWITCHBOARD_DATA_DIR": str(data_dir),
+        "SWITCHBOARD_ENVIRONMENT": "test",
+        "SWITCHBOARD_DATA_DIR": str(data_dir),
         "SWITCHBOARD_UPSTREAM_URLS": "http://upstream.test/v1",
-        "SWITCHBOARD_DEFAULT_MODEL": "fake-model", "SWITCHBOARD_UPSTREAM_TOTAL_TIMEOUT": "30",
-        "SWITCHBOARD_IMPORTS_PER_HOUR": "100000", "SWITCHBOARD_MAX_FOLLOWER_STREAMS": "1000",
-
-    }  # fmt: skip
+        "SWITCHBOARD_DEFAULT_MODEL": "fake-model",
+        "SWITCHBOARD_UPSTREAM_TOTAL_TIMEOUT": "30",
+        "SWITCHBOARD_IMPORTS_PER_HOUR": "100000",
+        "SWITCHBOARD_MAX_FOLLOWER_STREAMS": "1000",
+    }
     env.update({f"SWITCHBOARD_{k.upper()}": str(v) for k, v in overrides.items()})
     return load_settings(env, dotenv=data_dir / "absent.env")
 
@@ -102,8 +104,7 @@ def test_every_form_and_id_route_is_fuzzed() -> None:
     fuzzed = {target.name for target in targets(app)}
     assert form_or_id_routes(app) - fuzzed == set()
     assert len(fuzzed) >= 30
-    assert {t.name for t in ROUTES if t.public} >= {"GET /signin", "POST /signin",
-                                                    "POST /signout"}  # fmt: skip
+    assert {t.name for t in ROUTES if t.public} >= {"GET /signin", "POST /signin", "POST /signout"}
 
 
 @pytest.mark.parametrize(

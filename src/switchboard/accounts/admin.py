@@ -47,13 +47,21 @@ class AdminController(Controller):
 
     async def _render(self, request: Request[Any, Any, Any], **extra: Any) -> Template:
         users = await User.select(
-            User.id, User.username, User.role, User.is_active, User.default_rpm, User.default_tpm,
+            User.id,
+            User.username,
+            User.role,
+            User.is_active,
+            User.default_rpm,
+            User.default_tpm,
             User.created_at,
-        ).order_by(User.username)  # fmt: skip
+        ).order_by(User.username)
         context = {
-            "user": await current_user(request), "users": users, "error": None,
-            "min_length": request.app.state.resources.settings.password_min_length, **extra,
-        }  # fmt: skip
+            "user": await current_user(request),
+            "users": users,
+            "error": None,
+            "min_length": request.app.state.resources.settings.password_min_length,
+            **extra,
+        }
         return page(
             request, "admin/page.html", context, status_code=400 if extra.get("error") else 200
         )

@@ -73,8 +73,13 @@ class AccountsController(Controller):
         wait = await throttle.retry_after(name, address)
         if wait > 0:
             error = f"Too many failed attempts. Try again in {math.ceil(wait)} seconds."
-            return page(request, "signin.html", {**context, "error": error}, status_code=429,
-                        headers={"Retry-After": str(math.ceil(wait))})  # fmt: skip
+            return page(
+                request,
+                "signin.html",
+                {**context, "error": error},
+                status_code=429,
+                headers={"Retry-After": str(math.ceil(wait))},
+            )
         user = await get_user_by_name(name) if name else None
         if not await check_password(user, data.password) or user is None or not user.is_active:
             await throttle.failed(name, address)

@@ -44,8 +44,13 @@ async def set_price(model: str, prompt: str, completion: str) -> None:
         .returning(ModelPrice.id)
     )
     if not changed:
-        await ModelPrice.insert(ModelPrice(model=model, prompt_per_million=prompt_price,
-                                           completion_per_million=completion_price))  # fmt: skip
+        await ModelPrice.insert(
+            ModelPrice(
+                model=model,
+                prompt_per_million=prompt_price,
+                completion_per_million=completion_price,
+            )
+        )
 
 
 async def remove_price(model: str) -> None:
@@ -62,8 +67,14 @@ async def set_budget(kind: Kind, subject_id: int, money: str, tokens: str) -> No
     await Budget.delete().where((Budget.kind == kind) & (Budget.subject_id == subject_id))
     if amount is None and count is None:
         return
-    await Budget.insert(Budget(kind=kind, subject_id=subject_id, money=amount,
-                               tokens=None if count is None else int(count)))  # fmt: skip
+    await Budget.insert(
+        Budget(
+            kind=kind,
+            subject_id=subject_id,
+            money=amount,
+            tokens=None if count is None else int(count),
+        )
+    )
 
 
 async def remove_budget(kind: Kind, subject_id: int) -> bool:

@@ -68,10 +68,15 @@ class BudgetsController(Controller):
             row["name"] = names.get(row["subject_id"], f"#{row['subject_id']} (gone)")
             row["spent"] = spent[f"{row['kind']}:{row['subject_id']}"]
         context = {
-            "user": await current_user(request), "prices": await catalog.prices(),
-            "budgets": rows, "currency": budgets.currency, "error": None, "notice": None,
-            "only": only, **extra,
-        }  # fmt: skip
+            "user": await current_user(request),
+            "prices": await catalog.prices(),
+            "budgets": rows,
+            "currency": budgets.currency,
+            "error": None,
+            "notice": None,
+            "only": only,
+            **extra,
+        }
         status = status_code or (400 if extra.get("error") else 200)
         return page(request, "budgets/admin.html", context, status_code=status)
 
@@ -88,8 +93,9 @@ class BudgetsController(Controller):
             return await self._render(request, budgets)
         found = await get_user_by_name(user)
         if found is None:
-            return await self._render(request, budgets, status_code=404,
-                                      error=f"No such user: {user}.")  # fmt: skip
+            return await self._render(
+                request, budgets, status_code=404, error=f"No such user: {user}."
+            )
         own_keys = {int(row["id"]) for row in await keys.list_for_user(int(found.id))}
         only = Holders(found.username, int(found.id), own_keys)
         return await self._render(request, budgets, only=only)
@@ -102,8 +108,9 @@ class BudgetsController(Controller):
         budgets: NamedDependency[BudgetService],
     ) -> Template:
         try:
-            await catalog.set_price(data.model, data.prompt_per_million,
-                                    data.completion_per_million)  # fmt: skip
+            await catalog.set_price(
+                data.model, data.prompt_per_million, data.completion_per_million
+            )
         except catalog.CatalogError as exc:
             return await self._render(request, budgets, error=str(exc))
         await budgets.load()
@@ -153,8 +160,9 @@ class BudgetsController(Controller):
         names = await (usernames if data.kind == "user" else key_labels)([subject])
         what = f"{data.kind} {names.get(subject, f'#{subject}')}"
         if not await catalog.remove_budget(data.kind, subject):  # type: ignore[arg-type]
-            return await self._render(request, budgets, status_code=404,
-                                      error="That budget was already removed.")  # fmt: skip
+            return await self._render(
+                request, budgets, status_code=404, error="That budget was already removed."
+            )
         await budgets.load()
         return await self._render(request, budgets, notice=f"Removed the budget of {what}.")
 

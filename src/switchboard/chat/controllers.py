@@ -162,20 +162,32 @@ class ChatController(Controller):
             done = next(m for m in messages if m["id"] == done_id)
             fresh = await services.owned(int(conversation.id), int(user.id)) or conversation
             return await render_block(
-                request, TEMPLATE, "finished", message=done, messages=messages,
-                conversation=fresh, last=messages[-1]["id"] == done_id,
-            )  # fmt: skip
+                request,
+                TEMPLATE,
+                "finished",
+                message=done,
+                messages=messages,
+                conversation=fresh,
+                last=messages[-1]["id"] == done_id,
+            )
 
         if await services.claim(int(message.id)):  # this request generates the reply
-            events = stream_reply(gateway, user, conversation, int(message.id), render_done,
-                                  request_id_of(request.scope))  # fmt: skip
+            events = stream_reply(
+                gateway,
+                user,
+                conversation,
+                int(message.id),
+                render_done,
+                request_id_of(request.scope),
+            )
         else:  # another request generates it, or it is finished (a reload): wait, then show it
             wait = gateway.settings.upstream_total_timeout
 
             async def render_refused() -> str:
                 notice = FOLLOWERS_REFUSED.format(limit=quotas.followers)
-                return await render_block(request, TEMPLATE, "follow_refused",
-                                          message_id=int(message.id), notice=notice)  # fmt: skip
+                return await render_block(
+                    request, TEMPLATE, "follow_refused", message_id=int(message.id), notice=notice
+                )
 
             followed = follow_reply(int(message.id), render_done, wait)
             events = within_quota(quotas, int(user.id), followed, render_refused)

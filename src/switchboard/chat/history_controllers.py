@@ -38,9 +38,12 @@ class ChatHistoryController(Controller):
         user = await user_of(request)
         rows, more = await history.listing(int(user.id), query=q, page=page_number)
         context = {
-            "conversations": rows, "more": more, "query": q, "page_number": page_number,
+            "conversations": rows,
+            "more": more,
+            "query": q,
+            "page_number": page_number,
             "conversation": None,
-        }  # fmt: skip
+        }
         return page(request, TEMPLATE, context, block="conversation_items")
 
     @post("/{conversation_id:int}/pin", status_code=303)

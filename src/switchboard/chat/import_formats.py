@@ -40,14 +40,20 @@ class ImportReport:
     def lines(self) -> list[str]:
         """The skipped items, one sentence each, most frequent first."""
         found = [
-            *(f"{n} conversation{'s' * (n != 1)} skipped: {why}."
-              for why, n in self.skipped_conversations.most_common()),
-            *(f"{n} message{'s' * (n != 1)} skipped: {why}."
-              for why, n in self.skipped_messages.most_common()),
-        ]  # fmt: skip
+            *(
+                f"{n} conversation{'s' * (n != 1)} skipped: {why}."
+                for why, n in self.skipped_conversations.most_common()
+            ),
+            *(
+                f"{n} message{'s' * (n != 1)} skipped: {why}."
+                for why, n in self.skipped_messages.most_common()
+            ),
+        ]
         if self.attachments:
-            found.append(f"{self.attachments} attachment{'s' * (self.attachments != 1)} "
-                         "(images, files) left out: only text is imported.")  # fmt: skip
+            found.append(
+                f"{self.attachments} attachment{'s' * (self.attachments != 1)} "
+                "(images, files) left out: only text is imported."
+            )
         return found
 
 
@@ -189,8 +195,10 @@ def _conversation(
     updated = _time(item.get("update_time") or item.get("updated_at"))
     return ExportedConversation(
         title=_title(item.get("title"), f"Imported conversation {number}"),
-        messages=messages, created_at=created, updated_at=updated or created,
-    )  # fmt: skip
+        messages=messages,
+        created_at=created,
+        updated_at=updated or created,
+    )
 
 
 def convert(data: Any, source: str) -> tuple[Export, ImportReport]:
@@ -224,8 +232,9 @@ def parse_import(raw: bytes) -> tuple[Export, ImportReport]:
     try:  # checked first: msgspec reports bad UTF-8 only where a string holds it, untyped
         text = raw.removeprefix(UTF8_BOM).decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ImportError_(f"That file is not UTF-8 text (byte {exc.start}): "
-                           "exports are UTF-8 JSON.") from None  # fmt: skip
+        raise ImportError_(
+            f"That file is not UTF-8 text (byte {exc.start}): exports are UTF-8 JSON."
+        ) from None
     try:
         data = msgspec.json.decode(text)
     except msgspec.DecodeError:

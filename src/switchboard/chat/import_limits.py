@@ -61,8 +61,10 @@ def first_problem(export: Export) -> str | None:
         for what, text, limit in lengths:
             if len(text) > limit:
                 return f"{where}: {what} is longer than {limit} characters."
-        for what, when in (("its creation date", item.created_at),
-                           ("its last change", item.updated_at)):  # fmt: skip
+        for what, when in (
+            ("its creation date", item.created_at),
+            ("its last change", item.updated_at),
+        ):
             if when is not None and (problem := date_problem(when)):
                 return f"{where}: {what} {problem}."
         for index, message in enumerate(item.messages, start=1):

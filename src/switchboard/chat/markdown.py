@@ -17,9 +17,33 @@ MAX_HIGHLIGHT_CHARS = 200_000
 """A longer code block is shown plain (highlighting is linear, but not free)."""
 _formatter = HtmlFormatter(nowrap=True, classprefix=CLASS_PREFIX)
 _ALLOWED = {
-    "p", "br", "strong", "em", "code", "pre", "blockquote", "ul", "ol", "li", "a", "h1", "h2",
-    "h3", "h4", "h5", "h6", "hr", "table", "thead", "tbody", "tr", "th", "td", "del", "span",
-}  # fmt: skip
+    "p",
+    "br",
+    "strong",
+    "em",
+    "code",
+    "pre",
+    "blockquote",
+    "ul",
+    "ol",
+    "li",
+    "a",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "del",
+    "span",
+}
 
 
 def _lexer(language: str) -> Lexer | None:

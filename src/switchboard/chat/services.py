@@ -58,9 +58,12 @@ async def list_conversations(
     conversations only. Archived ones are left out, unless searched for. ``before`` more rows
     from the page before come first (to know the date group the page continues)."""
     select = Conversation.select(
-        Conversation.id, Conversation.title, Conversation.updated_at, Conversation.pinned,
+        Conversation.id,
+        Conversation.title,
+        Conversation.updated_at,
+        Conversation.pinned,
         Conversation.archived,
-    ).where(Conversation.user == user_id)  # fmt: skip
+    ).where(Conversation.user == user_id)
     text = search_text(query)
     if text:
         pattern = f"%{like_escape(text)}%"
@@ -177,14 +180,25 @@ async def delete(conversation: Conversation) -> None:
 
 
 async def finish_message(
-    message_id: int, content: str, status: str, error: str = "", tokens: int = 0, *,
-    error_status: int = 0, retry_at: dt.datetime | None = None,
-) -> None:  # fmt: skip
+    message_id: int,
+    content: str,
+    status: str,
+    error: str = "",
+    tokens: int = 0,
+    *,
+    error_status: int = 0,
+    retry_at: dt.datetime | None = None,
+) -> None:
     await Message.update(
-        {Message.content: clean(content), Message.status: status, Message.error: clean(error),
-         Message.completion_tokens: tokens, Message.error_status: error_status,
-         Message.retry_at: retry_at}
-    ).where(Message.id == message_id)  # fmt: skip
+        {
+            Message.content: clean(content),
+            Message.status: status,
+            Message.error: clean(error),
+            Message.completion_tokens: tokens,
+            Message.error_status: error_status,
+            Message.retry_at: retry_at,
+        }
+    ).where(Message.id == message_id)
 
 
 def retry_at_of(headers: dict[str, str]) -> dt.datetime | None:

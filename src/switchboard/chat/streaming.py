@@ -100,16 +100,26 @@ async def stream_reply(
     history = [m for m in await messages_of(conversation.id) if m.id != message_id]
     parsed = build_request(conversation, history, gateway.settings.default_model)
     caller = Caller(
-        user_id=int(user.id), key_id=None, rpm=user.default_rpm, tpm=user.default_tpm,
-        source="web", request_id=request_id,
-    )  # fmt: skip
+        user_id=int(user.id),
+        key_id=None,
+        rpm=user.default_rpm,
+        tpm=user.default_tpm,
+        source="web",
+        request_id=request_id,
+    )
     reference = f" (request id {request_id})" if request_id else ""
     try:
         completion = await gateway.complete(parsed, caller)
     except GatewayError as exc:  # shown in place: model down (retry), rate limited (when)
         retry_at = retry_at_of(exc.headers)
-        await finish_message(message_id, "", "error", exc.message + reference,
-                             error_status=exc.status, retry_at=retry_at)  # fmt: skip
+        await finish_message(
+            message_id,
+            "",
+            "error",
+            exc.message + reference,
+            error_status=exc.status,
+            retry_at=retry_at,
+        )
         yield sse("done", await render_done(message_id))
         return
     assert completion.events is not None
@@ -145,9 +155,13 @@ async def stream_reply(
     finally:
         tokens = completion.outcome.usage.completion_tokens
         await finish_message(
-            message_id, "".join(pieces), status, error, tokens,
+            message_id,
+            "".join(pieces),
+            status,
+            error,
+            tokens,
             error_status=failure.status if failure and status == "error" else 0,
-        )  # fmt: skip
+        )
     yield sse("done", await render_done(message_id))
 
 

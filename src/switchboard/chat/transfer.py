@@ -83,11 +83,13 @@ async def import_all(user_id: int, export: Export, *, max_tokens: int) -> int:
 
 async def _import_one(user_id: int, item: ExportedConversation, max_tokens: int) -> None:
     conversation = Conversation(
-        user=user_id, title=services.title_from(services.clean(item.title)) or "Imported",
-        system_prompt=services.clean(item.system_prompt), model=services.clean(item.model),
+        user=user_id,
+        title=services.title_from(services.clean(item.title)) or "Imported",
+        system_prompt=services.clean(item.system_prompt),
+        model=services.clean(item.model),
         temperature=import_limits.clamp_temperature(item.temperature),
         max_tokens=import_limits.clamp_max_tokens(item.max_tokens, max_tokens),
-    )  # fmt: skip
+    )
     # Dated as in the file, so that the list groups it by when it happened, not the import.
     when = item.updated_at or item.created_at
     if when is not None:

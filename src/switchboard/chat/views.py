@@ -43,13 +43,19 @@ def message_view(message: Message) -> dict[str, Any]:
     if message.retry_at is not None:
         retry_in = max(0, round((message.retry_at - services.now()).total_seconds()))
     return {
-        "id": message.id, "role": message.role, "status": message.status, "error": message.error,
+        "id": message.id,
+        "role": message.role,
+        "status": message.status,
+        "error": message.error,
         "html": render_markdown(message.content) if message.role == "assistant" else None,
-        "text": message.content, "live": message.status in services.LIVE,
+        "text": message.content,
+        "live": message.status in services.LIVE,
         "unavailable": message.error_status in UNAVAILABLE,
-        "limited": message.error_status == 429, "retry_in": retry_in,
-        "retry_at": message.retry_at, "retry_in_text": duration(retry_in or 0),
-    }  # fmt: skip
+        "limited": message.error_status == 429,
+        "retry_in": retry_in,
+        "retry_at": message.retry_at,
+        "retry_in_text": duration(retry_in or 0),
+    }
 
 
 def duration(seconds: int) -> str:
@@ -79,8 +85,13 @@ async def page_context(
     rows, more = await history.listing(int(user.id), query=query)
     messages = await services.messages_of(conversation.id) if conversation else []
     return {
-        "user": user, "conversation": conversation, "query": query, "conversations": rows,
-        "more": more, "page_number": 0, "messages": [message_view(m) for m in messages],
+        "user": user,
+        "conversation": conversation,
+        "query": query,
+        "conversations": rows,
+        "more": more,
+        "page_number": 0,
+        "messages": [message_view(m) for m in messages],
         "models": model_names(gateway),
         "default_model": gateway.settings.default_model if gateway else "",
-    }  # fmt: skip
+    }

@@ -30,6 +30,7 @@ def say(message: str) -> None:
 
 def app_command(settings: Settings) -> list[str]:
     """The production server command: granian serving the app factory."""
+    # a table, hence fmt: skip: each flag beside its value, as on a command line
     return [
         sys.executable, "-m", "granian",
         "--interface", "asgi",

@@ -54,9 +54,16 @@ class MintedKey:
 
 
 LISTED_COLUMNS = (
-    ApiKey.id, ApiKey.name, ApiKey.prefix, ApiKey.rpm, ApiKey.tpm,
-    ApiKey.created_at, ApiKey.expires_at, ApiKey.revoked_at, ApiKey.last_used_at,
-)  # fmt: skip
+    ApiKey.id,
+    ApiKey.name,
+    ApiKey.prefix,
+    ApiKey.rpm,
+    ApiKey.tpm,
+    ApiKey.created_at,
+    ApiKey.expires_at,
+    ApiKey.revoked_at,
+    ApiKey.last_used_at,
+)
 
 
 class KeyLimitError(ValueError):

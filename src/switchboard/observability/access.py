@@ -33,13 +33,20 @@ def record_request(scope: Scope, status: int, elapsed: float) -> None:
     ):
         state = scope.get("state", {})
         log.info(
-            "%s %s %s", method, route, status,
+            "%s %s %s",
+            method,
+            route,
+            status,
             extra={
-                "request_id": request_id_of(scope), "method": method, "route": route,
-                "status": status, "latency_ms": round(elapsed * 1000, 1),
-                "user_id": state.get("user_id"), "model": state.get("model"),
+                "request_id": request_id_of(scope),
+                "method": method,
+                "route": route,
+                "status": status,
+                "latency_ms": round(elapsed * 1000, 1),
+                "user_id": state.get("user_id"),
+                "model": state.get("model"),
             },
-        )  # fmt: skip
+        )
 
 
 class AccessMiddleware:

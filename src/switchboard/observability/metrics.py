@@ -27,21 +27,28 @@ from switchboard import __version__
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 HTTP_REQUESTS = Counter(
-    "switchboard_http_requests", "HTTP requests by method, route template and status",
+    "switchboard_http_requests",
+    "HTTP requests by method, route template and status",
     ["method", "route", "status"],
-)  # fmt: skip
+)
 HTTP_DURATION = Histogram(
-    "switchboard_http_request_duration_seconds", "Time to the end of the response body",
-    ["method", "route"], buckets=LATENCY_BUCKETS,
-)  # fmt: skip
+    "switchboard_http_request_duration_seconds",
+    "Time to the end of the response body",
+    ["method", "route"],
+    buckets=LATENCY_BUCKETS,
+)
 UPSTREAM_LATENCY = Histogram(
-    "switchboard_upstream_latency_seconds", "Model server call time (whole answer)",
-    ["model"], buckets=LATENCY_BUCKETS,
-)  # fmt: skip
+    "switchboard_upstream_latency_seconds",
+    "Model server call time (whole answer)",
+    ["model"],
+    buckets=LATENCY_BUCKETS,
+)
 TIME_TO_FIRST_TOKEN = Histogram(
-    "switchboard_time_to_first_token_seconds", "Request start to first generated text",
-    ["model"], buckets=LATENCY_BUCKETS,
-)  # fmt: skip
+    "switchboard_time_to_first_token_seconds",
+    "Request start to first generated text",
+    ["model"],
+    buckets=LATENCY_BUCKETS,
+)
 TOKENS = Counter("switchboard_tokens", "Tokens by model and kind", ["model", "kind"])
 CACHE_REQUESTS = Counter("switchboard_cache_requests", "Cache lookups by result", ["result"])
 CACHE_ERRORS = Counter(
@@ -82,9 +89,11 @@ ACTIVE_STREAMS = Gauge(
 )
 UPSTREAM_ERRORS = Counter("switchboard_upstream_errors", "Model server failures by kind", ["kind"])
 DB_QUERY_DURATION = Histogram(
-    "switchboard_db_query_duration_seconds", "Database time by operation", ["operation"],
+    "switchboard_db_query_duration_seconds",
+    "Database time by operation",
+    ["operation"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-)  # fmt: skip
+)
 BUILD_INFO = Gauge(
     "switchboard_build_info", "Build information", ["version"], multiprocess_mode="max"
 )
@@ -92,9 +101,11 @@ LOG_MESSAGES = Counter("switchboard_log_messages", "Log lines by level", ["level
 
 # Business gauges: computed periodically from the database (see business.py).
 ACTIVE_USERS = Gauge(
-    "switchboard_active_users", "Users with a request in the window", ["window"],
+    "switchboard_active_users",
+    "Users with a request in the window",
+    ["window"],
     multiprocess_mode="max",
-)  # fmt: skip
+)
 TOKENS_TODAY = Gauge(
     "switchboard_tokens_today", "Tokens used since 00:00 UTC", multiprocess_mode="max"
 )
@@ -102,13 +113,17 @@ ACTIVE_KEYS = Gauge(
     "switchboard_active_keys", "Keys neither revoked nor expired", multiprocess_mode="max"
 )
 TOP_USER_TOKENS = Gauge(
-    "switchboard_top_user_tokens", "Tokens today of the top users (top 10)", ["rank", "user"],
+    "switchboard_top_user_tokens",
+    "Tokens today of the top users (top 10)",
+    ["rank", "user"],
     multiprocess_mode="max",
-)  # fmt: skip
+)
 TOP_KEY_TOKENS = Gauge(
-    "switchboard_top_key_tokens", "Tokens today of the top API keys (top 10)", ["rank", "key"],
+    "switchboard_top_key_tokens",
+    "Tokens today of the top API keys (top 10)",
+    ["rank", "key"],
     multiprocess_mode="max",
-)  # fmt: skip
+)
 CONVERSATIONS_CREATED = Counter("switchboard_conversations_created", "Conversations started")
 MESSAGES_CREATED = Counter("switchboard_messages_created", "Chat messages stored", ["role"])
 REQUESTS_TODAY = Gauge(

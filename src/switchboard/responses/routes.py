@@ -50,8 +50,12 @@ def sse_event(item: StreamItem) -> bytes:
         return frame(item.data, item.event)
     if isinstance(item, StreamFailed):
         error = item.error
-        payload = {"type": "error", "code": error.code, "message": error.message,
-                   "param": error.param}  # fmt: skip
+        payload = {
+            "type": "error",
+            "code": error.code,
+            "message": error.message,
+            "param": error.param,
+        }
         return frame(msgspec.json.encode(payload), b"error")
     return b""
 
@@ -101,13 +105,19 @@ class ResponsesController(Controller):
                     async for batch in batches:
                         yield b"".join([sse_event(item) for item in batch])
 
-            return Stream(content=events(), media_type="text/event-stream",
-                          headers={**SSE_HEADERS, **completion.headers})  # fmt: skip
+            return Stream(
+                content=events(),
+                media_type="text/event-stream",
+                headers={**SSE_HEADERS, **completion.headers},
+            )
         completion = await until_disconnect(
             request, call.service.create(parsed, call.caller, policy)
         )
-        return Response(content=completion.body or b"", media_type="application/json",
-                        headers=completion.headers)  # fmt: skip
+        return Response(
+            content=completion.body or b"",
+            media_type="application/json",
+            headers=completion.headers,
+        )
 
     @get(
         "/{response_id:str}",

@@ -38,8 +38,9 @@ def as_items(value: Any) -> list[Any]:
 
 def not_found(response_id: str, param: str | None = None) -> GatewayError:
     what = "Previous response" if param else "Response"
-    return GatewayError(404, f"{what} with id '{response_id}' not found.", param=param,
-                        code="not_found")  # fmt: skip
+    return GatewayError(
+        404, f"{what} with id '{response_id}' not found.", param=param, code="not_found"
+    )
 
 
 def _response_of(answer: bytes) -> dict[str, Any] | None:
@@ -83,8 +84,10 @@ class ResponsesService:
             try:
                 await self.store.save(response, items, owner, caller.key_id)
             except DATABASE_UNAVAILABLE:
-                log.warning("response not stored: the database is unavailable",
-                            extra={"request_id": caller.request_id})  # fmt: skip
+                log.warning(
+                    "response not stored: the database is unavailable",
+                    extra={"request_id": caller.request_id},
+                )
 
         completion = await self.gateway.complete(
             ParsedRequest("responses", request, body),

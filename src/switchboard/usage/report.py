@@ -12,9 +12,15 @@ from switchboard.usage.schemas import UsageBucket, UsageReport, UsageTotals
 
 BROWSER = "browser"
 CSV_COLUMNS = (
-    "group", "key_id", "requests", "prompt_tokens", "completion_tokens", "total_tokens",
-    "cache_hits", "errors",
-)  # fmt: skip
+    "group",
+    "key_id",
+    "requests",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cache_hits",
+    "errors",
+)
 
 
 def month_start(today: dt.date) -> dt.date:

@@ -76,23 +76,49 @@ def storable(event: UsageEvent) -> UsageEvent:
     if not changes and total <= INT_MAX:
         return event
     USAGE_CLAMPED.inc()
-    log.warning("usage row made storable: values cleaned or clamped",
-                extra={"request_id": event.request_id, "fields": sorted(changes)})  # fmt: skip
+    log.warning(
+        "usage row made storable: values cleaned or clamped",
+        extra={"request_id": event.request_id, "fields": sorted(changes)},
+    )
     return dataclasses.replace(event, **changes)  # type: ignore[arg-type]
 
 
-COLUMNS = ("created_at", "key_id", "user_id", "source", "model", "prompt_tokens",
-           "completion_tokens", "total_tokens", "latency_ms", "ttft_ms", "status", "cache_hit",
-           "stream", "request_id")  # fmt: skip
+COLUMNS = (
+    "created_at",
+    "key_id",
+    "user_id",
+    "source",
+    "model",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "latency_ms",
+    "ttft_ms",
+    "status",
+    "cache_hit",
+    "stream",
+    "request_id",
+)
 
 
 def values(event: UsageEvent) -> tuple[object, ...]:
     total = storable_count(event.prompt_tokens + event.completion_tokens)
     return (
-        event.at, event.key_id, event.user_id, event.source, event.model,
-        event.prompt_tokens, event.completion_tokens, total, event.latency_ms, event.ttft_ms,
-        event.status, event.cache_hit, event.stream, event.request_id,
-    )  # fmt: skip
+        event.at,
+        event.key_id,
+        event.user_id,
+        event.source,
+        event.model,
+        event.prompt_tokens,
+        event.completion_tokens,
+        total,
+        event.latency_ms,
+        event.ttft_ms,
+        event.status,
+        event.cache_hit,
+        event.stream,
+        event.request_id,
+    )
 
 
 ROWS_PER_STATEMENT = 1000

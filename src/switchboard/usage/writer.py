@@ -71,8 +71,10 @@ class UsageWriter:
         del self._buffer[:excess]
         self.dropped += excess
         USAGE_DROPPED.inc(excess)
-        log.error("usage buffer full (is the database down?): dropped the oldest rows",
-                  extra={"dropped": excess, "dropped_total": self.dropped})  # fmt: skip
+        log.error(
+            "usage buffer full (is the database down?): dropped the oldest rows",
+            extra={"dropped": excess, "dropped_total": self.dropped},
+        )
 
     @property
     def pending(self) -> int:
@@ -91,8 +93,10 @@ class UsageWriter:
             try:
                 await self.flush()
             except RETRY_LATER as exc:
-                log.warning("usage flush failed (database unavailable); will retry",
-                            extra={"pending": self.pending, "error": repr(exc)})  # fmt: skip
+                log.warning(
+                    "usage flush failed (database unavailable); will retry",
+                    extra={"pending": self.pending, "error": repr(exc)},
+                )
             except Exception:  # pragma: no cover - a writer bug must not end the loop
                 log.exception("usage flush failed; will retry", extra={"pending": self.pending})
 
@@ -141,9 +145,14 @@ class UsageWriter:
         self.rejected += 1
         USAGE_REJECTED.inc()
         fields = {k: str(v) for k, v in dataclasses.asdict(row).items()}
-        log.error("usage row refused by the database: set aside (the rest is written)",
-                  extra={"request_id": row.request_id, "row": fields,
-                         "error": f"{type(exc).__name__}: {exc}"})  # fmt: skip
+        log.error(
+            "usage row refused by the database: set aside (the rest is written)",
+            extra={
+                "request_id": row.request_id,
+                "row": fields,
+                "error": f"{type(exc).__name__}: {exc}",
+            },
+        )
 
     async def aclose(self) -> None:
         """Stop the loop after the flush it may be doing (an insert is never cut in the
@@ -156,5 +165,7 @@ class UsageWriter:
         try:
             await self.flush()
         except RETRY_LATER:
-            log.error("usage rows lost at shutdown: the database is unavailable",
-                      extra={"lost": self.pending})  # fmt: skip
+            log.error(
+                "usage rows lost at shutdown: the database is unavailable",
+                extra={"lost": self.pending},
+            )

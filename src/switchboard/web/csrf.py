@@ -189,8 +189,14 @@ class CSRFGuard(ASGIMiddleware):
             if token and not (isinstance(session, dict) and session) and not self.signed(token):
                 token = state[TOKEN_STATE] = self.new_visitor_token()
             if token and token != cookie:
-                fresh = Cookie(key=self.cookie_name, value=token, path="/", secure=self.secure,
-                               httponly=True, samesite="lax")  # fmt: skip
+                fresh = Cookie(
+                    key=self.cookie_name,
+                    value=token,
+                    path="/",
+                    secure=self.secure,
+                    httponly=True,
+                    samesite="lax",
+                )
                 MutableScopeHeaders.from_message(message).add(
                     "set-cookie", fresh.to_header(header="")
                 )

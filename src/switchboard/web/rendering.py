@@ -21,9 +21,12 @@ def page(
 ) -> Template:
     if request.headers.get("hx-request") == "true" and request.headers.get("hx-boosted") != "true":
         return HTMXBlockTemplate(
-            template_name=template, block_name=block, context=context, status_code=status_code,
+            template_name=template,
+            block_name=block,
+            context=context,
+            status_code=status_code,
             headers=headers,
-        )  # fmt: skip
+        )
     return Template(
         template_name=template, context=context, status_code=status_code, headers=headers
     )

@@ -43,6 +43,7 @@ from switchboard.observability.logging import configure_logging
 from switchboard.resources import open_resources
 from switchboard.settings import Settings, get_settings
 from switchboard.usage.controllers import UsageController
+from switchboard.usage.queries import totals_per_key
 from switchboard.web.csrf import CSRFGuard
 from switchboard.web.errors import exception_handler
 from switchboard.web.forwarded import ForwardedHeaders
@@ -163,6 +164,7 @@ def create_app(
             "usage": provide("usage"),
             "shared_state": provide("shared"),
             "budgets": provide("budgets"),
+            "key_usage": Provide(lambda: totals_per_key, sync_to_thread=False),
         },
         lifespan=[lifespan],
         before_send=[add_request_id_header, security_headers(settings)],

@@ -4,6 +4,7 @@ client needs to use one: the full base URL, snippets to paste, each key's effect
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -16,8 +17,11 @@ from litestar.response import Template
 from switchboard.accounts.guards import current_user, requires_user
 from switchboard.keys.services import KeyLimitError, KeyService
 from switchboard.settings import Settings
-from switchboard.usage.queries import daily_totals
 from switchboard.web.rendering import page
+
+KeyUsageReader = Callable[[int, dt.datetime], Awaitable[dict[int, tuple[int, int]]]]
+"""Requests and tokens per key of one user since a time: the usage feature answers (the app
+wires it in as ``key_usage``; keys never import usage, which labels its rows with keys)."""
 
 
 class NewKeyForm(msgspec.Struct):
@@ -42,22 +46,23 @@ class KeysController(Controller):
     include_in_schema = False
 
     async def _render(
-        self, request: Request[Any, Any, Any], keys: KeyService, settings: Settings, **extra: Any
+        self,
+        request: Request[Any, Any, Any],
+        keys: KeyService,
+        settings: Settings,
+        key_usage: KeyUsageReader,
+        **extra: Any,
     ) -> Template:
         user = await current_user(request)
         assert user is not None
         listed = await keys.list_for_user(int(user.id))
         since = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
-        usage: dict[int | None, list[int]] = {}
-        for total in await daily_totals("key", since=since, user_id=int(user.id)):
-            seen = usage.setdefault(total.subject_id, [0, 0])
-            seen[0] += total.requests
-            seen[1] += total.total_tokens
+        usage = await key_usage(int(user.id), since)
         spend = await request.app.state.resources.budgets.describe(
             [f"key:{key['id']}" for key in listed], owner=int(user.id)
         )
         for key in listed:
-            key["requests_30d"], key["tokens_30d"] = usage.get(key["id"], [0, 0])
+            key["requests_30d"], key["tokens_30d"] = usage.get(key["id"], (0, 0))
             key["month"] = spend[f"key:{key['id']}"]
             # what the gateway enforces (keys/services.py KeyService._load): the key's own
             # limits, else its owner's (which also bound all the owner's keys together)
@@ -78,14 +83,15 @@ class KeysController(Controller):
     @get("/", name="keys")
     async def index(
         self, request: Request[Any, Any, Any], keys: NamedDependency[KeyService],
-        settings: NamedDependency[Settings],
+        settings: NamedDependency[Settings], key_usage: NamedDependency[KeyUsageReader],
     ) -> Template:  # fmt: skip
-        return await self._render(request, keys, settings)
+        return await self._render(request, keys, settings, key_usage)
 
     @post("/", status_code=200)
     async def create(
         self, request: Request[Any, Any, Any], data: URLEncodedBody[NewKeyForm],
         keys: NamedDependency[KeyService], settings: NamedDependency[Settings],
+        key_usage: NamedDependency[KeyUsageReader],
     ) -> Template:  # fmt: skip
         user = await current_user(request)
         assert user is not None
@@ -97,13 +103,17 @@ class KeysController(Controller):
                     raise ValueError
             except ValueError:
                 return await self._render(
-                    request, keys, settings, error="Expiry is a number of days, 1 to 3650."
+                    request,
+                    keys,
+                    settings,
+                    key_usage,
+                    error="Expiry is a number of days, 1 to 3650.",
                 )
         try:
             minted = await keys.mint(int(user.id), name=data.name.strip(), expires_days=expires)
         except KeyLimitError as exc:
-            return await self._render(request, keys, settings, error=str(exc))
-        return await self._render(request, keys, settings, created=minted)
+            return await self._render(request, keys, settings, key_usage, error=str(exc))
+        return await self._render(request, keys, settings, key_usage, created=minted)
 
     @post("/{key_id:int}/revoke", status_code=200)
     async def revoke(
@@ -112,9 +122,10 @@ class KeysController(Controller):
         key_id: FromPath[int],
         keys: NamedDependency[KeyService],
         settings: NamedDependency[Settings],
+        key_usage: NamedDependency[KeyUsageReader],
     ) -> Template:
         user = await current_user(request)
         assert user is not None
         if not await keys.revoke(key_id, user_id=int(user.id)):
             raise NotFoundException("That key does not exist or is already revoked.")
-        return await self._render(request, keys, settings)
+        return await self._render(request, keys, settings, key_usage)

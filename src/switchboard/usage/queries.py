@@ -106,3 +106,13 @@ async def prune(older_than: dt.datetime, batch: int = 1000) -> int:
             return deleted
         await UsageRecord.delete().where(UsageRecord.id.is_in(ids))
         deleted += len(ids)
+
+
+async def totals_per_key(user_id: int, since: dt.datetime) -> dict[int, tuple[int, int]]:
+    """Requests and tokens per key of one user since ``since`` (the keys page's 30 days)."""
+    totals: dict[int, tuple[int, int]] = {}
+    for total in await daily_totals("key", since=since, user_id=user_id):
+        if total.subject_id is not None:
+            requests, tokens = totals.get(total.subject_id, (0, 0))
+            totals[total.subject_id] = (requests + total.requests, tokens + total.total_tokens)
+    return totals

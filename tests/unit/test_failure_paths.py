@@ -15,15 +15,19 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from litestar import Litestar, get
+from litestar.exceptions import InternalServerException
 from litestar.response import Stream
-from litestar.testing import AsyncTestClient
+from litestar.testing import AsyncTestClient, TestClient
 from prometheus_client import REGISTRY
 
 from switchboard.accounts.services import create_user
 from switchboard.chat import controllers as chat_controllers
+from switchboard.gateway.errors import as_gateway_error
 from switchboard.keys.tables import ApiKey
 from switchboard.usage.tables import UsageRecord
 from switchboard.usage.writer import UsageEvent, UsageWriter
+from switchboard.web.errors import exception_handler
 from tests.conftest import WebFactory, mint_key
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.live import LiveServer
@@ -180,3 +184,36 @@ async def test_key_last_used_times_are_written_in_one_statement_per_batch(
     keys = await ApiKey.select(ApiKey.id, ApiKey.last_used_at).where(ApiKey.id.is_in(list(used)))
     assert len(keys) == 3
     assert all(key["last_used_at"] is not None for key in keys)
+
+
+class KeptRecords(logging.Handler):
+    """Keeps what its logger emits (the app's loggers do not propagate to pytest's caplog)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_a_server_error_raised_as_an_http_exception_is_logged_with_its_trace() -> None:
+    """Litestar raises a 500 HTTPException of its own when a handler's wiring fails (a
+    dependency it cannot check, say): a bug, so its trace is logged like any other."""
+
+    @get("/boom", sync_to_thread=False)
+    def boom() -> None:
+        raise InternalServerException("wiring")
+
+    handler = KeptRecords()
+    logger = logging.getLogger("switchboard.web.errors")
+    logger.addHandler(handler)
+    app = Litestar([boom], exception_handlers={
+        Exception: exception_handler(as_gateway_error, always_json=True)})  # fmt: skip
+    try:
+        with TestClient(app) as client:
+            assert client.get("/boom").status_code == 500
+    finally:
+        logger.removeHandler(handler)
+    logged = [r for r in handler.records if r.getMessage() == "unhandled error"]
+    assert [(r.exc_info or (None,))[0] for r in logged] == [InternalServerException]

@@ -57,7 +57,9 @@ def exception_handler(
 
     def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         error = as_api_error(exc)
-        deliberate = cast(object, error) is exc or isinstance(exc, HTTPException)
+        # an HTTPException is deliberate unless it is a 500 (Litestar's own, when wiring fails)
+        raised = isinstance(exc, HTTPException) and exc.status_code < 500
+        deliberate = cast(object, error) is exc or raised
         request_id = request_id_of(request.scope)
         if error.status == 500 and not deliberate:
             log.exception("unhandled error", extra={"request_id": request_id})

@@ -14,7 +14,7 @@ import pytest
 from switchboard.accounts.services import create_user, get_user_by_name
 from switchboard.app import create_app
 from switchboard.chat.tables import Message
-from switchboard.keys import controllers as keys_controllers
+from switchboard.usage import queries as usage_queries
 from switchboard.usage.queries import DailyTotal, daily_totals
 from switchboard.usage.tables import UsageRecord
 from tests.conftest import SettingsFactory, WebFactory, mint_key_in
@@ -201,7 +201,7 @@ def test_the_keys_page_counts_only_the_users_own_keys(
         read.extend(totals)
         return totals
 
-    monkeypatch.setattr(keys_controllers, "daily_totals", spied)
+    monkeypatch.setattr(usage_queries, "daily_totals", spied)  # what the keys page's reader uses
     ada_name, ada = person()
     bob_name, _ = person()
     bobs = pg_app.run(mint_key_in(pg_app.app, bob_name))

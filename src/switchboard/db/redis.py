@@ -22,6 +22,7 @@ def redis_client(url: str, timeout: float, max_connections: int = MAX_CONNECTION
     so a burst of requests would pass their budgets and rate limits unchecked."""
     from redis.asyncio import BlockingConnectionPool, Redis
     from redis.driver_info import DriverInfo
+    from redis.maint_notifications import MaintNotificationsConfig
 
     pool = BlockingConnectionPool.from_url(
         url,
@@ -31,6 +32,9 @@ def redis_client(url: str, timeout: float, max_connections: int = MAX_CONNECTION
         socket_connect_timeout=timeout,
         retry_on_timeout=False,
         driver_info=DriverInfo(name=None, lib_version=None),
+        # no CLIENT MAINT_NOTIFICATIONS round trip per new connection (a managed cluster's
+        # feature): a burst opens many connections at once, each must be quick to set up
+        maint_notifications_config=MaintNotificationsConfig(enabled=False),
     )
     return Redis.from_pool(pool)
 

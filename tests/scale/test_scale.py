@@ -178,6 +178,24 @@ def test_b_requests_sharing_a_long_prefix_land_on_one_replica(
     )
 
 
+# Before the replica is killed: a container leaving the network stalls new connections between
+# the others for seconds on podman 4.3 (docs/scaling.md), and this test opens the gateways'
+# first connections to the cache's Redis (seen: both timed out, a miss on each gateway).
+def test_d_the_response_cache_is_shared(gateways: Gateways, ledger: Ledger, report: Report) -> None:
+    body = chat(f"Deterministic: {words(7, 60)}", temperature=0)
+    first = gateways.send(body, to=gateways.urls[0])
+    second = gateways.send(body, to=gateways.urls[1])
+    ledger.outcomes += [first, second]
+    assert (first.answered, first.cache) == (True, "miss")
+    assert (second.answered, second.cache) == (True, "hit")
+    report.record("d_cache", first_gateway=first.cache, second_gateway=second.cache)
+    report.row(
+        "(d) shared cache",
+        "one deterministic request to each gateway",
+        "gateway 1: miss; gateway 2: hit",
+    )
+
+
 def test_c_a_replica_killed_mid_load_costs_only_requests_in_flight(
     scale: ScaleStack, gateways: Gateways, ledger: Ledger, report: Report
 ) -> None:
@@ -255,21 +273,6 @@ def test_d_rate_limits_are_exact_across_both_gateways(
         "at once, alternating between the gateways",
         f"{statuses[200]} answered ({per_gateway[0]} + {per_gateway[1]}), "
         f"{statuses[429]} refused with 429",
-    )
-
-
-def test_d_the_response_cache_is_shared(gateways: Gateways, ledger: Ledger, report: Report) -> None:
-    body = chat(f"Deterministic: {words(7, 60)}", temperature=0)
-    first = gateways.send(body, to=gateways.urls[0])
-    second = gateways.send(body, to=gateways.urls[1])
-    ledger.outcomes += [first, second]
-    assert (first.answered, first.cache) == (True, "miss")
-    assert (second.answered, second.cache) == (True, "hit")
-    report.record("d_cache", first_gateway=first.cache, second_gateway=second.cache)
-    report.row(
-        "(d) shared cache",
-        "one deterministic request to each gateway",
-        "gateway 1: miss; gateway 2: hit",
     )
 
 

@@ -64,6 +64,17 @@ def _refuse_deep(raw: bytes) -> None:
         )
 
 
+def not_json(exc: Exception) -> GatewayError:
+    """The 400 for a body that is not JSON, not UTF-8, or nested past the decoder."""
+    if isinstance(exc, UnicodeDecodeError):
+        return invalid_request(
+            f"The body is not valid UTF-8 (byte {exc.start}).", code="invalid_json"
+        )
+    if isinstance(exc, RecursionError):
+        return invalid_request("The body nests too deeply.", code="invalid_json")
+    return invalid_request(f"The body is not valid JSON: {exc}", code="invalid_json")
+
+
 def decode_body(raw: bytes, kind: type[T]) -> tuple[T, Any]:
     """A body as ``kind`` and as plain JSON, with ``parse_request``'s errors for bodies that
     are too deep, not JSON, not UTF-8 or not valid (a 400 naming the problem, never a 500)."""
@@ -72,12 +83,8 @@ def decode_body(raw: bytes, kind: type[T]) -> tuple[T, Any]:
         return msgspec.json.decode(raw, type=kind), msgspec.json.decode(raw)
     except msgspec.ValidationError as exc:
         raise validation_error(exc) from None
-    except msgspec.DecodeError as exc:
-        raise invalid_request(f"The body is not valid JSON: {exc}", code="invalid_json") from None
-    except UnicodeDecodeError as exc:
-        raise invalid_request(
-            f"The body is not valid UTF-8 (byte {exc.start}).", code="invalid_json"
-        ) from None
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise not_json(exc) from None
 
 
 def parse_request(kind: Kind, raw: bytes) -> ParsedRequest:
@@ -101,14 +108,8 @@ def parse_request(kind: Kind, raw: bytes) -> ParsedRequest:
         raise contract_error(exc.problems, "unsupported_parameter") from None
     except msgspec.ValidationError as exc:
         raise every_problem(kind, raw, exc) from None
-    except msgspec.DecodeError as exc:
-        raise invalid_request(f"The body is not valid JSON: {exc}", code="invalid_json") from None
-    except UnicodeDecodeError as exc:
-        raise invalid_request(
-            f"The body is not valid UTF-8 (byte {exc.start}).", code="invalid_json"
-        ) from None
-    except RecursionError:
-        raise invalid_request("The body nests too deeply.", code="invalid_json") from None
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise not_json(exc) from None
 
 
 def _decode(kind: Kind, raw: bytes) -> ParsedRequest:

@@ -76,19 +76,19 @@ def within_vocabulary(prompt: list[Any]) -> list[Any]:
 
 
 def with_text_parts(body: dict[str, Any]) -> dict[str, Any]:
-    """A Responses body whose message items hold text (see the module's docstring)."""
+    """A Responses body of text messages (see the module's docstring). Function calls, their
+    outputs, reasoning items and references are left out: the gateway publishes only what
+    each needs, vLLM checks the rest of each item by its type (a known gap: full per-type
+    item types would close it)."""
     items = body.get("input")
     if not isinstance(items, list):
         return body
-    return {
-        **body,
-        "input": [
-            {**item, "content": "parts"}
-            if isinstance(item, dict) and isinstance(item.get("content"), list)
-            else item
-            for item in items
-        ],
-    }
+    messages = [
+        {**item, "content": "parts"} if isinstance(item.get("content"), list) else item
+        for item in items
+        if isinstance(item, dict) and item.get("type", "message") == "message"
+    ]
+    return {**body, "input": messages or "text"}
 
 
 def as_text_blocks(body: dict[str, Any]) -> dict[str, Any]:

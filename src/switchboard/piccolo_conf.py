@@ -1,15 +1,14 @@
 """Piccolo's configuration module (``PICCOLO_CONF=switchboard.piccolo_conf``).
 
-``DB`` starts from the settings; ``switchboard.db.registry.install_engine`` swaps it (and rebinds
-every table) when the app is built with other settings, as the tests do.
+``DB`` is whatever engine ``switchboard.db.registry`` holds: the one the app installed from its
+settings, else one built from the process's settings (Piccolo's own CLI). It is answered by a
+module ``__getattr__`` (PEP 562), so installing another engine assigns nothing here.
 """
 
 from piccolo.conf.apps import AppRegistry
 
-from switchboard.db.engine import build_engine
-from switchboard.settings import get_settings
-
-DB = build_engine(get_settings().resolved_database_url)
+from switchboard.db.engine import AnyEngine
+from switchboard.db.registry import current_engine
 
 APP_REGISTRY = AppRegistry(
     apps=[
@@ -21,3 +20,9 @@ APP_REGISTRY = AppRegistry(
         "switchboard.responses.piccolo_app",
     ]
 )
+
+
+def __getattr__(name: str) -> AnyEngine:
+    if name == "DB":
+        return current_engine()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

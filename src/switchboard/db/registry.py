@@ -15,21 +15,35 @@ from piccolo.apps.migrations.tables import Migration
 from piccolo.conf.apps import Finder
 from piccolo.table import Table
 
-from switchboard.db.engine import AnyEngine
+from switchboard.db.engine import AnyEngine, build_engine
+from switchboard.settings import get_settings
 
 ADVISORY_LOCK_ID = 7_262_024  # any constant shared by every Switchboard process
 log = logging.getLogger(__name__)
 
 
+class EngineSlot:
+    """The engine Piccolo finds: ``switchboard.piccolo_conf`` answers ``DB`` from here (a
+    module ``__getattr__``), so the app can open the database its settings name (the tests
+    build apps on other databases) without assigning to Piccolo's configuration or tables."""
+
+    engine: AnyEngine | None = None
+
+
+def current_engine() -> AnyEngine:
+    """The installed engine, or the one the process's settings name (Piccolo's CLI)."""
+    if EngineSlot.engine is None:
+        EngineSlot.engine = build_engine(get_settings().resolved_database_url)
+    return EngineSlot.engine
+
+
 def install_engine(engine: AnyEngine) -> None:
-    """Make ``engine`` the one Piccolo uses: the ``DB`` of the configuration module
-    ``PICCOLO_CONF`` names (found as Piccolo finds it) and every registered table."""
-    piccolo_conf = Finder().get_piccolo_conf_module()
-    assert piccolo_conf is not None, "PICCOLO_CONF names no importable module"
-    piccolo_conf.DB = engine
+    """Make ``engine`` the one Piccolo uses: every registered table (and Piccolo's migration
+    table) looks its engine up again with Piccolo's own ``refresh_db``."""
+    EngineSlot.engine = engine
     tables: list[type[Table]] = [*Finder().get_table_classes(), Migration]
     for table in tables:
-        table._meta.db = engine
+        table._meta.refresh_db()
 
 
 @contextlib.asynccontextmanager

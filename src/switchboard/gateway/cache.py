@@ -84,6 +84,20 @@ def cache_key(path: str, body: dict[str, Any], scope: str) -> str:
     return "sb:cache:v2:" + hashlib.sha256(encoded).hexdigest()
 
 
+CACHED_KINDS = frozenset({"chat", "completion"})
+"""What the response cache keeps (deterministic requests of these surfaces only)."""
+
+
+def request_cache_key(
+    kind: str, path: str, body: dict[str, Any], scope: str, user_id: int | None
+) -> str | None:
+    """The key of a request's answer, or None when it is not kept (another surface, or an
+    answer not deterministic enough); ``scope`` is the setting: ``global``, or per user."""
+    if kind not in CACHED_KINDS or not is_cacheable(body):
+        return None
+    return cache_key(path, body, "global" if scope == "global" else f"user:{user_id}")
+
+
 async def replay(
     cached: CachedAnswer, outcome: Outcome, owned: contextlib.AsyncExitStack
 ) -> AsyncGenerator[list[StreamItem], None]:

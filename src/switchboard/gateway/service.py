@@ -25,9 +25,8 @@ from switchboard.gateway.cache import (
     CachedAnswer,
     CachePolicy,
     SafeCache,
-    cache_key,
-    is_cacheable,
     replay,
+    request_cache_key,
 )
 from switchboard.gateway.chunks import StreamItem
 from switchboard.gateway.discovery import UpstreamServer
@@ -35,7 +34,6 @@ from switchboard.gateway.errors import GatewayError, upstream_error, upstream_ti
 from switchboard.gateway.limits import RateLimiter
 from switchboard.gateway.messages_surface import MESSAGES
 from switchboard.gateway.parsing import Kind, ParsedRequest
-from switchboard.gateway.protocol import StreamOptions
 from switchboard.gateway.responses_surface import RESPONSES
 from switchboard.gateway.shaping import CHAT, COMPLETION
 from switchboard.gateway.streaming import AnswerHook, InFlight, StreamPlan, relay
@@ -46,8 +44,6 @@ from switchboard.settings import Settings
 from switchboard.usage.writer import UsageWriter
 
 SURFACES: dict[Kind, Surface] = {s.kind: s for s in (CHAT, COMPLETION, RESPONSES, MESSAGES)}
-CACHED: frozenset[Kind] = frozenset({"chat", "completion"})
-"""What the response cache keeps (deterministic requests of these surfaces only)."""
 SHUTTING_DOWN = GatewayError(503, "The gateway is restarting; retry in a moment.",
                              type="server_error", code="shutting_down",
                              headers={"Retry-After": "1"})  # fmt: skip
@@ -133,7 +129,8 @@ class GatewayService:
             if self.draining:
                 raise SHUTTING_DOWN
             route = self.pool.candidates(model)  # 404 (unknown) or 503 before any cache lookup
-            key = self._cache_key(parsed, caller)
+            scope, user = self.settings.cache_scope, caller.user_id
+            key = request_cache_key(parsed.kind, surface.path, parsed.body, scope, user)
             if key and cache_policy.read:
                 cached = await self.cache.get(key)
                 CACHE_REQUESTS.labels("hit" if cached else "miss").inc()
@@ -152,12 +149,6 @@ class GatewayService:
         completion.headers.update(ticket.limit_headers())  # settled, unless a stream runs on
         completion.headers["x-cache"] = "miss" if key else "bypass"
         return completion
-
-    def _cache_key(self, parsed: ParsedRequest, caller: Caller) -> str | None:
-        if parsed.kind not in CACHED or not is_cacheable(parsed.body):
-            return None
-        scope = "global" if self.settings.cache_scope == "global" else f"user:{caller.user_id}"
-        return cache_key(SURFACES[parsed.kind].path, parsed.body, scope)
 
     async def _from_cache(
         self, cached: CachedAnswer, ticket: Ticket, books: AsyncExitStack
@@ -189,24 +180,14 @@ class GatewayService:
         )
         if response.status_code >= 400:
             raise upstream_error(response.status_code, await response.aread())
-        options = getattr(parsed.request, "stream_options", None)
-        include_usage = isinstance(options, StreamOptions) and options.include_usage
 
         async def store(chunks: list[bytes], usage: Usage) -> None:
             assert store_key is not None
             await self.cache.put(store_key, CachedAnswer(kind="sse", usage=usage, events=chunks))
 
-        plan = StreamPlan(
-            include_usage=include_usage,
-            continuous_usage=include_usage
-            and isinstance(options, StreamOptions)
-            and options.continuous_usage_stats,
-            deadline=time.monotonic() + self.settings.upstream_total_timeout,
-            first_byte_deadline=time.monotonic() + self.settings.upstream_first_byte_timeout,
-            store=store if store_key else None,
-            max_store_bytes=self.settings.cache_max_bytes,
-            on_answer=request.on_answer,
-        )
+        options = getattr(parsed.request, "stream_options", None)
+        keep = store if store_key else None
+        plan = StreamPlan.starting_now(options, self.settings, keep, request.on_answer)
         events = relay(books.pop_all(), response, request.surface, plan, ticket, self.in_flight)
         await anext(events)  # started: closing it now closes the upstream and the books
         return Completion(outcome=ticket.outcome, events=events)
@@ -229,8 +210,7 @@ class GatewayService:
         payload, answer = surface.read_answer(payload, outcome.copies)
         if answer.error is not None:
             raise answer.error
-        if answer.usage:
-            outcome.usage = answer.usage
+        outcome.usage = answer.usage or outcome.usage
         if request.on_answer is not None:
             await request.on_answer(payload)
         if store_key:

@@ -25,10 +25,12 @@ from switchboard.gateway.accounting import Outcome, Ticket
 from switchboard.gateway.answers import Usage
 from switchboard.gateway.chunks import DONE, Chunk, StreamFailed, StreamItem
 from switchboard.gateway.errors import GatewayError, upstream_timeout
+from switchboard.gateway.protocol import StreamOptions
 from switchboard.gateway.sse import SSEEvents
 from switchboard.gateway.surface import Surface
 from switchboard.gateway.upstream import timed_out
 from switchboard.observability.metrics import ACTIVE_STREAMS, UPSTREAM_ERRORS
+from switchboard.settings import Settings
 
 StoreAnswer = Callable[[list[bytes], Usage], Awaitable[None]]
 AnswerHook = Callable[[bytes], Awaitable[None]]
@@ -52,6 +54,28 @@ class StreamPlan:
     max_store_bytes: int = 0
     on_answer: AnswerHook | None = None
     """Given the whole answer when a chunk carries it (a stored response)."""
+
+    @classmethod
+    def starting_now(
+        cls,
+        options: object,
+        settings: Settings,
+        store: StoreAnswer | None,
+        on_answer: AnswerHook | None,
+    ) -> StreamPlan:
+        """The plan for a stream opened now, from the request's ``stream_options``."""
+        if not isinstance(options, StreamOptions):
+            options = StreamOptions()
+        now = time.monotonic()
+        return cls(
+            include_usage=bool(options.include_usage),
+            continuous_usage=bool(options.include_usage and options.continuous_usage_stats),
+            deadline=now + settings.upstream_total_timeout,
+            first_byte_deadline=now + settings.upstream_first_byte_timeout,
+            store=store,
+            max_store_bytes=settings.cache_max_bytes,
+            on_answer=on_answer,
+        )
 
 
 class InFlight:

@@ -65,6 +65,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     model_kv_cache_gb: int = 1
     upstream_connect_timeout: float = 5.0
     """Seconds to connect to a model server (and to send the request)."""
+    upstream_connect_retries: int = 2
+    """Rounds of connects tried again (after 0.25 s, then 0.5 s, ...) when no model server
+    took a request: safe, since it never reached one; 0 answers 503 at once."""
     upstream_first_byte_timeout: float = 600.0
     """Seconds until a stream's first event (a queued request starts late under load). A JSON
     answer comes whole, so only the total bounds it."""
@@ -234,6 +237,8 @@ def _check(settings: Settings) -> None:
     for name in seconds:
         if getattr(settings, name) <= 0:
             fail(name, "must be a positive number of seconds")
+    if not 0 <= settings.upstream_connect_retries <= 10:
+        fail("upstream_connect_retries", "must be between 0 and 10")
     if settings.workers > 1 and not settings.redis_url:
         fail("workers", f"{settings.workers} workers need SWITCHBOARD_REDIS_URL: rate limits, "
              "the sign-in throttle and revocations must be shared by every worker")  # fmt: skip

@@ -226,12 +226,58 @@ async def test_the_last_server_of_a_model_is_not_ejected_by_one_failed_connect(
             raise httpx.ConnectError("connection refused", request=request)
         return await fake_upstream.handle(request)
 
-    settings = make_settings(upstream_health_interval=3600)  # no probe comes to the rescue
+    settings = make_settings(upstream_health_interval=3600, upstream_connect_retries=0)
     app = create_app(settings, upstream_transport=httpx.MockTransport(refuse_once))
     async with AsyncTestClient(app=app) as client:
         client.headers["Authorization"] = "Bearer " + await mint_key(client, "blip")
-        assert (await client.post(CHAT, json=BODY)).status_code == 503
+        assert (await client.post(CHAT, json=BODY)).status_code == 503  # no retry asked for
         assert (await client.post(CHAT, json=BODY)).status_code == 200  # still in rotation
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_connect_blip_of_the_only_server_is_ridden_out_by_the_retries(
+    make_settings: SettingsFactory, fake_upstream: FakeUpstream, stream: bool
+) -> None:
+    """No server took the request (a router restarting, a network stalled for a moment): the
+    route is tried again after a pause, so the caller gets the answer, not a 503."""
+    refusals = [httpx.ConnectTimeout, httpx.ConnectError]
+    completions = []
+
+    async def refuse_twice(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/completions"):
+            if refusals:
+                raise refusals.pop()("no route to the server", request=request)
+            completions.append(request)
+        return await fake_upstream.handle(request)
+
+    settings = make_settings(upstream_health_interval=3600, upstream_connect_retries=2)
+    app = create_app(settings, upstream_transport=httpx.MockTransport(refuse_twice))
+    async with AsyncTestClient(app=app) as client:
+        client.headers["Authorization"] = "Bearer " + await mint_key(client, "blip")
+        response = await client.post(CHAT, json={**BODY, "stream": stream})
+        assert response.status_code == 200, response.text
+        assert len(completions) == 1  # sent once it could be: never twice
+
+
+async def test_retries_end_in_a_503_when_no_server_comes_back(
+    make_settings: SettingsFactory, fake_upstream: FakeUpstream
+) -> None:
+    attempts = []
+
+    async def refuse(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/completions"):
+            attempts.append(request)
+            raise httpx.ConnectError("connection refused", request=request)
+        return await fake_upstream.handle(request)
+
+    settings = make_settings(upstream_health_interval=3600, upstream_connect_retries=1)
+    app = create_app(settings, upstream_transport=httpx.MockTransport(refuse))
+    async with AsyncTestClient(app=app) as client:
+        client.headers["Authorization"] = "Bearer " + await mint_key(client, "down")
+        response = await client.post(CHAT, json=BODY)
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "model_unavailable"
+        assert len(attempts) == 2  # the first round and one retry
 
 
 async def test_readiness_and_serving_agree_when_the_model_comes_back(

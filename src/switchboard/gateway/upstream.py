@@ -51,6 +51,8 @@ class Readiness:
     """Server label → ``ok`` or why not (for people: one server down is not unreadiness)."""
 
 
+CONNECT_RETRY_PAUSE = 0.25
+"""Seconds before the first new round of connects when no server took a request (doubling)."""
 RECHECK_SECONDS = 1.0
 """At most one out-of-turn probe a second (refusals for want of servers trigger them)."""
 
@@ -276,28 +278,35 @@ class UpstreamPool:
 
         Retries on the next server only when the request never reached the upstream (connection
         refused, DNS, connect timeout), the one case where a retry cannot run the generation
-        twice. A connection lost after the request went out is a 502, never retried.
+        twice; when no server of the route took it, the route is tried again after a pause,
+        ``upstream_connect_retries`` times (a router restarting or a network blip of a few
+        seconds is ridden out rather than answered with 503s). A connection lost after the
+        request went out is a 502, never retried.
         """
         payload = msgspec.json.encode(body)
+        servers = route if route is not None else self.candidates(model)
         last_error = "no model server is answering"
-        for server in route if route is not None else self.candidates(model):
-            headers = self._headers + server.raw_headers
-            request = httpx.Request("POST", server.url_for(path), content=payload,
-                                    headers=headers, extensions=self._timeouts)  # fmt: skip
-            try:
-                response = await self.transport.handle_async_request(request)
-            except httpx.HTTPError as exc:
-                if not never_reached(exc):  # counted by the caller's outcome (502/504)
-                    raise as_gateway_error(exc, model) from None
-                UPSTREAM_ERRORS.labels("connect").inc()
-                last_error = f"connect failed: {exc or type(exc).__name__}"
-                self.eject(server, last_error)
-                continue
-            try:
-                yield response
-            finally:
-                await response.aclose()
-            return
+        for attempt in range(self.settings.upstream_connect_retries + 1):
+            if attempt:
+                await asyncio.sleep(CONNECT_RETRY_PAUSE * 2 ** (attempt - 1))
+            for server in servers:
+                headers = self._headers + server.raw_headers
+                request = httpx.Request("POST", server.url_for(path), content=payload,
+                                        headers=headers, extensions=self._timeouts)  # fmt: skip
+                try:
+                    response = await self.transport.handle_async_request(request)
+                except httpx.HTTPError as exc:
+                    if not never_reached(exc):  # counted by the caller's outcome (502/504)
+                        raise as_gateway_error(exc, model) from None
+                    UPSTREAM_ERRORS.labels("connect").inc()
+                    last_error = f"connect failed: {exc or type(exc).__name__}"
+                    self.eject(server, last_error)
+                    continue
+                try:
+                    yield response
+                finally:
+                    await response.aclose()
+                return
         raise model_unavailable(model, last_error)
 
 

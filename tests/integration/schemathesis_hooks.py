@@ -13,10 +13,10 @@ that make it so; vLLM rightly refuses them with a 400, which no schema can predi
 - ``min_tokens`` above ``max_tokens``: vLLM refuses it (a constraint between two fields), and
   so are ``best_of`` above ``n`` (the gateway's) and a thinking budget not below
   ``max_tokens`` (Anthropic's);
-- the content parts of a Responses message (``input[].content`` as a list), as Anthropic's
-  blocks below: the model server checks them by type; positive cases send text;
-- images, audio and files in chat messages: a model that cannot read them refuses them (the
-  CPU model reads text only); positive cases keep the text parts;
+- images, audio and files in chat messages, and images in Responses items (a message's
+  ``content``, a function call's ``output``): a model that cannot read them refuses them (the
+  CPU model reads text only); positive cases keep the text parts. Every Responses item type
+  the gateway publishes is sent as generated (the gateway checks each by its type);
 - Anthropic's content blocks (``messages[].content`` and ``system`` as lists): the gateway
   publishes them as objects and leaves them to the model server, which checks each block's
   fields (``text``, ``source``, ``tool_use_id`` …) by its type; positive cases send text;
@@ -75,20 +75,31 @@ def within_vocabulary(prompt: list[Any]) -> list[Any]:
     return [small(item) for item in prompt]
 
 
-def with_text_parts(body: dict[str, Any]) -> dict[str, Any]:
-    """A Responses body of text messages (see the module's docstring). Function calls, their
-    outputs, reasoning items and references are left out: the gateway publishes only what
-    each needs, vLLM checks the rest of each item by its type (a known gap: full per-type
-    item types would close it)."""
+def without_images(body: dict[str, Any]) -> dict[str, Any]:
+    """A Responses body whose items keep every part but images (see the module's docstring):
+    each item type the gateway publishes is sent as generated."""
     items = body.get("input")
     if not isinstance(items, list):
         return body
-    messages = [
-        {**item, "content": "parts"} if isinstance(item.get("content"), list) else item
-        for item in items
-        if isinstance(item, dict) and item.get("type", "message") == "message"
-    ]
-    return {**body, "input": messages or "text"}
+
+    def texts(item: Any) -> Any:
+        if not isinstance(item, dict):
+            return item
+        kept = dict(item)
+        for field in ("content", "output"):
+            parts = item.get(field)
+            if isinstance(parts, list) and any(
+                isinstance(part, dict) and part.get("type") == "input_image" for part in parts
+            ):
+                text = [
+                    part
+                    for part in parts
+                    if not (isinstance(part, dict) and part.get("type") == "input_image")
+                ]
+                kept[field] = text or "parts"
+        return kept
+
+    return {**body, "input": [texts(item) for item in items]}
 
 
 def as_text_blocks(body: dict[str, Any]) -> dict[str, Any]:
@@ -137,7 +148,7 @@ def map_case(context: Any, case: Any) -> Any:
         if case.operation.path == "/v1/chat/completions":
             kept = text_only(kept)
         if case.operation.path == "/v1/responses":
-            kept = with_text_parts(kept)
+            kept = without_images(kept)
         response_format = kept.get("response_format")
         if isinstance(response_format, dict) and response_format.get("type") != "text":
             kept.pop("response_format")

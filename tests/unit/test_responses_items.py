@@ -66,6 +66,9 @@ REFUSED: list[tuple[dict[str, Any], str, str]] = [
      "input[0].content[0].type", "unsupported_parameter"),
     ({"type": "message", "role": "assistant", "content": [TEXT], "id": None},
      "input[0].id", "invalid_value"),
+    ({"role": "assistant", "content": [TEXT]}, "input[0].type", "invalid_value"),
+    ({"role": "assistant", "content": "Hi.", "id": "msg_1", "status": "completed"},
+     "input[0].id", "unknown_parameter"),
     ({"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}",
       "caller": {"type": "program"}}, "input[0].caller", "unknown_parameter"),
     ({"type": "function_call_output", "call_id": "c", "output": [{"kind": "text"}]},
@@ -141,6 +144,6 @@ def test_the_published_items_are_one_schema_per_type(
     listed = [branch for branch in properties["input"]["anyOf"] if branch.get("type") == "array"]
     refs = [branch["$ref"].rsplit("/", 1)[1] for branch in listed[0]["items"]["anyOf"]]
     assert sorted(refs) == [
-        "FunctionCallItem", "FunctionCallOutputItem", "InputMessageItem", "OutputMessageItem",
-        "ReasoningItem",
+        "AssistantMessageItem", "FunctionCallItem", "FunctionCallOutputItem", "InputMessageItem",
+        "OutputMessageItem", "ReasoningItem",
     ]  # fmt: skip

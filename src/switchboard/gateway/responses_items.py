@@ -122,13 +122,22 @@ class InputMessageItem(_Item, kw_only=True):
     phase: Phase | None = None
 
 
-class OutputMessageItem(_Item, kw_only=True):
-    """An assistant message: text, or the ``output_text`` parts of an earlier response (the
-    model server reads the first part)."""
+class AssistantMessageItem(_Item, kw_only=True):
+    """An assistant message as text (``type`` may be left out)."""
 
     type: Literal["message"] = "message"
     role: Literal["assistant"]
-    content: str | Annotated[list[OutputText], Meta(min_length=1)]
+    content: str
+    phase: Phase | None = None
+
+
+class OutputMessageItem(_Item, kw_only=True):
+    """An assistant message as a response's ``output`` holds it: ``output_text`` parts (the
+    model server reads the first one), and ``type`` given (vLLM reads it by its type)."""
+
+    type: Literal["message"]
+    role: Literal["assistant"]
+    content: Annotated[list[OutputText], Meta(min_length=1)]
     id: str | UnsetType = UNSET
     status: Status | UnsetType = UNSET
     phase: Phase | None = None
@@ -166,6 +175,7 @@ class ReasoningItem(_Item, kw_only=True):
 
 INPUT_ITEM_TYPES: tuple[type[msgspec.Struct], ...] = (
     InputMessageItem,
+    AssistantMessageItem,
     OutputMessageItem,
     FunctionCallItem,
     FunctionCallOutputItem,
@@ -228,8 +238,11 @@ def check_items(items: list[Any]) -> None:
         if isinstance(kind, str) and kind in REFUSED_ITEMS:
             raise Unsupported(f"{where}.type", REFUSED_ITEMS[kind])
         struct: type[msgspec.Struct]
-        if kind == "message":
-            struct = OutputMessageItem if item.get("role") == "assistant" else InputMessageItem
+        if kind == "message" and item.get("role") == "assistant":
+            listed = isinstance(item.get("content"), list)
+            struct = OutputMessageItem if listed else AssistantMessageItem
+        elif kind == "message":
+            struct = InputMessageItem
         elif isinstance(kind, str) and kind in _BY_TYPE:
             struct = _BY_TYPE[kind]
         else:

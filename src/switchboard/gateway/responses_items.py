@@ -215,7 +215,6 @@ REFUSED_ITEMS: dict[str, str] = {
 REFUSED_PARTS: dict[str, str] = {
     "input_file": "File inputs (`input_file`) are not supported: send the file's text as "
                   "`input_text`.",
-    "input_audio": "Audio inputs (`input_audio`) are not supported in Responses input.",
     "refusal": "Refusal parts (`refusal`) cannot be sent back to the model server: send "
                "the refusal's text as `output_text`.",
 }  # fmt: skip

@@ -16,7 +16,12 @@ CONVERSATION: list[dict[str, Any]] = [
      "content": [{"type": "reasoning_text", "text": "I should call the tool."}],
      "encrypted_content": None, "status": "completed"},
     {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "weather",
-     "arguments": '{"city": "Paris"}', "status": "completed", "namespace": None},
+     "arguments": '{"city": "Paris"}', "status": "completed", "namespace": None, "async": None,
+     "caller": None},  # as vLLM writes it in a response's output
+    {"type": "function_call", "call_id": "call_2", "name": "clock", "arguments": "{}",
+     "caller": {"type": "direct"}},
+    {"type": "function_call_output", "call_id": "call_2", "output": "noon", "name": "clock",
+     "caller": {"type": "program", "caller_id": "p_1"}},
     {"type": "function_call_output", "call_id": "call_1", "output": "sunny"},
     {"type": "function_call_output", "call_id": "call_1", "id": None, "status": None,
      "output": [{"type": "input_text", "text": "sunny"}]},

@@ -143,7 +143,21 @@ class OutputMessageItem(_Item, kw_only=True):
     phase: Phase | None = None
 
 
+class DirectCaller(_Part, tag="direct"):
+    pass
+
+
+class ProgramCaller(_Part, tag="program"):
+    caller_id: str
+
+
+Caller = DirectCaller | ProgramCaller
+
+
 class FunctionCallItem(_Item, kw_only=True):
+    """A function call, as a response's ``output`` holds it (vLLM writes every field, nulls
+    included, and a client sends them back)."""
+
     type: Literal["function_call"]
     call_id: str
     name: str
@@ -152,6 +166,8 @@ class FunctionCallItem(_Item, kw_only=True):
     id: str | None = None
     namespace: str | None = None
     status: Status | None = None
+    caller: Caller | None = None
+    run_async: bool | None = msgspec.field(default=None, name="async")
 
 
 class FunctionCallOutputItem(_Item, kw_only=True):
@@ -160,6 +176,9 @@ class FunctionCallOutputItem(_Item, kw_only=True):
     output: str | list[InputPart]
     id: str | None = None
     status: Status | None = None
+    name: str | None = None
+    namespace: str | None = None
+    caller: Caller | None = None
 
 
 class ReasoningItem(_Item, kw_only=True):

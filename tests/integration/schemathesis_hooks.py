@@ -31,7 +31,7 @@ cases keep their violation and must still be refused.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 import schemathesis
 from schemathesis import GenerationMode
@@ -64,12 +64,17 @@ def text_only(body: dict[str, Any]) -> dict[str, Any]:
     return {**body, "messages": [texts(message) for message in messages]}
 
 
+def is_number(value: Any) -> TypeGuard[int | float]:
+    """An integer as JSON Schema counts them: 10.0 is one too (the gateway takes it so)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def within_vocabulary(prompt: list[Any]) -> list[Any]:
     """Token ids (alone or in lists) taken below 1,000: every model's vocabulary has them."""
 
     def small(item: Any) -> Any:
-        if isinstance(item, int) and not isinstance(item, bool):
-            return item % 1000
+        if is_number(item):
+            return int(item) % 1000
         return [small(token) for token in item] if isinstance(item, list) else item
 
     return [small(item) for item in prompt]
@@ -129,14 +134,10 @@ def map_case(context: Any, case: Any) -> Any:
         if kept.get("continue_final_message") and kept.get("add_generation_prompt") is not False:
             kept.pop("continue_final_message")
         limits = [kept.get(name) for name in ("max_tokens", "max_completion_tokens")]
-        bound = min((limit for limit in limits if isinstance(limit, int)), default=None)
-        if (
-            isinstance(kept.get("min_tokens"), int)
-            and bound is not None
-            and kept["min_tokens"] > bound
-        ):
+        bound = min((limit for limit in limits if is_number(limit)), default=None)
+        if is_number(kept.get("min_tokens")) and bound is not None and kept["min_tokens"] > bound:
             kept.pop("min_tokens")
-        if isinstance(kept.get("best_of"), int) and kept["best_of"] > (kept.get("n") or 1):
+        if is_number(kept.get("best_of")) and kept["best_of"] > (kept.get("n") or 1):
             kept.pop("best_of")
         thinking = kept.get("thinking")
         if isinstance(thinking, dict) and thinking.get("budget_tokens", 0) >= kept.get(

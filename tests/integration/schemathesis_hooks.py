@@ -14,7 +14,7 @@ that make it so; vLLM rightly refuses them with a 400, which no schema can predi
   so are ``best_of`` above ``n`` (the gateway's) and a thinking budget not below
   ``max_tokens`` (Anthropic's);
 - images, audio and files in chat messages, and images in Responses items (a message's
-  ``content``, a function call's ``output``): a model that cannot read them refuses them (the
+  ``content``, a function call output's ``output``): a model that cannot read them refuses them (the
   CPU model reads text only); positive cases keep the text parts. Every Responses item type
   the gateway publishes is sent as generated (the gateway checks each by its type);
 - Anthropic's content blocks (``messages[].content`` and ``system`` as lists): the gateway

@@ -13,10 +13,10 @@ that make it so; vLLM rightly refuses them with a 400, which no schema can predi
 - ``min_tokens`` above ``max_tokens``: vLLM refuses it (a constraint between two fields), and
   so are ``best_of`` above ``n`` (the gateway's) and a thinking budget not below
   ``max_tokens`` (Anthropic's);
-- the content parts of a Responses message (``input[].content`` as a list), as Anthropic's
-  blocks below: the model server checks them by type; positive cases send text;
-- images, audio and files in chat messages: a model that cannot read them refuses them (the
-  CPU model reads text only); positive cases keep the text parts;
+- images, audio and files in chat messages, and images in Responses items (a message's
+  ``content``, a function call output's ``output``): a model that cannot read them refuses them (the
+  CPU model reads text only); positive cases keep the text parts. Every Responses item type
+  the gateway publishes is sent as generated (the gateway checks each by its type);
 - Anthropic's content blocks (``messages[].content`` and ``system`` as lists): the gateway
   publishes them as objects and leaves them to the model server, which checks each block's
   fields (``text``, ``source``, ``tool_use_id`` …) by its type; positive cases send text;
@@ -31,7 +31,7 @@ cases keep their violation and must still be refused.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 import schemathesis
 from schemathesis import GenerationMode
@@ -64,31 +64,47 @@ def text_only(body: dict[str, Any]) -> dict[str, Any]:
     return {**body, "messages": [texts(message) for message in messages]}
 
 
+def is_number(value: Any) -> TypeGuard[int | float]:
+    """An integer as JSON Schema counts them: 10.0 is one too (the gateway takes it so)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def within_vocabulary(prompt: list[Any]) -> list[Any]:
     """Token ids (alone or in lists) taken below 1,000: every model's vocabulary has them."""
 
     def small(item: Any) -> Any:
-        if isinstance(item, int) and not isinstance(item, bool):
-            return item % 1000
+        if is_number(item):
+            return int(item) % 1000
         return [small(token) for token in item] if isinstance(item, list) else item
 
     return [small(item) for item in prompt]
 
 
-def with_text_parts(body: dict[str, Any]) -> dict[str, Any]:
-    """A Responses body of text messages (see the module's docstring). Function calls, their
-    outputs, reasoning items and references are left out: the gateway publishes only what
-    each needs, vLLM checks the rest of each item by its type (a known gap: full per-type
-    item types would close it)."""
+def without_images(body: dict[str, Any]) -> dict[str, Any]:
+    """A Responses body whose items keep every part but images (see the module's docstring):
+    each item type the gateway publishes is sent as generated."""
     items = body.get("input")
     if not isinstance(items, list):
         return body
-    messages = [
-        {**item, "content": "parts"} if isinstance(item.get("content"), list) else item
-        for item in items
-        if isinstance(item, dict) and item.get("type", "message") == "message"
-    ]
-    return {**body, "input": messages or "text"}
+
+    def texts(item: Any) -> Any:
+        if not isinstance(item, dict):
+            return item
+        kept = dict(item)
+        for field in ("content", "output"):
+            parts = item.get(field)
+            if isinstance(parts, list) and any(
+                isinstance(part, dict) and part.get("type") == "input_image" for part in parts
+            ):
+                text = [
+                    part
+                    for part in parts
+                    if not (isinstance(part, dict) and part.get("type") == "input_image")
+                ]
+                kept[field] = text or "parts"
+        return kept
+
+    return {**body, "input": [texts(item) for item in items]}
 
 
 def as_text_blocks(body: dict[str, Any]) -> dict[str, Any]:
@@ -118,14 +134,10 @@ def map_case(context: Any, case: Any) -> Any:
         if kept.get("continue_final_message") and kept.get("add_generation_prompt") is not False:
             kept.pop("continue_final_message")
         limits = [kept.get(name) for name in ("max_tokens", "max_completion_tokens")]
-        bound = min((limit for limit in limits if isinstance(limit, int)), default=None)
-        if (
-            isinstance(kept.get("min_tokens"), int)
-            and bound is not None
-            and kept["min_tokens"] > bound
-        ):
+        bound = min((limit for limit in limits if is_number(limit)), default=None)
+        if is_number(kept.get("min_tokens")) and bound is not None and kept["min_tokens"] > bound:
             kept.pop("min_tokens")
-        if isinstance(kept.get("best_of"), int) and kept["best_of"] > (kept.get("n") or 1):
+        if is_number(kept.get("best_of")) and kept["best_of"] > (kept.get("n") or 1):
             kept.pop("best_of")
         thinking = kept.get("thinking")
         if isinstance(thinking, dict) and thinking.get("budget_tokens", 0) >= kept.get(
@@ -137,7 +149,7 @@ def map_case(context: Any, case: Any) -> Any:
         if case.operation.path == "/v1/chat/completions":
             kept = text_only(kept)
         if case.operation.path == "/v1/responses":
-            kept = with_text_parts(kept)
+            kept = without_images(kept)
         response_format = kept.get("response_format")
         if isinstance(response_format, dict) and response_format.get("type") != "text":
             kept.pop("response_format")

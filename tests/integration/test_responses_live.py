@@ -15,6 +15,7 @@ from switchboard.usage.tables import UsageRecord
 from tests.conftest import mint_key_in
 from tests.integration.conftest import MODEL, AppFactory
 from tests.support.live import LiveServer
+from tests.support.responses_items import CONVERSATION
 
 SHORT = 12
 GREETING = 256  # the agents SDK fails a run that ends "incomplete": room for the whole greeting
@@ -105,3 +106,17 @@ def test_hosted_tools_are_refused_before_the_model(
         sdk.responses.create(model=MODEL, input="x", tools=[tool])  # type: ignore[list-item]
     assert isinstance(refused.value.body, dict)
     assert refused.value.body["param"] == "tools[0].type"
+
+
+@pytest.mark.parametrize("last", ["completed", "in_progress"])
+def test_every_published_item_type_is_answered_by_vllm(live_app: AppFactory, last: str) -> None:
+    """One item of each type the gateway publishes, in one request; an unfinished last
+    message is continued (vLLM's partial completion)."""
+    app = live_app(cache_max_entries=0)
+    secret = app.run(mint_key_in(app.app, "ada"))
+    items = [*CONVERSATION[:-1], {**CONVERSATION[-1], "status": last}]
+    with client(app, secret) as sdk:
+        created = sdk.responses.create(model=MODEL, input=items, max_output_tokens=SHORT)  # type: ignore[arg-type]
+    assert created.status in ("completed", "incomplete")
+    assert created.usage is not None
+    assert created.usage.input_tokens > 0

@@ -16,6 +16,7 @@ from litestar.openapi.spec import OpenAPI, Reference, Schema
 
 from switchboard.gateway.messages_protocol import CountTokensRequest, MessagesRequest
 from switchboard.gateway.protocol import ChatCompletionRequest, CompletionRequest
+from switchboard.gateway.responses_items import INPUT_ITEM_TYPES
 from switchboard.gateway.responses_protocol import ResponsesRequest
 
 DOCUMENTED_REQUESTS: tuple[type[msgspec.Struct], ...] = (
@@ -24,6 +25,7 @@ DOCUMENTED_REQUESTS: tuple[type[msgspec.Struct], ...] = (
     ResponsesRequest,
     MessagesRequest,
     CountTokensRequest,
+    *INPUT_ITEM_TYPES,  # a Responses request refers to them by name (INPUT_ITEM_SCHEMA)
 )
 REF_TEMPLATE = "#/components/schemas/{name}"
 _NESTED_ONE = {"items", "additionalProperties", "not"}

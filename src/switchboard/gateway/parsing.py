@@ -12,7 +12,11 @@ from switchboard.gateway.contract import ContractError, Problem, check_chat, che
 from switchboard.gateway.errors import GatewayError, invalid_request
 from switchboard.gateway.messages_protocol import MessagesRequest
 from switchboard.gateway.messages_protocol import check_supported as check_messages
-from switchboard.gateway.protocol import ChatCompletionRequest, CompletionRequest
+from switchboard.gateway.protocol import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    integral_floats_as_ints,
+)
 from switchboard.gateway.responses_protocol import ResponsesRequest, Unsupported, check_supported
 
 T = TypeVar("T")
@@ -119,30 +123,20 @@ def _decode(kind: Kind, raw: bytes) -> ParsedRequest:
         if "got `float`" not in str(exc):
             raise
         # JSON Schema counts 5.0 as an integer; msgspec's strict mode does not.
-        body = _integral_floats_as_ints(msgspec.json.decode(raw))
+        body = integral_floats_as_ints(msgspec.json.decode(raw))
         return ParsedRequest(kind, msgspec.convert(body, REQUEST_TYPES[kind]), body)
     body = msgspec.json.decode(raw)
     if isinstance(request, CompletionRequest) and isinstance(request.prompt, list):
         # token ids in an untyped list: 5.0 is an id too (JSON Schema's integer), relayed as 5
-        request.prompt = body["prompt"] = _integral_floats_as_ints(request.prompt)
+        request.prompt = body["prompt"] = integral_floats_as_ints(request.prompt)
     return ParsedRequest(kind, request, body)
-
-
-def _integral_floats_as_ints(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {key: _integral_floats_as_ints(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_integral_floats_as_ints(item) for item in value]
-    return value
 
 
 def every_problem(kind: Kind, raw: bytes, first: msgspec.ValidationError) -> GatewayError:
     """A 400 naming every field that is wrong (msgspec stops at the first): each field the body
     holds is checked against its type alone, and each required field that is missing named."""
     try:
-        body = _integral_floats_as_ints(msgspec.json.decode(raw))
+        body = integral_floats_as_ints(msgspec.json.decode(raw))
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return validation_error(first)
     if not isinstance(body, dict):

@@ -41,6 +41,17 @@ def only_null(why: str) -> Meta:
     })  # fmt: skip
 
 
+def integral_floats_as_ints(value: Any) -> Any:
+    """JSON Schema counts 5.0 as an integer; msgspec's strict mode does not: 5.0 becomes 5."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: integral_floats_as_ints(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [integral_floats_as_ints(item) for item in value]
+    return value
+
+
 INT32_MAX = 2**31 - 1
 """vLLM's sampler holds token ids and ``top_k`` in 32-bit integers: larger values are refused
 here rather than overflowing there."""

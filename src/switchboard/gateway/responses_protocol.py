@@ -2,7 +2,7 @@
 
 The fields are OpenAI's; what a self-hosted engine cannot do is refused with a 400 that names the
 field (hosted tools, background mode, server-side conversations and prompt templates). Input
-items are checked for their ``type`` only (vLLM validates the rest as it renders the prompt).
+items are checked by their type (responses_items.py) and relayed as sent.
 ``previous_response_id`` and ``store`` are the gateway's: stored responses live in its database
 (the ``responses`` feature), so a chain of responses works across gateway and vLLM replicas.
 """
@@ -15,46 +15,15 @@ import msgspec
 from msgspec import Meta
 
 from switchboard.gateway.protocol import INT32_MAX, Penalty, Temperature, TopP, only_null
+from switchboard.gateway.responses_items import INPUT_ITEM_SCHEMA, Unsupported, check_items
+
+__all__ = ["ResponsesRequest", "Unsupported", "check_supported"]
 
 MaxOutputTokens = Annotated[int, Meta(ge=1, le=1_000_000)]
-InputItemType = Literal[
-    "message", "function_call", "function_call_output", "reasoning", "item_reference"
+InputItems = Annotated[
+    list[Annotated[dict[str, Any], Meta(extra_json_schema=INPUT_ITEM_SCHEMA)]], Meta(min_length=1)
 ]
-
-
-REQUIRED_BY_TYPE: dict[str, tuple[str, ...]] = {
-    "message": ("role", "content"),
-    "function_call": ("call_id", "name", "arguments"),
-    "function_call_output": ("call_id", "output"),
-    "reasoning": ("id", "summary"),
-    "item_reference": ("id",),
-}
-"""What each kind of input item must carry (``check_supported`` says which is missing)."""
-_PRESENT = {"not": {"type": "null"}}
-ITEM_SHAPES = {
-    "anyOf": [
-        {"properties": {"type": {"const": kind}, **dict.fromkeys(fields, _PRESENT)},
-         "required": [*fields] if kind == "message" else ["type", *fields]}
-        for kind, fields in REQUIRED_BY_TYPE.items()
-    ]
-}  # fmt: skip
-
-
-class InputItem(msgspec.Struct, omit_defaults=True):
-    """An input item: a message (``type`` may be left out), a function call or its output,
-    a reasoning item, or a reference to an item. Content parts are the model server's to
-    check."""
-
-    type: InputItemType = "message"
-    role: Literal["user", "assistant", "system", "developer"] | None = None
-    content: str | list[dict[str, Any]] | None = None
-    id: str | None = None
-    call_id: str | None = None
-    name: str | None = None
-    arguments: str | None = None
-    output: str | list[dict[str, Any]] | None = None
-    summary: list[dict[str, Any]] | None = None
-    status: Literal["in_progress", "completed", "incomplete"] | None = None
+"""Items checked by their type in ``check_items`` and relayed as sent (responses_items.py)."""
 
 
 class FunctionTool(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
@@ -87,12 +56,7 @@ class ResponsesRequest(
     msgspec.Struct, omit_defaults=True, kw_only=True, forbid_unknown_fields=True
 ):
     model: str
-    input: (
-        str
-        | Annotated[
-            list[Annotated[InputItem, Meta(extra_json_schema=ITEM_SHAPES)]], Meta(min_length=1)
-        ]
-    )
+    input: str | InputItems
     """Required here: without stored prompts or conversations there is nothing else to answer."""
     instructions: str | None = None
     max_output_tokens: MaxOutputTokens | None = None
@@ -135,14 +99,6 @@ class ResponsesRequest(
     frequency_penalty: Penalty | None = None
 
 
-class Unsupported(ValueError):
-    """A field the gateway cannot serve: its path and why."""
-
-    def __init__(self, param: str, why: str) -> None:
-        super().__init__(why)
-        self.param = param
-
-
 def check_supported(request: ResponsesRequest) -> None:
     """Raise ``Unsupported`` for what a self-hosted engine cannot do."""
     if request.background:
@@ -154,11 +110,8 @@ def check_supported(request: ResponsesRequest) -> None:
     if request.prompt is not None:
         raise Unsupported("prompt", "Stored prompt templates are not supported: send "
                           "`instructions` and `input`.")  # fmt: skip
-    for index, item in enumerate(request.input if isinstance(request.input, list) else []):
-        missing = [field for field in REQUIRED_BY_TYPE[item.type] if getattr(item, field) is None]
-        if missing:
-            raise Unsupported(f"input[{index}].{missing[0]}", f"A `{item.type}` input item "
-                              f"needs {', '.join(f'`{field}`' for field in missing)}.")  # fmt: skip
+    if isinstance(request.input, list):
+        check_items(request.input)
     for index, tool in enumerate(request.tools or []):
         kind = tool.get("type")
         if kind != "function":

@@ -35,6 +35,10 @@ model: ## Install vLLM for the CPU (own venv) and prepare SmolLM2-135M-Instruct
 	MODEL_VENV=$(MODEL_VENV) bash model-server/cpu/setup-venv.sh
 	$(MODEL_VENV)/bin/python model-server/cpu/prepare_model.py $(MODEL_DIR)
 
+.PHONY: node
+node: ## Install Node.js and npm when missing (compatcanary in tests/conformance)
+	@command -v npm >/dev/null 2>&1 || bash .ci/system-deps.sh nodejs npm
+
 .PHONY: system-deps
 system-deps: ## Install the system packages the tests use (apt-get as root; otherwise says what)
 	@bash .ci/system-deps.sh $(APT_PACKAGES_TEST)
@@ -49,8 +53,8 @@ run: install model ## Start vLLM on the CPU and the app on SQLite; prints the UR
 	$(BIN)/switchboard stack
 
 .PHONY: test
-test: install model system-deps ## Run the whole suite with coverage (real vLLM, browser, databases)
-	$(call expect,tests/unit tests/integration tests/e2e) $(BIN)/pytest --cov --cov-report=term --cov-report=xml:test-artifacts/coverage.xml \
+test: install model system-deps node ## Run the whole suite with coverage (real vLLM, browser, databases)
+	$(call expect,tests/unit tests/integration tests/conformance tests/e2e) $(BIN)/pytest --cov --cov-report=term --cov-report=xml:test-artifacts/coverage.xml \
 	  --junitxml=test-artifacts/junit.xml $(PYTEST_ARGS)
 
 .PHONY: lint
@@ -139,12 +143,17 @@ unit: install ## Only the fast tests (no model server, no browser, no database o
 # CI runs the suite in parts, one job each; coverage data goes to test-artifacts/ and is
 # combined (and gated) by `make coverage-report`. A part alone covers less than the gate: it is
 # not gated (--cov-fail-under=0), the combination is.
-.PHONY: test-unit test-integration test-e2e coverage-report audit
+.PHONY: test-unit test-integration test-conformance test-e2e coverage-report audit
 test-unit: install system-deps ## The unit tests, with coverage data (CI's unit job)
 	$(call expect,tests/unit) COVERAGE_FILE=test-artifacts/.coverage.unit $(BIN)/pytest tests/unit --cov --cov-report= --cov-fail-under=0 $(PYTEST_ARGS)
 
 test-integration: install model system-deps ## Integration and contract tests on the real vLLM, PostgreSQL, Redis
 	$(call expect,tests/integration) COVERAGE_FILE=test-artifacts/.coverage.integration $(BIN)/pytest tests/integration --cov --cov-report= --cov-fail-under=0 $(PYTEST_ARGS)
+
+# The public conformance suites (issue 25), vLLM directly beside the gateway; `make test` runs
+# them too, on its one vLLM. The tools come from PyPI and npm at test time (var/conformance).
+test-conformance: install model node ## openai-python's API tests, trustedrouter, compatcanary: vLLM vs gateway (reports/)
+	$(call expect,tests/conformance) COVERAGE_FILE=test-artifacts/.coverage.conformance $(BIN)/pytest tests/conformance --cov --cov-report= --cov-fail-under=0 $(PYTEST_ARGS)
 
 test-e2e: install model system-deps ## Browser tests in Chromium against the real stack
 	$(call expect,tests/e2e) COVERAGE_FILE=test-artifacts/.coverage.e2e $(BIN)/pytest tests/e2e --cov --cov-report= --cov-fail-under=0 $(PYTEST_ARGS)

@@ -43,9 +43,8 @@ class Generation:
         self.pieces: list[str] = []
         self.finished = False
         self.stopping = False
-        """Stop was asked: the task's cancellation ends the answer as stopped."""
-        self.on_stop: Callable[[], None] | None = None
-        """Called when Stop is asked (the generator marks its books as ended on purpose)."""
+        """Stop was asked: the task's cancellation ends the answer as stopped (and its usage
+        row as answered, not as an abort)."""
         self.task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
         self._finished = asyncio.Event()
@@ -68,8 +67,6 @@ class Generation:
         if self.stopping or self.finished or self.task is None:
             return
         self.stopping = True
-        if self.on_stop is not None:
-            self.on_stop()
         self.task.cancel()
 
     def _notify(self) -> None:

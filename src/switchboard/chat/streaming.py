@@ -102,37 +102,24 @@ async def generate(
         request_id=request_id,
     )
     reference = f" (request id {request_id})" if request_id else ""
-    try:
-        completion = await gateway.complete(parsed, caller)
-    except GatewayError as exc:  # shown in place: model down (retry), rate limited (when)
-        retry_at = retry_at_of(exc.headers)
-        await finish_message(
-            message_id,
-            "",
-            "error",
-            exc.message + reference,
-            error_status=exc.status,
-            retry_at=retry_at,
-        )
-        return
-    assert completion.events is not None
-    outcome = completion.outcome
-
-    def stopped_on_purpose() -> None:  # Stop: the books close as answered, not as an abort
-        outcome.stopped = True
-
-    generation.on_stop = stopped_on_purpose
     status, error = "error", "The answer broke off before it was complete." + reference
-    failure: GatewayError | None = None
+    error_status, retry_at, outcome = 0, None, None
     try:
+        try:
+            completion = await gateway.complete(parsed, caller, stopped=lambda: generation.stopping)
+        except GatewayError as exc:  # shown in place: model down (retry), rate limited (when)
+            error, error_status = exc.message + reference, exc.status
+            retry_at = retry_at_of(exc.headers)
+            return
+        assert completion.events is not None
+        outcome = completion.outcome
         async with contextlib.aclosing(completion.events) as batches:  # closes the upstream
             async for batch in batches:
                 for item in batch:
                     if isinstance(item, Chunk) and item.text:
                         generation.grow(item.text)
                     elif isinstance(item, StreamFailed):
-                        error = item.error.message + reference
-                        failure = item.error
+                        error, error_status = item.error.message + reference, item.error.status
                     elif isinstance(item, StreamDone):
                         status, error = "complete", ""
                 await asyncio.sleep(0)  # the pages following it take each piece in turn
@@ -145,8 +132,9 @@ async def generate(
             generation.text,
             status,
             error,
-            outcome.usage.completion_tokens,
-            error_status=failure.status if failure and status == "error" else 0,
+            outcome.usage.completion_tokens if outcome is not None else 0,
+            error_status=error_status if status == "error" else 0,
+            retry_at=retry_at,
         )
 
 

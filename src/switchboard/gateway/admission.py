@@ -138,7 +138,7 @@ class Admitted:
             ticket.close(error.status)
             error.headers = {**ticket.limit_headers(), **error.headers}
         elif isinstance(error, asyncio.CancelledError | GeneratorExit):
-            ended = ticket.outcome.delivered or ticket.outcome.stopped
+            ended = ticket.outcome.delivered or ticket.outcome.stopped()
             ticket.close(None if ended else 499)
         elif isinstance(error, Exception):
             request_id = ticket.caller.request_id

@@ -1,0 +1,164 @@
+"""Answers generated apart from the pages that show them (issue 26; issue 21, item 4): a
+conversation stored with its first message, an answer that goes on when its stream is closed,
+Stop that ends it at once and is recorded as answered (not as an error), and how pages follow a
+generation in process."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import pytest
+
+from switchboard.accounts.services import create_user
+from switchboard.chat.generations import Generation
+from switchboard.chat.tables import Conversation, Message
+from switchboard.usage.tables import UsageRecord
+from tests.conftest import WebFactory
+from tests.support.fake_upstream import FakeUpstream
+from tests.support.live import LiveServer
+from tests.support.markdown_upstream import MarkdownUpstream
+from tests.support.waiting import wait_for
+from tests.support.web_session import WebSession
+
+WORDS = " ".join(f"word{n}" for n in range(200))
+
+
+@pytest.fixture
+def fake_upstream() -> FakeUpstream:
+    return MarkdownUpstream()
+
+
+@pytest.fixture
+def ada(live_fake: LiveServer, web: WebFactory) -> WebSession:
+    live_fake.run(create_user("ada", password="ada-password"))  # pragma: allowlist secret
+    session = web(live_fake.url)
+    assert session.sign_in("ada", "ada-password").status_code == 303
+    return session
+
+
+async def _query(query: Any) -> Any:
+    return await query
+
+
+def start(session: WebSession, text: str) -> tuple[int, str, str]:
+    """The first message, as the page's message box sends it: the new conversation, the paths
+    of its answer's stream and Stop."""
+    sent = session.post("/chat/messages", {"content": text}, htmx=True)
+    assert sent.status_code == 200, sent.text
+    pushed = sent.headers["hx-push-url"]
+    assert re.fullmatch(r"/chat/\d+", pushed)
+    stream = re.search(r'sse-connect="([^"]+/stream)"', sent.text)
+    stop = re.search(r'hx-post="([^"]+/stop)"', sent.text)
+    assert stream is not None
+    assert stop is not None
+    return int(pushed.rsplit("/", 1)[1]), stream.group(1), stop.group(1)
+
+
+def answer_of(server: LiveServer, conversation: int) -> dict[str, Any]:
+    row: dict[str, Any] = server.run(
+        _query(
+            Message.select(Message.status, Message.content)
+            .where((Message.conversation == conversation) & (Message.role == "assistant"))
+            .first()
+        )
+    )
+    return row
+
+
+def web_statuses(server: LiveServer) -> list[int]:
+    rows = server.run(_query(UsageRecord.select(UsageRecord.status)))
+    return [int(r["status"]) for r in rows]
+
+
+def test_a_conversation_is_stored_with_its_first_message_and_nothing_before(
+    ada: WebSession, live_fake: LiveServer
+) -> None:
+    assert "No conversations yet." in ada.get("/chat").text
+    assert 'id="content"' in ada.get("/chat").text  # the message box, on arrival
+    refused = ada.post("/chat/messages", {"content": "   "}, htmx=True)
+    assert refused.status_code == 400
+    assert "Type a message first." in refused.text
+    unknown = ada.post("/chat/messages", {"content": "hi", "model": "gpt-x"}, htmx=True)
+    assert unknown.status_code == 400
+    assert live_fake.run(_query(Conversation.count())) == 0  # nothing stored for them
+
+    conversation, stream, _ = start(ada, "Plan a picnic")
+    assert ada.stream_events(stream)[-1][0] == "done"
+    rows = live_fake.run(
+        _query(Conversation.select(Conversation.id, Conversation.title, Conversation.user))
+    )
+    assert [(r["id"], r["title"]) for r in rows] == [(conversation, "Plan a picnic")]
+    assert answer_of(live_fake, conversation)["status"] == "complete"
+
+    # without JavaScript: stored, answered, then the conversation's page
+    plain = ada.post("/chat/messages", {"content": "No script here"})
+    assert plain.status_code == 303
+    page = ada.get(plain.headers["location"]).text
+    assert "No script here" in page
+    assert 'class="message assistant complete"' in page
+
+
+def test_an_answer_goes_on_when_its_stream_is_closed(
+    ada: WebSession, live_fake: LiveServer, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.chunk_delay = 0.01
+    conversation, stream, _ = start(ada, WORDS)
+    with ada.http.stream("GET", stream) as response:
+        for line in response.iter_lines():
+            if line == "event: partial":
+                break  # the page goes away once the answer has begun
+    wait_for(
+        lambda: answer_of(live_fake, conversation)["status"] == "complete",
+        lambda: answer_of(live_fake, conversation),
+    )
+    assert answer_of(live_fake, conversation)["content"].strip() == WORDS
+    wait_for(lambda: web_statuses(live_fake), "the usage row")
+    assert web_statuses(live_fake) == [200]
+
+
+def test_stop_ends_the_answer_at_once_and_it_is_not_an_error(
+    ada: WebSession, live_fake: LiveServer, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.chunk_delay = 0.05  # 10 s: stopped long before its end
+    conversation, stream, stop = start(ada, WORDS)
+    events: list[str] = []
+    with ada.http.stream("GET", stream) as response:
+        for line in response.iter_lines():
+            events.append(line)
+            if line == "event: partial" and events.count(line) == 1:
+                assert ada.post(stop).status_code == 204
+            if line == "event: done":
+                break
+    row = answer_of(live_fake, conversation)
+    assert row["status"] == "stopped"
+    assert row["content"].startswith("word0")
+    assert row["content"] != WORDS
+    wait_for(lambda: web_statuses(live_fake), "the usage row")
+    assert web_statuses(live_fake) == [200]  # stopped on purpose: answered, not an abort (499)
+
+
+async def test_followers_see_the_answer_grow_and_end() -> None:
+    generation = Generation(1)
+    first: list[str] = []
+    late: list[str] = []
+
+    async def follow(into: list[str], joined: int | None) -> None:
+        async for text in generation.follow(joined):
+            into.append(text)
+
+    asker = asyncio.create_task(follow(first, 0))
+    await asyncio.sleep(0)
+    generation.grow("one")
+    generation.grow(" two")  # before the asker ran: it still sees the first piece alone first
+    await asyncio.sleep(0)
+    joiner = asyncio.create_task(follow(late, None))
+    await asyncio.sleep(0)
+    generation.grow(" three")
+    generation.finish()
+    await asyncio.wait_for(asyncio.gather(asker, joiner), 10)
+    assert first[0] == "one"
+    assert first[-1] == "one two three"
+    assert late[0] == "one two"  # what there was when it joined, then the rest
+    assert late[-1] == "one two three"

@@ -16,8 +16,7 @@ from playwright.sync_api import Browser, Page, expect
 from switchboard.accounts.services import create_user
 from switchboard.chat.services import title_from
 from tests.e2e.a11y import assert_accessible
-from tests.e2e.conftest import screenshot
-from tests.e2e.conftest import WAIT_MS
+from tests.e2e.conftest import WAIT_MS, screenshot
 from tests.e2e.support import PASSWORD, FakeStack, fake_stack, new_context, send, sign_in
 from tests.support.waiting import wait_for
 

@@ -6,23 +6,30 @@ generation in process."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import sqlite3
 from typing import Any
 
 import pytest
 
 from switchboard.accounts.services import create_user
+from switchboard.chat import services
 from switchboard.chat.generations import Generation
+from switchboard.chat.streaming import generate
 from switchboard.chat.tables import Conversation, Message
+from switchboard.resources import open_resources
 from switchboard.usage.tables import UsageRecord
-from tests.conftest import WebFactory
+from tests.conftest import SettingsFactory, WebFactory
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.live import LiveServer
 from tests.support.markdown_upstream import MarkdownUpstream
-from tests.support.waiting import wait_for
+from tests.support.waiting import wait_for, wait_for_async
 from tests.support.web_session import WebSession
 
 WORDS = " ".join(f"word{n}" for n in range(200))
+DEADLINE = 60.0
+"""Seconds to wait for something that happens at once when the code is right."""
 
 
 @pytest.fixture
@@ -111,7 +118,7 @@ def test_an_answer_goes_on_when_its_stream_is_closed(
                 break  # the page goes away once the answer has begun
     wait_for(
         lambda: answer_of(live_fake, conversation)["status"] == "complete",
-        lambda: answer_of(live_fake, conversation),
+        lambda: str(answer_of(live_fake, conversation)),
     )
     assert answer_of(live_fake, conversation)["content"].strip() == WORDS
     wait_for(lambda: web_statuses(live_fake), "the usage row")
@@ -162,3 +169,41 @@ async def test_followers_see_the_answer_grow_and_end() -> None:
     assert first[-1] == "one two three"
     assert late[0] == "one two"  # what there was when it joined, then the rest
     assert late[-1] == "one two three"
+
+
+async def test_shutdown_ends_an_answer_still_written_as_stopped_and_records_it(
+    make_settings: SettingsFactory, fake_upstream: FakeUpstream
+) -> None:
+    settings = make_settings(shutdown_grace=0.5)
+    fake_upstream.chunk_delay = 3600  # it will not finish by itself
+
+    async def serve_then_shut_down() -> int:
+        async with open_resources(settings, fake_upstream.transport()) as resources:
+            user = await create_user("sam", password="sam-password")  # pragma: allowlist secret
+            conversation = await services.start_conversation(int(user.id), "fake-model", "hi")
+            reply = await services.add_message(conversation, "assistant", "", status="streaming")
+
+            async def job(generation: Generation) -> None:
+                await generate(resources.gateway, user, conversation, generation, "at-shutdown")
+
+            generation, started = await resources.generations.attach(int(reply.id), job)
+            assert started
+            assert generation is not None
+            gateway = resources.gateway
+            # its stream is open (the model sends nothing yet) as the shutdown begins
+            await wait_for_async(lambda: _true(gateway.in_flight.count == 1), "the stream")
+            return int(reply.id)
+
+    message_id = await asyncio.wait_for(serve_then_shut_down(), DEADLINE)
+    path = settings.resolved_database_url.removeprefix("sqlite:///")
+    with contextlib.closing(sqlite3.connect(path)) as database:
+        status, content = database.execute(
+            "SELECT status, content FROM messages WHERE id = ?", (message_id,)
+        ).fetchone()
+        rows = database.execute("SELECT request_id, status FROM usage_records").fetchall()
+    assert (status, content) == ("stopped", "")  # ended, not left "generating" for ever
+    assert rows == [("at-shutdown", 503)]  # cut by the stopping gateway, as /v1 streams are
+
+
+async def _true(value: bool) -> bool:
+    return value

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 SIGNAL_FAILURES = shared_state_errors()
 CHANNEL = "sb:chat:generations"
 LISTEN_RETRY_SECONDS = 1.0
+LISTEN_START_SECONDS = 5.0
 ORPHANED = "The answer was cut off: the server restarted while it was being written."
 Deliver = Callable[[str, int], None]
 
@@ -98,8 +99,9 @@ class Generation:
 class Signals(Protocol):
     async def publish(self, kind: str, message_id: int) -> None: ...
 
-    async def listen(self, deliver: Deliver) -> None:
-        """Deliver every signal published by any worker (runs until cancelled)."""
+    async def listen(self, deliver: Deliver, ready: Callable[[], None]) -> None:
+        """Deliver every signal published by any worker (runs until cancelled); ``ready`` once
+        it listens."""
 
     @property
     def shared(self) -> bool:
@@ -118,8 +120,9 @@ class LocalSignals:
         if self._deliver is not None:
             self._deliver(kind, message_id)
 
-    async def listen(self, deliver: Deliver) -> None:
+    async def listen(self, deliver: Deliver, ready: Callable[[], None]) -> None:
         self._deliver = deliver
+        ready()
 
 
 class RedisSignals:
@@ -138,11 +141,12 @@ class RedisSignals:
         except SIGNAL_FAILURES:
             _failed("publishing a chat signal")
 
-    async def listen(self, deliver: Deliver) -> None:
+    async def listen(self, deliver: Deliver, ready: Callable[[], None]) -> None:
         while True:
             try:
                 async with self.redis.pubsub() as pubsub:
                     await pubsub.subscribe(CHANNEL)
+                    ready()
                     while True:
                         message = await pubsub.get_message(
                             ignore_subscribe_messages=True, timeout=LISTEN_RETRY_SECONDS
@@ -176,8 +180,15 @@ class Generations:
         self._claiming = asyncio.Lock()
         self._listener: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        self._listener = asyncio.create_task(self.signals.listen(self._deliver), name="chat")
+    async def start(self, patience: float = LISTEN_START_SECONDS) -> None:
+        """Listen to the other workers' signals; ready once listening (or after ``patience``
+        seconds: Redis down at startup must not keep the app from starting)."""
+        listening = asyncio.Event()
+        self._listener = asyncio.create_task(
+            self.signals.listen(self._deliver, listening.set), name="chat-signals"
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(listening.wait(), patience)
 
     async def aclose(self) -> None:
         """Shutdown (after the gateway's grace period): what still runs ends as stopped."""

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from switchboard.accounts.services import create_user
-from switchboard.chat import services
+from switchboard.chat import markdown, services
 from switchboard.chat.generations import Generation
+from switchboard.chat.markdown import StreamingMarkdown, render_markdown
 from switchboard.chat.streaming import generate
 from switchboard.chat.tables import Conversation, Message
 from switchboard.resources import open_resources
@@ -207,3 +208,54 @@ async def test_shutdown_ends_an_answer_still_written_as_stopped_and_records_it(
 
 async def _true(value: bool) -> bool:
     return value
+
+
+ANSWER = """Here is **some** text that spans
+two lines.
+
+```python
+def add(a, b):
+
+    return a + b
+```
+
+- one
+- two
+
+  still two
+
+| a | b |
+|---|---|
+| 1 | 2 |
+
+> quoted
+continued
+
+Last paragraph with `code` and a [link](https://example.com).
+"""
+
+
+def test_a_growing_answer_is_rendered_incrementally_and_ends_as_rendered_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for step in (1, 5):  # piece by piece, the result is the whole text's render
+        streamed = StreamingMarkdown()
+        for end in range(1, len(ANSWER), step):
+            streamed.render(ANSWER[:end])
+        assert streamed.render(ANSWER) == render_markdown(ANSWER)
+
+    rendered: list[int] = []  # the length of each text rendered
+    whole = render_markdown
+
+    def counted(text: str) -> str:
+        rendered.append(len(text))
+        return whole(text)
+
+    monkeypatch.setattr(markdown, "render_markdown", counted)
+    long_answer = "\n\n".join(f"Paragraph {n} of a long answer." for n in range(60))
+    streamed = StreamingMarkdown()
+    for end in range(1, len(long_answer) + 1):
+        streamed.render(long_answer[:end])
+    # each closed paragraph once, then only the last one again: not the whole answer each time
+    assert max(rendered) < 100
+    assert sum(rendered) < 50 * len(long_answer)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from switchboard.chat.generations import Generation, Generations
-from switchboard.chat.markdown import render_markdown
+from switchboard.chat.markdown import StreamingMarkdown
 from switchboard.chat.quotas import ChatQuotas
 from switchboard.chat.services import LIVE, finish_message, messages_of, retry_at_of
 from switchboard.chat.tables import Conversation, Message
@@ -143,8 +143,9 @@ async def follow_reply(
 ) -> AsyncGenerator[bytes, None]:
     """A generation of this process as SSE: ``partial`` (rendered at most every
     ``RENDER_SECONDS``), then ``done``."""
+    markdown = StreamingMarkdown()  # what has not changed is not rendered again
     async for text in generation.follow(joined, RENDER_SECONDS):
-        yield sse("partial", render_markdown(text))
+        yield sse("partial", markdown.render(text))
     yield sse("done", await render_done(generation.message_id))
 
 

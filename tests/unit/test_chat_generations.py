@@ -100,6 +100,17 @@ def test_a_conversation_is_stored_with_its_first_message_and_nothing_before(
     assert [(r["id"], r["title"]) for r in rows] == [(conversation, "Plan a picnic")]
     assert answer_of(live_fake, conversation)["status"] == "complete"
 
+    # an empty conversation (made by a script): its first message sends the new title along
+    empty = ada.new_conversation()
+    sent = ada.post(f"/chat/{empty}/messages", {"content": "Name this one"}, htmx=True)
+    title = re.search(r'<input id="title"[^>]*>', sent.text)
+    assert title is not None
+    assert 'hx-swap-oob="true"' in title.group(0)
+    assert 'value="Name this one"' in title.group(0)
+    assert sent.headers["hx-trigger"] == "conversations-changed"
+    again = ada.post(f"/chat/{empty}/messages", {"content": "And another"}, htmx=True)
+    assert 'id="title"' not in again.text  # titled already: nothing to change
+
     # without JavaScript: stored, answered, then the conversation's page
     plain = ada.post("/chat/messages", {"content": "No script here"})
     assert plain.status_code == 303

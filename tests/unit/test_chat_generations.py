@@ -9,6 +9,8 @@ import asyncio
 import contextlib
 import re
 import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -270,3 +272,35 @@ def test_a_growing_answer_is_rendered_incrementally_and_ends_as_rendered_whole(
     # each closed paragraph once, then only the last one again: not the whole answer each time
     assert max(rendered) < 100
     assert sum(rendered) < 50 * len(long_answer)
+
+
+def test_answering_again_stops_the_answer_still_written(
+    ada: WebSession, live_fake: LiveServer, fake_upstream: FakeUpstream
+) -> None:
+    hold = fake_upstream.hold = threading.Event()  # the first answer waits for the model
+    conversation, stream, _ = start(ada, "first try")
+    with ThreadPoolExecutor(1) as thread:
+        try:
+            followed = thread.submit(ada.stream_events, stream)
+            wait_for(lambda: len(fake_upstream.requests) == 1, "the first answer's request")
+            again = ada.post(f"/chat/{conversation}/regenerate", htmx=True)
+            assert again.status_code == 200
+            # the page that followed the first answer is told it is gone (an empty "done")
+            assert followed.result(timeout=DEADLINE) == [("done", "")]
+        finally:
+            hold.set()
+    second = re.search(r'sse-connect="([^"]+/stream)"', again.text)
+    assert second is not None
+    fake_upstream.hold = None
+    assert ada.stream_events(second.group(1))[-1][0] == "done"
+    rows = live_fake.run(
+        _query(
+            Message.select(Message.role, Message.status).where(Message.conversation == conversation)
+        )
+    )
+    assert [(r["role"], r["status"]) for r in rows] == [
+        ("user", "complete"),
+        ("assistant", "complete"),
+    ]
+    wait_for(lambda: len(web_statuses(live_fake)) == 2, "both usage rows")
+    assert web_statuses(live_fake) == [200, 200]  # the first one stopped on purpose

@@ -195,9 +195,12 @@ class ChatController(Controller):
 
         async def render_done(done_id: int) -> str:
             """The finished message, and out of band what changes with it: the actions under
-            the last answer and the conversation's title."""
+            the last answer and the conversation's title. Nothing if it is gone (answered
+            again, or its conversation deleted, while it was written)."""
             messages = [message_view(m) for m in await services.messages_of(conversation.id)]
-            done = next(m for m in messages if m["id"] == done_id)
+            done = next((m for m in messages if m["id"] == done_id), None)
+            if done is None:
+                return ""
             fresh = await services.owned(int(conversation.id), int(user.id)) or conversation
             return await render_block(
                 request,
@@ -278,7 +281,7 @@ class ChatController(Controller):
         asked, _ = await services.last_messages(conversation.id)
         if asked is None:
             raise ValidationException("There is no question to answer again yet.")
-        await services.drop_after(conversation.id, int(asked.id))
+        await _drop_after(generations, conversation, int(asked.id))
         return await _answer_again(request, gateway, generations, user, conversation)
 
     @post("/{conversation_id:int}/edit", status_code=200)
@@ -295,7 +298,7 @@ class ChatController(Controller):
         if asked is None or not data.content.strip():
             raise ValidationException("Type the new message first.")
         await services.replace_content(int(asked.id), data.content.strip())
-        await services.drop_after(conversation.id, int(asked.id))
+        await _drop_after(generations, conversation, int(asked.id))
         return await _answer_again(request, gateway, generations, user, conversation)
 
 
@@ -321,6 +324,15 @@ async def _answer_again(
         return Redirect(f"/chat/{conversation.id}", status_code=303)
     context = {**await page_context(user, conversation, gateway), "titled": titled}
     return page(request, TEMPLATE, context, block=block)
+
+
+async def _drop_after(generations: Generations, conversation: Conversation, asked: int) -> None:
+    """Delete what follows the question to answer it again; an answer still being written
+    there is stopped first (its task would otherwise write on for nobody)."""
+    for message in await services.messages_of(conversation.id):
+        if message.id > asked and message.status in services.LIVE:
+            await generations.stop(int(message.id))
+    await services.drop_after(conversation.id, asked)
 
 
 def _job(

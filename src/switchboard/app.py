@@ -160,6 +160,7 @@ def create_app(
             "db": provide("db"),
             "upstream_pool": provide("pool"),
             "gateway": provide("gateway"),
+            "generations": provide("generations"),
             "keys": provide("keys"),
             "usage": provide("usage"),
             "shared_state": provide("shared"),

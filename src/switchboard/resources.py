@@ -17,6 +17,7 @@ import httpx
 from switchboard.accounts.sessions import DatabaseStore
 from switchboard.budgets.counters import MemorySpend, RedisSpend
 from switchboard.budgets.service import BudgetService
+from switchboard.chat.generations import Generations, LocalSignals, RedisSignals
 from switchboard.db.engine import AnyEngine, build_engine, close_engine, open_engine
 from switchboard.db.registry import install_engine, migrate
 from switchboard.gateway.buckets import MemoryBuckets, RedisBuckets
@@ -55,6 +56,9 @@ class Resources:
     gateway: GatewayService
     budgets: BudgetService
     responses: ResponsesService
+    generations: Generations
+    """The chat's answers being written (tasks of this process), and the signals between
+    workers."""
     shared: Redis | None = None
     """The Redis client behind sessions, limits and the throttle (None: in process)."""
 
@@ -150,9 +154,16 @@ async def open_resources(
         background.append(asyncio.create_task(budgets.refresh_forever(), name="budgets"))
         for task in background:
             stack.push_async_callback(_cancel, task)
+        generations = Generations(RedisSignals(shared) if shared is not None else LocalSignals())
+        await generations.start()
+        # after the drain (the chat's answers are streams in flight: they get its grace period),
+        # before usage's last flush: an answer still running then ends as stopped
+        stack.push_async_callback(generations.aclose)
         stack.push_async_callback(_drain, gateway, settings.shutdown_grace)
         responses = ResponsesService(gateway, ResponseStore())
-        yield Resources(settings, db, pool, keys, usage, cache, gateway, budgets, responses, shared)
+        yield Resources(
+            settings, db, pool, keys, usage, cache, gateway, budgets, responses, generations, shared
+        )
 
 
 async def _drain(gateway: GatewayService, grace: float) -> None:

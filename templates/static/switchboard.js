@@ -103,3 +103,15 @@ document.addEventListener("htmx:responseError", (event) => {
     ? `${message} (error ${xhr.status}, request id ${id})`
     : `Something went wrong (${xhr.status}). Request id ${id}`;
 });
+
+// The tab's title follows the conversation's title field whenever a swap changed it (the first
+// message, a generated title, a rename): the server sends the field, out of band.
+function syncTitle() {
+  const field = document.getElementById("title");
+  if (!field) return;
+  const title = `${field.getAttribute("value")} · Switchboard`;
+  if (document.title !== title) document.title = title;
+}
+["htmx:afterSettle", "htmx:oobAfterSwap", "htmx:sseMessage"].forEach((name) => {
+  document.addEventListener(name, syncTitle);
+});

@@ -71,8 +71,9 @@ def sign_in(page: Page, url: str, username: str) -> None:
 
 
 def new_chat(page: Page) -> None:
-    page.get_by_role("button", name="+ New chat").first.click()
-    expect(page).to_have_url(re.compile(r"/chat/\d+$"))
+    """The message box of a new conversation (stored with its first message)."""
+    page.get_by_role("link", name="+ New chat").first.click()
+    expect(page).to_have_url(re.compile(r"/chat/?$"))
 
 
 def send(page: Page, text: str) -> None:

@@ -45,11 +45,12 @@ def test_chat_streams_survives_reload_and_can_be_renamed_and_deleted(
     page: Page, app: LiveServer
 ) -> None:
     sign_in(page, app)
-    page.get_by_role("button", name="+ New chat").first.click()
-    expect(page).to_have_url(re.compile(r"/chat/\d+$"))
+    page.get_by_role("link", name="+ New chat").first.click()
+    expect(page).to_have_url(re.compile(r"/chat/?$"))
     box = page.get_by_label("Message")
     box.fill("Tell me about the moon in three sentences.")
-    box.press("Enter")  # Enter sends
+    box.press("Enter")  # Enter sends: the conversation is stored with it
+    expect(page).to_have_url(re.compile(r"/chat/\d+$"))
     streaming = page.locator(".message.assistant .text").last
     expect(streaming).not_to_be_empty()
     first_length = len(streaming.inner_text())
@@ -82,7 +83,7 @@ def test_chat_streams_survives_reload_and_can_be_renamed_and_deleted(
 
 def test_stop_a_long_answer(page: Page, app: LiveServer) -> None:
     sign_in(page, app)
-    page.get_by_role("button", name="+ New chat").first.click()
+    page.get_by_role("link", name="+ New chat").first.click()
     box = page.get_by_label("Message")
     box.fill("Write a very long essay about the history of computing.")
     page.get_by_role("button", name="Send").click()
@@ -98,7 +99,7 @@ def test_model_server_down_shows_a_message(page: Page, live_app: AppFactory) -> 
     down = live_app(upstream_urls="http://127.0.0.1:9/v1", upstream_connect_timeout=1)
     down.run(create_user("eve", password=PASSWORD))
     sign_in(page, down)
-    page.get_by_role("button", name="+ New chat").first.click()
+    page.get_by_role("link", name="+ New chat").first.click()
     page.get_by_label("Message").fill("Are you there?")
     page.get_by_role("button", name="Send").click()
     alert = page.locator(".message.assistant [role=alert]").last

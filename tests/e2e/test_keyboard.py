@@ -45,31 +45,33 @@ def test_the_chat_with_the_keyboard_alone(keyboard_page: Page, stack: FakeStack)
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(r"/chat$"))
 
-    page.keyboard.press("Tab")  # the first stop is the skip link
+    expect(page.locator("#content")).to_be_focused()  # the message box, ready for typing
+    tab_to(page, "a.skip", backwards=True)  # the skip link comes first in the page
     expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
     assert_focus_ring(page)
-    tab_to(page, "button.wide")  # + New chat, in the sidebar
+    tab_to(page, "a.wide")  # + New chat, in the sidebar
     assert_focus_ring(page)
-    page.keyboard.press("Enter")
-    expect(page).to_have_url(re.compile(r"/chat/\d+$"))
-    first = page.url
+    page.keyboard.press("Enter")  # the message box of a new conversation
+    expect(page).to_have_url(re.compile(r"/chat/?$"))
 
-    tab_to(page, "#content")
+    expect(page.locator("#content")).to_be_focused()  # focused on arrival
     assert_focus_ring(page)
     page.keyboard.type("hello from the keyboard")
-    page.keyboard.press("Enter")  # Enter sends
+    page.keyboard.press("Enter")  # Enter sends: the conversation is stored with it
+    expect(page).to_have_url(re.compile(r"/chat/\d+$"))
+    first = page.url
     answer = page.locator(".message.assistant.complete")
     expect(answer).to_contain_text("hello from the keyboard")
     tab_to(page, "#message-actions button")  # the actions are reachable: Regenerate
     assert_focus_ring(page)
     expect(page.get_by_role("button", name="Regenerate")).to_be_focused()
 
-    tab_to(page, "button.wide", backwards=True)  # back up to + New chat
+    tab_to(page, "a.wide", backwards=True)  # back up to + New chat
     page.keyboard.press("Enter")
     expect(page).not_to_have_url(first)
     stack.upstream.chunk_delay = 0.1  # 150 words: 15 s, long enough to stop
     try:
-        tab_to(page, "#content")
+        expect(page.locator("#content")).to_be_focused()
         page.keyboard.type(" ".join(f"word{n}" for n in range(150)))
         page.keyboard.press("Enter")
         expect(page.locator(".streaming .text p")).not_to_be_empty()

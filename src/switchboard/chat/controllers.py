@@ -6,6 +6,7 @@ in transfer_controllers.py.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -17,8 +18,9 @@ from litestar.response import Redirect, Stream, Template
 
 from switchboard.accounts.guards import requires_user
 from switchboard.chat import services
+from switchboard.chat.generations import Generation, Generations
 from switchboard.chat.quotas import ChatQuotas
-from switchboard.chat.streaming import follow_reply, stream_reply, within_quota
+from switchboard.chat.streaming import follow_elsewhere, follow_reply, generate, within_quota
 from switchboard.chat.tables import Conversation, Message
 from switchboard.chat.views import (
     TEMPLATE,
@@ -97,9 +99,40 @@ class ChatController(Controller):
     async def new(
         self, request: Request[Any, Any, Any], settings: NamedDependency[Settings]
     ) -> Redirect:
+        """An empty conversation (for scripts; the page's "+ New chat" opens the message box
+        and stores nothing until the first message)."""
         user = await user_of(request)
         conversation = await services.create_conversation(int(user.id), settings.default_model)
         return Redirect(f"/chat/{conversation.id}", status_code=303)
+
+    @post("/messages", status_code=200)
+    async def start(
+        self,
+        request: Request[Any, Any, Any],
+        data: URLEncodedBody[MessageForm],
+        gateway: NamedDependency[GatewayService],
+        generations: NamedDependency[Generations],
+        settings: NamedDependency[Settings],
+    ) -> Template | Redirect:
+        """The first message: the conversation is stored with it, then answered (htmx: the
+        new conversation replaces the message box, its address pushed to the history)."""
+        user = await user_of(request)
+        text = services.clean(data.content).strip()
+        problem = "" if text else "Type a message first."
+        if data.model and data.model not in model_names(gateway):
+            problem = f"Unknown model {data.model[: services.MAX_MODEL_CHARS]!r}: pick another."
+        if problem:
+            context = {**await page_context(user, None, gateway), "form_error": problem}
+            return page(request, TEMPLATE, context, status_code=400, block="composer")
+        conversation = await services.start_conversation(
+            int(user.id), data.model or settings.default_model, text
+        )
+        response = await _answer_again(
+            request, gateway, generations, user, conversation, block="workspace"
+        )
+        if isinstance(response, Template):
+            response.headers["HX-Push-Url"] = f"/chat/{conversation.id}"
+        return response
 
     @get("/{conversation_id:int}", name="conversation")
     async def show(
@@ -118,6 +151,7 @@ class ChatController(Controller):
         conversation_id: FromPath[int],
         data: URLEncodedBody[MessageForm],
         gateway: NamedDependency[GatewayService],
+        generations: NamedDependency[Generations],
     ) -> Template | Redirect:
         user, conversation = await conversation_of(request, conversation_id)
         text = services.clean(data.content).strip()
@@ -132,8 +166,11 @@ class ChatController(Controller):
             await services.update_settings(conversation, {"model": data.model})
         first_title = conversation.title
         await services.add_message(conversation, "user", text)
-        response = await _answer_again(request, gateway, user, conversation)
-        if conversation.title != first_title and isinstance(response, Template):
+        titled = conversation.title != first_title
+        response = await _answer_again(
+            request, gateway, generations, user, conversation, titled=titled
+        )
+        if titled and isinstance(response, Template):
             response.headers["HX-Trigger"] = "conversations-changed"  # the sidebar reloads
         return response
 
@@ -144,6 +181,7 @@ class ChatController(Controller):
         conversation_id: FromPath[int],
         message_id: FromPath[int],
         gateway: NamedDependency[GatewayService],
+        generations: NamedDependency[Generations],
         quotas: NamedDependency[ChatQuotas],
     ) -> Stream:
         user, conversation = await conversation_of(request, conversation_id)
@@ -157,9 +195,12 @@ class ChatController(Controller):
 
         async def render_done(done_id: int) -> str:
             """The finished message, and out of band what changes with it: the actions under
-            the last answer and the conversation's title."""
+            the last answer and the conversation's title. Nothing if it is gone (answered
+            again, or its conversation deleted, while it was written)."""
             messages = [message_view(m) for m in await services.messages_of(conversation.id)]
-            done = next(m for m in messages if m["id"] == done_id)
+            done = next((m for m in messages if m["id"] == done_id), None)
+            if done is None:
+                return ""
             fresh = await services.owned(int(conversation.id), int(user.id)) or conversation
             return await render_block(
                 request,
@@ -171,17 +212,14 @@ class ChatController(Controller):
                 last=messages[-1]["id"] == done_id,
             )
 
-        if await services.claim(int(message.id)):  # this request generates the reply
-            events = stream_reply(
-                gateway,
-                user,
-                conversation,
-                int(message.id),
-                render_done,
-                request_id_of(request.scope),
-            )
-        else:  # another request generates it, or it is finished (a reload): wait, then show it
-            wait = gateway.settings.upstream_total_timeout
+        generation, started = await generations.attach(
+            int(message.id), _job(gateway, user, conversation, request_id_of(request.scope))
+        )
+        events: AsyncIterator[bytes]
+        if started:  # this page asked for the answer: it sees it from the first piece
+            assert generation is not None
+            events = follow_reply(generation, render_done, joined=0)
+        else:  # a reload, another tab, another worker's answer, or a finished one
 
             async def render_refused() -> str:
                 notice = FOLLOWERS_REFUSED.format(limit=quotas.followers)
@@ -189,7 +227,12 @@ class ChatController(Controller):
                     request, TEMPLATE, "follow_refused", message_id=int(message.id), notice=notice
                 )
 
-            followed = follow_reply(int(message.id), render_done, wait)
+            wait = gateway.settings.upstream_total_timeout
+            followed = (
+                follow_reply(generation, render_done)
+                if generation is not None
+                else follow_elsewhere(generations, int(message.id), render_done, wait)
+            )
             events = within_quota(quotas, int(user.id), followed, render_refused)
         return Stream(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
@@ -199,6 +242,7 @@ class ChatController(Controller):
         request: Request[Any, Any, Any],
         conversation_id: FromPath[int],
         message_id: FromPath[int],
+        generations: NamedDependency[Generations],
     ) -> None:
         _, conversation = await conversation_of(request, conversation_id)
         owned = await Message.exists().where(
@@ -206,7 +250,7 @@ class ChatController(Controller):
         )
         if not owned:
             raise NotFoundException("That message does not exist.")
-        await services.request_stop(message_id)
+        await generations.stop(message_id)
 
     @post("/{conversation_id:int}/settings", status_code=303)
     async def settings(
@@ -231,13 +275,14 @@ class ChatController(Controller):
         request: Request[Any, Any, Any],
         conversation_id: FromPath[int],
         gateway: NamedDependency[GatewayService],
+        generations: NamedDependency[Generations],
     ) -> Template | Redirect:
         user, conversation = await conversation_of(request, conversation_id)
         asked, _ = await services.last_messages(conversation.id)
         if asked is None:
             raise ValidationException("There is no question to answer again yet.")
-        await services.drop_after(conversation.id, int(asked.id))
-        return await _answer_again(request, gateway, user, conversation)
+        await _drop_after(generations, conversation, int(asked.id))
+        return await _answer_again(request, gateway, generations, user, conversation)
 
     @post("/{conversation_id:int}/edit", status_code=200)
     async def edit(
@@ -246,34 +291,54 @@ class ChatController(Controller):
         conversation_id: FromPath[int],
         data: URLEncodedBody[MessageForm],
         gateway: NamedDependency[GatewayService],
+        generations: NamedDependency[Generations],
     ) -> Template | Redirect:
         user, conversation = await conversation_of(request, conversation_id)
         asked, _ = await services.last_messages(conversation.id)
         if asked is None or not data.content.strip():
             raise ValidationException("Type the new message first.")
         await services.replace_content(int(asked.id), data.content.strip())
-        await services.drop_after(conversation.id, int(asked.id))
-        return await _answer_again(request, gateway, user, conversation)
+        await _drop_after(generations, conversation, int(asked.id))
+        return await _answer_again(request, gateway, generations, user, conversation)
 
 
 async def _answer_again(
     request: Request[Any, Any, Any],
     gateway: GatewayService,
+    generations: Generations,
     user: User,
     conversation: Conversation,
+    *,
+    block: str = "message_list",
+    titled: bool = False,
 ) -> Template | Redirect:
-    """Add a fresh reply to the conversation: streamed (htmx) or generated here (no JS)."""
-    no_js = request.headers.get("hx-request") != "true"  # then the reply is generated right here
-    reply = await services.add_message(
-        conversation, "assistant", "", status="generating" if no_js else "streaming"
-    )
-    if no_js:
-        async for _ in stream_reply(gateway, user, conversation, int(reply.id), _no_render):
-            pass
+    """Add a fresh reply to the conversation: streamed (htmx: the page's stream starts it) or
+    generated before the redirect (no JS)."""
+    reply = await services.add_message(conversation, "assistant", "", status="streaming")
+    if request.headers.get("hx-request") != "true":
+        job = _job(gateway, user, conversation, request_id_of(request.scope))
+        generation, _ = await generations.attach(int(reply.id), job)
+        if generation is not None:  # followed to its end (it goes on if this request goes)
+            async for _ in generation.follow():
+                pass
         return Redirect(f"/chat/{conversation.id}", status_code=303)
-    context = await page_context(user, conversation, gateway)
-    return page(request, TEMPLATE, context, block="message_list")
+    context = {**await page_context(user, conversation, gateway), "titled": titled}
+    return page(request, TEMPLATE, context, block=block)
 
 
-async def _no_render(_: int) -> str:
-    return ""
+async def _drop_after(generations: Generations, conversation: Conversation, asked: int) -> None:
+    """Delete what follows the question to answer it again; an answer still being written
+    there is stopped first (its task would otherwise write on for nobody)."""
+    for message in await services.messages_of(conversation.id):
+        if message.id > asked and message.status in services.LIVE:
+            await generations.stop(int(message.id))
+    await services.drop_after(conversation.id, asked)
+
+
+def _job(
+    gateway: GatewayService, user: User, conversation: Conversation, request_id: str
+) -> Callable[[Generation], Awaitable[None]]:
+    async def run(generation: Generation) -> None:
+        await generate(gateway, user, conversation, generation, request_id)
+
+    return run

@@ -83,3 +83,28 @@ def render_markdown(text: str) -> str:
     return clean.replace("<pre>", f'<div class="code-block">{COPY_BUTTON}<pre>').replace(
         "</pre>", "</pre></div>"
     )
+
+
+class StreamingMarkdown:
+    """An answer that grows, as safe HTML, rendered incrementally: the top-level blocks the
+    text has closed (every one but the last: in CommonMark a later line never reopens a closed
+    block) are rendered once and kept; each call parses and renders only the last one. The
+    finished answer is rendered whole (``render_markdown``), which also settles what only the
+    whole text decides (a link to a reference defined further down)."""
+
+    def __init__(self) -> None:
+        self._closed_lines = 0
+        self._closed_html = ""
+
+    def render(self, text: str) -> str:
+        """``text``: the answer so far (each call's text extends the previous one's)."""
+        lines = text.split("\n")
+        rest = "\n".join(lines[self._closed_lines :])
+        starts = [t.map[0] for t in _markdown.parse(rest) if t.level == 0 and t.map is not None]
+        last = starts[-1] if starts else 0
+        if last > 0:  # blocks before the last one are closed: render them once
+            closed = lines[self._closed_lines : self._closed_lines + last]
+            self._closed_html += render_markdown("\n".join(closed))
+            self._closed_lines += last
+            rest = "\n".join(lines[self._closed_lines :])
+        return self._closed_html + render_markdown(rest)

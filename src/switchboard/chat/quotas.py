@@ -1,6 +1,6 @@
 """Per-person quotas of the chat that every worker must agree on: follower streams held at once
-(people re-attaching to an answer another request is writing: each polls the database until the
-answer ends) and conversation imports per hour (each can write 50,000 messages in one
+(people re-attaching to an answer being written: each holds a connection until the answer
+ends) and conversation imports per hour (each can write 50,000 messages in one
 transaction). Kept in this process (one worker) or in Redis (several workers or replicas), as the
 sign-in throttle is.
 

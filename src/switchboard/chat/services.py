@@ -140,6 +140,17 @@ async def create_conversation(user_id: int, model: str) -> Conversation:
     return conversation
 
 
+async def start_conversation(user_id: int, model: str, first_message: str) -> Conversation:
+    """A conversation stored together with its first message (titled from it), in one
+    transaction: nothing is left of a conversation nobody wrote in."""
+    async with Conversation._meta.db.transaction():  # a write first: SQLite locks at once
+        conversation = Conversation(user=user_id, model=model, title=title_from(first_message))
+        await conversation.save()
+        await add_message(conversation, "user", first_message)
+    CONVERSATIONS_CREATED.inc()
+    return conversation
+
+
 async def messages_of(conversation_id: int) -> list[Message]:
     return (
         await Message.objects().where(Message.conversation == conversation_id).order_by(Message.id)
@@ -242,10 +253,6 @@ async def request_stop(message_id: int) -> bool:
 async def status_of(message_id: int) -> str | None:
     row = await Message.select(Message.status).where(Message.id == message_id).first()
     return None if row is None else str(row["status"])
-
-
-async def is_stopping(message_id: int) -> bool:
-    return await status_of(message_id) in (None, "stopping")
 
 
 async def last_messages(conversation_id: int) -> tuple[Message | None, Message | None]:

@@ -94,4 +94,5 @@ async def page_context(
         "messages": [message_view(m) for m in messages],
         "models": model_names(gateway),
         "default_model": gateway.settings.default_model if gateway else "",
+        "new_conversation": Conversation(),  # its settings, shown in the message box (unsaved)
     }

@@ -66,6 +66,9 @@ class Outcome:
     cache_hit: bool = False
     delivered: bool = False
     """The stream's end went out: a hang-up after it is not an abort."""
+    stopped: Callable[[], bool] = field(default=lambda: False)
+    """Whether the caller ended the request on purpose (the chat's Stop): then it is recorded
+    as answered (its status stays), not as an abort (499) as a client that hangs up is."""
     copies: int = 1
     """Choices to repeat (n > 1 with greedy sampling; see greedy.py)."""
 

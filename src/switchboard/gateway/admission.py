@@ -138,7 +138,8 @@ class Admitted:
             ticket.close(error.status)
             error.headers = {**ticket.limit_headers(), **error.headers}
         elif isinstance(error, asyncio.CancelledError | GeneratorExit):
-            ticket.close(None if ticket.outcome.delivered else 499)
+            ended = ticket.outcome.delivered or ticket.outcome.stopped()
+            ticket.close(None if ended else 499)
         elif isinstance(error, Exception):
             request_id = ticket.caller.request_id
             log.error("completion failed", exc_info=error, extra={"request_id": request_id})

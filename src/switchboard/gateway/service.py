@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
@@ -114,12 +114,16 @@ class GatewayService:
         *,
         cache_policy: CachePolicy = ALWAYS,
         on_answer: AnswerHook | None = None,
+        stopped: Callable[[], bool] | None = None,
     ) -> Completion:
         """Run one completion; a stream comes back as batches of typed items (chunks.py).
-        ``on_answer`` is given the whole answer once it is complete (a stored response)."""
+        ``on_answer`` is given the whole answer once it is complete (a stored response);
+        ``stopped`` tells whether a cancellation is the caller's Stop (not an abort)."""
         model = parsed.request.model
         surface = SURFACES[parsed.kind]
         outcome = Outcome(model=model, stream=parsed.request.stream)
+        if stopped is not None:
+            outcome.stopped = stopped
         cap = self.max_tokens_cap(model)
         body = surface.upstream_body(parsed, cap, bool(self.settings.max_tokens_cap))
         outcome.copies = surface.copies(body)

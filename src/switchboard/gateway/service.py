@@ -88,9 +88,8 @@ class GatewayService:
         return ModelList(data=self.pool.model_cards())
 
     def get_model(self, model_id: str) -> ModelCard:
-        for card in self.pool.model_cards():
-            if card.id == model_id:
-                return card
+        if card := next((c for c in self.pool.model_cards() if c.id == model_id), None):
+            return card
         self.pool.servers_for(model_id)  # raises 404 (unknown) or 503 (known, all down)
         raise GatewayError(404, f"The model `{model_id}` does not exist.", code="model_not_found")
 
@@ -119,11 +118,9 @@ class GatewayService:
         """Run one completion; a stream comes back as batches of typed items (chunks.py).
         ``on_answer`` is given the whole answer once it is complete (a stored response);
         ``stopped`` tells whether a cancellation is the caller's Stop (not an abort)."""
-        model = parsed.request.model
-        surface = SURFACES[parsed.kind]
+        model, surface = parsed.request.model, SURFACES[parsed.kind]
         outcome = Outcome(model=model, stream=parsed.request.stream)
-        if stopped is not None:
-            outcome.stopped = stopped
+        outcome.stopped = stopped or outcome.stopped
         cap = self.max_tokens_cap(model)
         body = surface.upstream_body(parsed, cap, bool(self.settings.max_tokens_cap))
         outcome.copies = surface.copies(body)
@@ -218,7 +215,6 @@ class GatewayService:
         if request.on_answer is not None:
             await request.on_answer(payload)
         if store_key:
-            await self.cache.put(
-                store_key, CachedAnswer(kind="json", usage=outcome.usage, body=payload)
-            )
+            kept = CachedAnswer(kind="json", usage=outcome.usage, body=payload)
+            await self.cache.put(store_key, kept)
         return payload

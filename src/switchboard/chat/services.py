@@ -51,18 +51,21 @@ def search_text(query: str) -> str:
 
 
 async def list_conversations(
-    user_id: int, *, query: str = "", page: int = 0, before: int = 0
+    user_id: int, *, query: str = "", page: int = 0, before: int = 0, project: int | None = None
 ) -> list[dict[str, Any]]:
     """Pinned first, then newest first; ``query`` matches titles and message contents
     (case-insensitive, literally: ``%`` and ``_`` are plain characters), of ``user_id``'s
-    conversations only. Archived ones are left out, unless searched for. ``before`` more rows
-    from the page before come first (to know the date group the page continues)."""
+    conversations only. Archived ones are left out, unless searched for. Without a query, the
+    conversations of ``project`` (None: those in no project); a search looks in all of them.
+    ``before`` more rows from the page before come first (to know the date group the page
+    continues)."""
     select = Conversation.select(
         Conversation.id,
         Conversation.title,
         Conversation.updated_at,
         Conversation.pinned,
         Conversation.archived,
+        Conversation.project,
     ).where(Conversation.user == user_id)
     text = search_text(query)
     if text:
@@ -74,7 +77,10 @@ async def list_conversations(
             _contains(Conversation.title, pattern) | Conversation.id.is_in(in_messages)
         )
     else:
-        select = select.where(Conversation.archived.eq(False))
+        in_project = (
+            Conversation.project.is_null() if project is None else Conversation.project == project
+        )
+        select = select.where(Conversation.archived.eq(False) & in_project)
     page = min(max(page, 0), MAX_PAGE)
     before = min(before, page * PAGE_SIZE)
     rows: list[dict[str, Any]] = (

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from switchboard.chat.markdown import render_markdown
+from switchboard.chat.projects import instructions_for, system_prompt
 from switchboard.chat.quotas import ChatQuotas
 from switchboard.chat.services import (
     LIVE,
@@ -68,10 +69,13 @@ def sse(event: str, payload: str) -> bytes:
     return f"event: {event}\n{lines}\n".encode()
 
 
-def build_request(conversation: Conversation, history: list[Message], model: str) -> ParsedRequest:
+def build_request(
+    conversation: Conversation, history: list[Message], model: str, instructions: str = ""
+) -> ParsedRequest:
+    """``instructions``: the conversation's project's (projects.py), before its own prompt."""
     messages: list[Any] = []
-    if conversation.system_prompt.strip():
-        messages.append(SystemMessage(content=conversation.system_prompt))
+    if system := system_prompt(instructions, conversation.system_prompt):
+        messages.append(SystemMessage(content=system))
     for message in history:
         if message.role == "user":
             messages.append(UserMessage(content=message.content))
@@ -98,7 +102,8 @@ async def stream_reply(
 ) -> AsyncIterator[bytes]:
     """Generate the reply into message ``message_id`` (claimed by the caller), as SSE events."""
     history = [m for m in await messages_of(conversation.id) if m.id != message_id]
-    parsed = build_request(conversation, history, gateway.settings.default_model)
+    instructions = await instructions_for(conversation)
+    parsed = build_request(conversation, history, gateway.settings.default_model, instructions)
     caller = Caller(
         user_id=int(user.id),
         key_id=None,

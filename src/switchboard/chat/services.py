@@ -65,7 +65,6 @@ async def list_conversations(
         Conversation.updated_at,
         Conversation.pinned,
         Conversation.archived,
-        Conversation.project,
     ).where(Conversation.user == user_id)
     text = search_text(query)
     if text:

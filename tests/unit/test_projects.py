@@ -254,3 +254,18 @@ def test_imported_projects_are_checked(bob: WebSession) -> None:
     refused = bob.http.post("/chat/import", files=upload, headers={"x-csrftoken": bob.csrf()})
     assert refused.status_code == 400
     assert f"longer than {MAX_NAME_CHARS} characters" in refused.text
+
+
+def test_project_forms_need_the_csrf_token(ada: WebSession) -> None:
+    project = create_project(ada, "Guarded")
+    conversation = ada.new_conversation()
+    for path, form in (
+        ("/chat/projects", {"name": "Forged"}),
+        (f"/chat/projects/{project}/edit", {"name": "Forged"}),
+        (f"/chat/projects/{project}/delete", {"conversations": "delete"}),
+        (f"/chat/{conversation}/project", {"project": str(project)}),
+    ):
+        forged = ada.http.post(path, data=form)  # no token: as from another site's form
+        assert forged.status_code == 403, (path, forged.status_code)
+    assert "Guarded" in ada.get(f"/chat/projects/{project}").text
+    assert "Forged" not in ada.get("/chat").text

@@ -17,21 +17,22 @@ from tests.support.live import LiveServer
 from tests.support.web_session import WebSession
 
 INSTRUCTIONS = "Answer in French."
+PASSWORD = "a long enough password"  # pragma: allowlist secret
 
 
 @pytest.fixture
 def ada(live_fake: LiveServer, web: WebFactory) -> WebSession:
-    live_fake.run(create_user("ada", password="ada-password"))
-    live_fake.run(create_user("bob", password="bob-password"))
+    live_fake.run(create_user("ada", password=PASSWORD))
+    live_fake.run(create_user("bob", password=PASSWORD))
     session = web(live_fake.url)
-    assert session.sign_in("ada", "ada-password").status_code == 303
+    assert session.sign_in("ada", PASSWORD).status_code == 303
     return session
 
 
 @pytest.fixture
 def bob(ada: WebSession, live_fake: LiveServer, web: WebFactory) -> WebSession:
     session = web(live_fake.url)
-    assert session.sign_in("bob", "bob-password").status_code == 303
+    assert session.sign_in("bob", PASSWORD).status_code == 303
     return session
 
 

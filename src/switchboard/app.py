@@ -32,6 +32,7 @@ from switchboard.api import ApiEdge, create_api, is_api_path
 from switchboard.budgets.controllers import BudgetsController
 from switchboard.chat.controllers import ChatController
 from switchboard.chat.history_controllers import ChatHistoryController
+from switchboard.chat.project_controllers import ProjectController
 from switchboard.chat.quotas import ChatQuotas, MemoryQuotas, RedisQuotas
 from switchboard.chat.transfer_controllers import ChatTransferController
 from switchboard.db.engine import UNAVAILABLE as DATABASE_UNAVAILABLE
@@ -144,6 +145,7 @@ def create_app(
             ChatController,
             ChatHistoryController,
             ChatTransferController,
+            ProjectController,
             KeysController,
             UsageController,
             AdminController,

@@ -285,8 +285,11 @@ def test_answering_again_stops_the_answer_still_written(
             wait_for(lambda: len(fake_upstream.requests) == 1, "the first answer's request")
             again = ada.post(f"/chat/{conversation}/regenerate", htmx=True)
             assert again.status_code == 200
-            # the page that followed the first answer is told it is gone (an empty "done")
-            assert followed.result(timeout=DEADLINE) == [("done", "")]
+            # the page that followed the first answer sees it end: stopped, or already gone
+            # (an empty "done"), as its deletion and the follower's last look fall
+            [(kind, shown)] = followed.result(timeout=DEADLINE)
+            assert kind == "done"
+            assert shown == "" or '<p class="badge">Stopped</p>' in shown, shown
         finally:
             hold.set()
     second = re.search(r'sse-connect="([^"]+/stream)"', again.text)
@@ -304,3 +307,32 @@ def test_answering_again_stops_the_answer_still_written(
     ]
     wait_for(lambda: len(web_statuses(live_fake)) == 2, "both usage rows")
     assert web_statuses(live_fake) == [200, 200]  # the first one stopped on purpose
+
+
+def test_deleting_a_conversation_stops_its_answer_first(
+    ada: WebSession, live_fake: LiveServer, fake_upstream: FakeUpstream
+) -> None:
+    """Nothing writes on for a deleted conversation (SQLite would give the next answer the
+    deleted one's id, and the late write would land there)."""
+    hold = fake_upstream.hold = threading.Event()  # the answer waits for the model
+    conversation, stream, _ = start(ada, "first try")
+    with ThreadPoolExecutor(1) as thread:
+        try:
+            followed = thread.submit(ada.stream_events, stream)
+            wait_for(lambda: len(fake_upstream.requests) == 1, "the answer's request")
+            assert ada.post(f"/chat/{conversation}/delete").status_code == 303
+            # stopped by the deletion, not by the model finishing (it is still held)
+            [(kind, _)] = followed.result(timeout=DEADLINE)
+            assert kind == "done"
+        finally:
+            hold.set()
+    fake_upstream.hold = None
+    wait_for(lambda: len(web_statuses(live_fake)) == 1, "its usage row")
+    assert web_statuses(live_fake) == [200]  # stopped on purpose: answered, not an abort
+    _, second, _ = start(ada, "second try")
+    assert ada.stream_events(second)[-1][0] == "done"
+    rows = live_fake.run(_query(Message.select(Message.role, Message.status)))
+    assert [(r["role"], r["status"]) for r in rows] == [
+        ("user", "complete"),
+        ("assistant", "complete"),
+    ]

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from switchboard.accounts.services import create_user
+from switchboard.chat import projects
 from switchboard.chat.services import add_message, create_conversation
 from switchboard.chat.tables import Message
 from tests.conftest import mint_key_in
@@ -57,9 +58,11 @@ def world(live_fake: LiveServer) -> dict[str, Any]:
         await create_user("root", password=PASSWORD, role="admin")
         conversation = await create_conversation(int(bob.id), "fake-model")
         message = await add_message(conversation, "user", "bob's secret question")
+        project = await projects.create(int(bob.id), "bob's secret project", "bob's secret")
         await mint_key_in(live_fake.app, "bob")
         return {
             "conversation_id": int(conversation.id),
+            "project_id": int(project.id),
             "message_id": int(message.id),
             "key_id": 1,
             "user_id": int(bob.id),
@@ -123,16 +126,18 @@ def test_a_member_gets_404_on_another_members_ids(world: dict[str, Any]) -> None
     with WebSession(server.url) as alice:
         assert alice.sign_in("alice", PASSWORD).status_code == 303
         for method, template in routes(server.app):
-            owned = ("{conversation_id", "{message_id", "{key_id")
+            owned = ("{conversation_id", "{message_id", "{key_id", "{project_id")
             if template.startswith("/admin") or not any(part in template for part in owned):
                 continue
             response = call(alice, method, fill(template, world["ids"]))
             assert response.status_code == 404, (method, template, response.status_code)
             assert "bob's secret" not in response.text
             checked += 1
-    assert checked >= 12
-    # and nothing of bob's changed hands: his conversation and key are still there, unchanged
+    assert checked >= 17
+    # and nothing of bob's changed hands: his conversation, project and key are still there
     assert server.run(count_bobs_messages()) == 1
+    bobs = server.run(projects.list_projects(world["ids"]["user_id"]))
+    assert [p["name"] for p in bobs] == ["bob's secret project"]
 
 
 def test_a_member_gets_403_on_admin_routes(world: dict[str, Any]) -> None:

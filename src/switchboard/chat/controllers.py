@@ -17,8 +17,8 @@ from litestar.params import FromPath, URLEncodedBody
 from litestar.response import Redirect, Stream, Template
 
 from switchboard.accounts.guards import requires_user
-from switchboard.chat import services
-from switchboard.chat.generations import Generation, Generations
+from switchboard.chat import projects, services
+from switchboard.chat.generations import STOP_PATIENCE, Generation, Generations
 from switchboard.chat.quotas import ChatQuotas
 from switchboard.chat.streaming import follow_elsewhere, follow_reply, generate, within_quota
 from switchboard.chat.tables import Conversation, Message
@@ -49,6 +49,8 @@ class MessageForm(msgspec.Struct):
     content: str = ""
     model: str | None = None
     """From the composer's model picker ("" is the default model); absent: unchanged."""
+    project: int | None = None
+    """The project a first message starts its conversation in (a project page's message box)."""
 
 
 class SettingsForm(msgspec.Struct):
@@ -121,11 +123,14 @@ class ChatController(Controller):
         problem = "" if text else "Type a message first."
         if data.model and data.model not in model_names(gateway):
             problem = f"Unknown model {data.model[: services.MAX_MODEL_CHARS]!r}: pick another."
+        project = await projects.owned(data.project, int(user.id)) if data.project else None
+        if data.project and project is None:
+            problem = "That project no longer exists: pick another, or start outside projects."
         if problem:
             context = {**await page_context(user, None, gateway), "form_error": problem}
             return page(request, TEMPLATE, context, status_code=400, block="composer")
         conversation = await services.start_conversation(
-            int(user.id), data.model or settings.default_model, text
+            int(user.id), data.model or settings.default_model, text, project=data.project
         )
         response = await _answer_again(
             request, gateway, generations, user, conversation, block="workspace"
@@ -328,10 +333,11 @@ async def _answer_again(
 
 async def _drop_after(generations: Generations, conversation: Conversation, asked: int) -> None:
     """Delete what follows the question to answer it again; an answer still being written
-    there is stopped first (its task would otherwise write on for nobody)."""
+    there is stopped first, and waited for until it is stored (its task would otherwise write
+    on for nobody, or into the next answer)."""
     for message in await services.messages_of(conversation.id):
         if message.id > asked and message.status in services.LIVE:
-            await generations.stop(int(message.id))
+            await generations.stop_and_wait(int(message.id), STOP_PATIENCE)
     await services.drop_after(conversation.id, asked)
 
 

@@ -36,6 +36,10 @@ ORPHANED = "The answer was cut off: the server restarted while it was being writ
 Deliver = Callable[[str, int], None]
 
 
+STOP_PATIENCE = 10.0
+"""Seconds an answer being written is waited for, once stopped, before it is deleted."""
+
+
 class Generation:
     """One reply being written: its pieces so far, who follows it, how to stop it."""
 
@@ -63,6 +67,11 @@ class Generation:
         self.finished = True
         self._finished.set()
         self._notify()
+
+    async def wait_finished(self, patience: float) -> None:
+        """Until the answer is stored as it ended (at most ``patience`` seconds)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._finished.wait(), patience)
 
     def stop(self) -> None:
         if self.stopping or self.finished or self.task is None:
@@ -246,6 +255,17 @@ class Generations:
             generation.stop()
         elif self.signals.shared:
             await self.signals.publish("stop", message_id)
+
+    async def stop_and_wait(self, message_id: int, patience: float) -> None:
+        """Stop the reply and wait until it is stored as stopped (at most ``patience`` s), so
+        that nothing writes to it after the caller deletes it (SQLite reuses a deleted row's
+        id: a late write would land on the next answer)."""
+        generation = self._running.get(message_id)
+        await self.stop(message_id)
+        if generation is not None:
+            await generation.wait_finished(patience)
+        else:
+            await self.wait_elsewhere(message_id, patience)
 
     async def wait_elsewhere(self, message_id: int, patience: float) -> None:
         """Until the reply another worker writes has ended (at most ``patience`` seconds). With

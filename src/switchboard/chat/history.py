@@ -45,13 +45,20 @@ def snippet(content: str, query: str) -> dict[str, str] | None:
 
 
 async def listing(
-    user_id: int, *, query: str = "", page: int = 0, today: dt.date | None = None
+    user_id: int,
+    *,
+    query: str = "",
+    page: int = 0,
+    today: dt.date | None = None,
+    project: int | None = None,
 ) -> tuple[list[dict[str, Any]], bool]:
-    """One page of the sidebar: its rows (each with ``group``, ``heading`` when a new group
-    starts, ``snippet`` for a search) and whether more follow."""
+    """One page of the sidebar (or of ``project``'s list): its rows (each with ``group``,
+    ``heading`` when a new group starts, ``snippet`` for a search) and whether more follow."""
     today = today or services.now().date()
     before = 1 if page > 0 else 0  # the last row of the page before: is its group continued?
-    rows = await services.list_conversations(user_id, query=query, page=page, before=before)
+    rows = await services.list_conversations(
+        user_id, query=query, page=page, before=before, project=project
+    )
     previous = group_of(rows[0], today) if before and rows else None
     rows = rows[before:]
     more = len(rows) > services.PAGE_SIZE

@@ -7,16 +7,21 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery, QueryParameter, URLEncodedBody
 from litestar.plugins.htmx import ClientRedirect
 from litestar.response import Redirect, Template
 
 from switchboard.accounts.guards import requires_user
-from switchboard.chat import history, services
+from switchboard.chat import history, projects, services
+from switchboard.chat.generations import STOP_PATIENCE, Generations
 from switchboard.chat.views import TEMPLATE, conversation_of, user_of
+from switchboard.web.inputs import MAX_ID
 from switchboard.web.rendering import page
 
 PageNumber = Annotated[int, QueryParameter(ge=0, le=services.MAX_PAGE)]
+ProjectId = Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)]
 
 
 class RenameForm(msgspec.Struct):
@@ -34,15 +39,21 @@ class ChatHistoryController(Controller):
         request: Request[Any, Any, Any],
         q: FromQuery[str] = "",
         page_number: PageNumber = 0,
+        project: ProjectId = None,
     ) -> Template:
+        """The sidebar's list (conversations in no project), a search (all of them), or the
+        list of ``project``'s conversations (its page)."""
         user = await user_of(request)
-        rows, more = await history.listing(int(user.id), query=q, page=page_number)
+        if project is not None and await projects.owned(project, int(user.id)) is None:
+            raise NotFoundException("That project does not exist.")
+        rows, more = await history.listing(int(user.id), query=q, page=page_number, project=project)
         context = {
             "conversations": rows,
             "more": more,
             "query": q,
             "page_number": page_number,
             "conversation": None,
+            "list_project": project,
         }
         return page(request, TEMPLATE, context, block="conversation_items")
 
@@ -79,9 +90,15 @@ class ChatHistoryController(Controller):
 
     @post("/{conversation_id:int}/delete", status_code=303)
     async def delete(
-        self, request: Request[Any, Any, Any], conversation_id: FromPath[int]
+        self,
+        request: Request[Any, Any, Any],
+        conversation_id: FromPath[int],
+        generations: NamedDependency[Generations],
     ) -> Response[Any]:
         _, conversation = await conversation_of(request, conversation_id)
+        for message in await services.messages_of(conversation.id):  # nothing writes on
+            if message.status in services.LIVE:
+                await generations.stop_and_wait(int(message.id), STOP_PATIENCE)
         await services.delete(conversation)
         if request.headers.get("hx-request") == "true":
             return ClientRedirect("/chat")

@@ -20,6 +20,9 @@ MAX_IMPORT_BYTES = 8 * MIB
 MULTIPART_SLACK = 64 * 1024
 """Room for the multipart framing around the file (and the CSRF field) in the request body."""
 MAX_IMPORT_CONVERSATIONS = 500
+MAX_IMPORT_PROJECTS = 500
+MAX_PROJECT_NAME_CHARS = 100
+"""As projects.MAX_NAME_CHARS (which imports this module)."""
 MAX_IMPORT_MESSAGES = 2_000
 """Per conversation."""
 MAX_IMPORT_TOTAL_MESSAGES = 50_000
@@ -47,9 +50,15 @@ def first_problem(export: Export) -> str | None:
         return (
             f"At most {MAX_IMPORT_CONVERSATIONS} conversations per import (this file has {count})."
         )
+    if problem := _project_problem(export):
+        return problem
     total = 0
     for number, item in enumerate(export.conversations, start=1):
         where = f"Conversation {number}"
+        if item.project is not None and len(item.project) > MAX_PROJECT_NAME_CHARS:
+            return (
+                f"{where}: its project's name is longer than {MAX_PROJECT_NAME_CHARS} characters."
+            )
         if len(item.messages) > MAX_IMPORT_MESSAGES:
             return f"{where} has more than {MAX_IMPORT_MESSAGES} messages."
         total += len(item.messages)
@@ -74,6 +83,26 @@ def first_problem(export: Export) -> str | None:
                 return f"{where}: the date of message {index} {problem}."
     if total > MAX_IMPORT_TOTAL_MESSAGES:
         return f"At most {MAX_IMPORT_TOTAL_MESSAGES} messages per import (this file has {total})."
+    return None
+
+
+def _project_problem(export: Export) -> str | None:
+    count = len(export.projects)
+    if count > MAX_IMPORT_PROJECTS:
+        return f"At most {MAX_IMPORT_PROJECTS} projects per import (this file has {count})."
+    for number, project in enumerate(export.projects, start=1):
+        where = f"Project {number}"
+        if not " ".join(project.name.replace("\x00", "").split()):
+            return f"{where} has no name."
+        if len(project.name) > MAX_PROJECT_NAME_CHARS:
+            return f"{where}: the name is longer than {MAX_PROJECT_NAME_CHARS} characters."
+        if len(project.instructions) > services.MAX_SYSTEM_PROMPT_CHARS:
+            return (
+                f"{where}: the instructions are longer than {services.MAX_SYSTEM_PROMPT_CHARS} "
+                "characters."
+            )
+        if project.created_at is not None and (problem := date_problem(project.created_at)):
+            return f"{where}: its creation date {problem}."
     return None
 
 

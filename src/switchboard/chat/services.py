@@ -51,12 +51,14 @@ def search_text(query: str) -> str:
 
 
 async def list_conversations(
-    user_id: int, *, query: str = "", page: int = 0, before: int = 0
+    user_id: int, *, query: str = "", page: int = 0, before: int = 0, project: int | None = None
 ) -> list[dict[str, Any]]:
     """Pinned first, then newest first; ``query`` matches titles and message contents
     (case-insensitive, literally: ``%`` and ``_`` are plain characters), of ``user_id``'s
-    conversations only. Archived ones are left out, unless searched for. ``before`` more rows
-    from the page before come first (to know the date group the page continues)."""
+    conversations only. Archived ones are left out, unless searched for. Without a query, the
+    conversations of ``project`` (None: those in no project); a search looks in all of them.
+    ``before`` more rows from the page before come first (to know the date group the page
+    continues)."""
     select = Conversation.select(
         Conversation.id,
         Conversation.title,
@@ -74,7 +76,10 @@ async def list_conversations(
             _contains(Conversation.title, pattern) | Conversation.id.is_in(in_messages)
         )
     else:
-        select = select.where(Conversation.archived.eq(False))
+        in_project = (
+            Conversation.project.is_null() if project is None else Conversation.project == project
+        )
+        select = select.where(Conversation.archived.eq(False) & in_project)
     page = min(max(page, 0), MAX_PAGE)
     before = min(before, page * PAGE_SIZE)
     rows: list[dict[str, Any]] = (
@@ -140,11 +145,15 @@ async def create_conversation(user_id: int, model: str) -> Conversation:
     return conversation
 
 
-async def start_conversation(user_id: int, model: str, first_message: str) -> Conversation:
+async def start_conversation(
+    user_id: int, model: str, first_message: str, project: int | None = None
+) -> Conversation:
     """A conversation stored together with its first message (titled from it), in one
-    transaction: nothing is left of a conversation nobody wrote in."""
+    transaction: nothing is left of a conversation nobody wrote in. ``project``: one of the
+    user's (the caller checked), or None."""
     async with Conversation._meta.db.transaction():  # a write first: SQLite locks at once
-        conversation = Conversation(user=user_id, model=model, title=title_from(first_message))
+        title = title_from(first_message)
+        conversation = Conversation(user=user_id, model=model, title=title, project=project)
         await conversation.save()
         await add_message(conversation, "user", first_message)
     CONVERSATIONS_CREATED.inc()

@@ -24,6 +24,7 @@ import msgspec
 
 from switchboard.chat.generations import Generation, Generations
 from switchboard.chat.markdown import StreamingMarkdown
+from switchboard.chat.projects import instructions_for, system_prompt
 from switchboard.chat.quotas import ChatQuotas
 from switchboard.chat.services import LIVE, finish_message, messages_of, retry_at_of
 from switchboard.chat.tables import Conversation, Message
@@ -60,10 +61,13 @@ def sse(event: str, payload: str) -> bytes:
     return f"event: {event}\n{lines}\n".encode()
 
 
-def build_request(conversation: Conversation, history: list[Message], model: str) -> ParsedRequest:
+def build_request(
+    conversation: Conversation, history: list[Message], model: str, instructions: str = ""
+) -> ParsedRequest:
+    """``instructions``: the conversation's project's (projects.py), before its own prompt."""
     messages: list[Any] = []
-    if conversation.system_prompt.strip():
-        messages.append(SystemMessage(content=conversation.system_prompt))
+    if system := system_prompt(instructions, conversation.system_prompt):
+        messages.append(SystemMessage(content=system))
     for message in history:
         if message.role == "user":
             messages.append(UserMessage(content=message.content))
@@ -92,7 +96,8 @@ async def generate(
     complete, stopped (Stop, or shutdown) or failed with the reason."""
     message_id = generation.message_id
     history = [m for m in await messages_of(conversation.id) if m.id != message_id]
-    parsed = build_request(conversation, history, gateway.settings.default_model)
+    instructions = await instructions_for(conversation)
+    parsed = build_request(conversation, history, gateway.settings.default_model, instructions)
     caller = Caller(
         user_id=int(user.id),
         key_id=None,

@@ -19,6 +19,17 @@ from piccolo.table import Table
 from switchboard.accounts.tables import User
 
 
+class Project(Table, tablename="projects"):
+    """A user's group of conversations, with instructions every conversation in it is given."""
+
+    id: Serial
+    user = ForeignKey(references=User, on_delete=OnDelete.cascade, index=True)
+    name = Varchar(length=100)
+    instructions = Text(default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
 class Conversation(Table, tablename="conversations"):
     id: Serial
     user = ForeignKey(references=User, on_delete=OnDelete.cascade, index=True)
@@ -32,6 +43,8 @@ class Conversation(Table, tablename="conversations"):
     pinned = Boolean(default=False)
     archived = Boolean(default=False)
     """Out of the conversation list; search still finds it."""
+    project = ForeignKey(references=Project, on_delete=OnDelete.set_null, null=True, index=True)
+    """The project it belongs to (its instructions apply), or None."""
 
 
 class Message(Table, tablename="messages"):

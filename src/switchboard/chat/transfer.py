@@ -1,20 +1,33 @@
 """Export conversations as Markdown or JSON, and import conversations (read from a file by
-import_formats.py) all at once."""
+import_formats.py) all at once, with their projects: an import reuses a project of the same
+name (its instructions stay as they are) and creates the others."""
 
 from __future__ import annotations
 
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 
-from switchboard.chat import import_limits, services
-from switchboard.chat.schemas import Export, ExportedConversation, ExportedMessage
-from switchboard.chat.tables import Conversation, Message
+from switchboard.chat import import_limits, projects, services
+from switchboard.chat.schemas import (
+    Export,
+    ExportedConversation,
+    ExportedMessage,
+    ExportedProject,
+)
+from switchboard.chat.tables import Conversation, Message, Project
 
 KEPT_STATUSES = ("complete", "stopped", "error")
 
 
-async def export_one(conversation: Conversation) -> ExportedConversation:
+async def export_one(
+    conversation: Conversation, project_names: dict[int, str] | None = None
+) -> ExportedConversation:
+    """``project_names``: the owner's projects by id (read here when not given)."""
     messages = await services.messages_of(conversation.id)
+    if project_names is None:
+        project_names = await projects.names_of(int(conversation.user))
+    project = None if conversation.project is None else int(conversation.project)
     return ExportedConversation(
+        project=project_names.get(project) if project is not None else None,
         title=conversation.title,
         system_prompt=conversation.system_prompt,
         model=conversation.model,
@@ -35,15 +48,37 @@ async def export_one(conversation: Conversation) -> ExportedConversation:
     )
 
 
+async def export_conversation(conversation: Conversation) -> Export:
+    """One conversation, with its project (if it has one)."""
+    exported = await export_one(conversation)
+    project = await projects.project_of(conversation)
+    return Export(
+        conversations=[exported],
+        projects=[_exported_project(project)] if project is not None else [],
+    )
+
+
 async def export_all(user_id: int) -> Export:
     owned = (
         await Conversation.objects().where(Conversation.user == user_id).order_by(Conversation.id)
     )
-    return Export(conversations=[await export_one(c) for c in owned])
+    names = await projects.names_of(user_id)
+    return Export(
+        conversations=[await export_one(c, names) for c in owned],
+        projects=[_exported_project(p) for p in await projects.all_of(user_id)],
+    )
+
+
+def _exported_project(project: Project) -> ExportedProject:
+    return ExportedProject(
+        name=project.name, instructions=project.instructions, created_at=project.created_at
+    )
 
 
 def as_markdown(exported: ExportedConversation) -> str:
     lines = [f"# {exported.title}", ""]
+    if exported.project:
+        lines += [f"> Project: {exported.project}", ""]
     if exported.system_prompt:
         lines += [f"> System: {exported.system_prompt}", ""]
     for message in exported.messages:
@@ -76,14 +111,21 @@ async def import_all(user_id: int, export: Export, *, max_tokens: int) -> int:
         else engine.transaction()
     )
     async with transaction:
+        project_ids = await projects.for_import(
+            user_id, export.projects, [c.project for c in export.conversations if c.project]
+        )
         for item in export.conversations:
-            await _import_one(user_id, item, max_tokens)
+            project = project_ids.get(projects.key_of(item.project)) if item.project else None
+            await _import_one(user_id, item, max_tokens, project)
     return len(export.conversations)
 
 
-async def _import_one(user_id: int, item: ExportedConversation, max_tokens: int) -> None:
+async def _import_one(
+    user_id: int, item: ExportedConversation, max_tokens: int, project: int | None
+) -> None:
     conversation = Conversation(
         user=user_id,
+        project=project,
         title=services.title_from(services.clean(item.title)) or "Imported",
         system_prompt=services.clean(item.system_prompt),
         model=services.clean(item.model),

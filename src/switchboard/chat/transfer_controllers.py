@@ -15,7 +15,6 @@ from litestar.response import Redirect, Template
 from switchboard.accounts.guards import requires_user
 from switchboard.chat import import_formats, import_limits, transfer
 from switchboard.chat.quotas import ChatQuotas
-from switchboard.chat.schemas import Export
 from switchboard.chat.views import TEMPLATE, conversation_of, page_context, user_of
 from switchboard.gateway.service import GatewayService
 from switchboard.settings import Settings
@@ -77,7 +76,7 @@ class ChatTransferController(Controller):
         self, request: Request[Any, Any, Any], conversation_id: FromPath[int]
     ) -> Response[Any]:
         _, conversation = await conversation_of(request, conversation_id)
-        exported = Export(conversations=[await transfer.export_one(conversation)])
+        exported = await transfer.export_conversation(conversation)
         return _download(
             msgspec.json.encode(exported),
             f"conversation-{conversation.id}.json",

@@ -9,9 +9,9 @@ from litestar import Request
 from litestar.exceptions import NotFoundException
 
 from switchboard.accounts.guards import current_user
-from switchboard.chat import history, services
+from switchboard.chat import history, projects, services
 from switchboard.chat.markdown import render_markdown
-from switchboard.chat.tables import Conversation, Message
+from switchboard.chat.tables import Conversation, Message, Project
 from switchboard.gateway.service import GatewayService
 
 if TYPE_CHECKING:
@@ -81,12 +81,18 @@ async def page_context(
     conversation: Conversation | None,
     gateway: GatewayService | None = None,
     query: str = "",
+    project: Project | None = None,
 ) -> dict[str, Any]:
+    """``project``: the project page's (else the conversation's project, if it has one)."""
     rows, more = await history.listing(int(user.id), query=query)
     messages = await services.messages_of(conversation.id) if conversation else []
+    if conversation is not None and project is None:
+        project = await projects.project_of(conversation)
     return {
         "user": user,
         "conversation": conversation,
+        "projects": await projects.list_projects(int(user.id)),
+        "project": project,
         "query": query,
         "conversations": rows,
         "more": more,

@@ -11,6 +11,8 @@
 #   SMOKE_API_KEY  an API key for the one real completion (or SMOKE_API_KEY_FILE); unset: a key
 #                  is minted in the gateway container for the user deploy-smoke, and revoked
 #   SMOKE_TIMEOUT  seconds the new version may take to answer (default 600)
+#   CRASH_POLLS    a gateway found down (exited, restarting) this many times while waiting fails
+#                  the smoke test at once (default 5, 3 s apart)
 #   SMOKE_CA       a CA bundle for the proxy's certificate; SMOKE_CA_FROM_PROXY=1 takes the root
 #                  of Caddy's local CA from the proxy container (internal hosts, tests)
 #   COMPOSE        the compose command (default "docker compose")
@@ -78,12 +80,24 @@ forget_key() {
   fi
 }
 
+exiting() {  # whether the gateway's container is down now (it crashed; podman says "stopped")
+  "${compose[@]}" ps --all --format '{{.State}}' gateway 2>/dev/null |
+    grep -Eq '^(exited|stopped|restarting|dead)$'
+}
+
 smoke() {  # readiness through the proxy, then one real completion; within $timeout seconds
-  local deadline=$((SECONDS + timeout)) model secret
+  local deadline=$((SECONDS + timeout)) model secret crashes=0
   local -a curl_tls
   until read -r -a curl_tls <<< "$(tls)" && curl -fsS "${curl_tls[@]}" -o /dev/null "$url/readyz"; do
     if [ $SECONDS -ge $deadline ]; then
       say "smoke: $url/readyz did not answer 200 within ${timeout}s"
+      return 1
+    fi
+    # a release whose gateway keeps crashing is given up at once, not after the whole window
+    # (one exit may be a blip: CRASH_POLLS polls, 3 s apart, that find it down)
+    if exiting && [ $((crashes += 1)) -ge "${CRASH_POLLS:-5}" ]; then
+      say "smoke: the gateway keeps exiting; its last lines:"
+      "${compose[@]}" logs --no-log-prefix --tail 5 gateway 2>&1 | sed 's/^/  /'
       return 1
     fi
     sleep 3

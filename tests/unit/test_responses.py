@@ -167,6 +167,9 @@ def test_function_tools_are_relayed_and_hosted_tools_refused(
         ({"prompt": {"id": "pmpt_1"}}, "prompt"),
         ({"max_output_tokens": 0}, "max_output_tokens"),
         ({"made_up": 1}, "made_up"),
+        ({"moderation": {"model": "omni-moderation-latest"}}, "moderation"),
+        ({"prompt_cache_retention": "forever"}, "prompt_cache_retention"),
+        ({"reasoning": {"context": "some_turns"}}, "reasoning.context"),
     ],
 )
 def test_what_cannot_be_served_is_a_clear_400(
@@ -225,3 +228,29 @@ def test_a_stream_left_early_counts_what_it_was_sent(
     [row] = rows(live_fake)
     assert (row["status"], row["stream"]) == (499, True)
     assert 3 <= row["completion_tokens"] < 8
+
+
+def test_openais_newer_fields_are_accepted_and_not_relayed(
+    sdk: openai.OpenAI, fake_upstream: FakeUpstream
+) -> None:
+    """SDK 3.54's Responses fields for OpenAI's own programs, caching, background windows,
+    compaction and images: accepted, checked, and dropped (ADR 0010); ``max_tool_calls`` 0."""
+    dropped = {
+        "access_programs": {"cyber": "standard"},
+        "background_options": {"completion_window": "soonest"},
+        "context_management": [{"type": "compaction", "compact_threshold": 1000}],
+        "image": {"context_compression": "auto"},
+        "prompt_cache_options": {"mode": "implicit", "ttl": "30m"},
+        "prompt_cache_retention": "24h",
+    }
+    reasoning = {"effort": "low", "context": "current_turn"}
+    sdk.responses.create(
+        model=MODEL,
+        input="x",
+        max_tool_calls=0,
+        extra_body={**dropped, "reasoning": reasoning},
+    )
+    sent = fake_upstream.requests[-1]
+    assert not set(dropped) & set(sent), sent
+    assert sent["reasoning"] == {"effort": "low"}
+    assert sent["max_tool_calls"] == 0

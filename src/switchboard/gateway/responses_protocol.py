@@ -50,6 +50,39 @@ class TextConfig(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True)
 class Reasoning(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
     effort: Literal["minimal", "low", "medium", "high"] | None = None
     summary: Literal["auto", "concise", "detailed"] | None = None
+    context: Literal["auto", "current_turn", "all_turns"] | None = None
+    """Which turns' reasoning the model sees: dropped (vLLM reasons over what it is sent)."""
+
+
+class AccessPrograms(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
+    cyber: Literal["standard", "daybreak_blue", "daybreak_red"] | None = None
+
+
+class BackgroundOptions(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
+    completion_window: Literal["soonest", "2h", "8h"] | None = None
+    continuation_id: Annotated[str, Meta(max_length=256)] | None = None
+
+
+class ContextManagement(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
+    type: Literal["compaction"]
+    compact_threshold: Annotated[int, Meta(ge=1)] | None = None
+
+
+class ImageOptions(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
+    context_compression: Literal["auto", "enabled", "disabled"] | None = None
+
+
+DROPPED = (
+    "access_programs",
+    "background_options",
+    "context_management",
+    "image",
+    "prompt_cache_options",
+    "prompt_cache_retention",
+)
+"""Accepted and checked, then not relayed (ADR 0010): OpenAI's access programs, background
+windows (background mode is refused), server-side compaction, image compression and prompt
+caching knobs have no meaning for a self-hosted engine (vLLM caches prefixes by itself)."""
 
 
 class ResponsesRequest(
@@ -79,7 +112,14 @@ class ResponsesRequest(
     service_tier: Literal["auto", "default", "flex", "scale", "priority"] | None = None
     truncation: Literal["auto", "disabled"] | None = None
     top_logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
-    max_tool_calls: Annotated[int, Meta(ge=1)] | None = None
+    max_tool_calls: Annotated[int, Meta(ge=0)] | None = None
+    access_programs: AccessPrograms | None = None
+    background_options: BackgroundOptions | None = None
+    context_management: Annotated[list[ContextManagement], Meta(max_length=8)] | None = None
+    image: ImageOptions | None = None
+    prompt_cache_options: dict[str, Any] | None = None
+    prompt_cache_retention: Literal["in_memory", "24h"] | None = None
+    moderation: Annotated[dict[str, Any] | None, only_null("moderation")] = None
     include: list[str] | None = None
     background: Annotated[
         bool | None,
@@ -110,6 +150,8 @@ def check_supported(request: ResponsesRequest) -> None:
     if request.prompt is not None:
         raise Unsupported("prompt", "Stored prompt templates are not supported: send "
                           "`instructions` and `input`.")  # fmt: skip
+    if request.moderation is not None:
+        raise Unsupported("moderation", "Moderation is not offered by this gateway.")
     if isinstance(request.input, list):
         check_items(request.input)
     for index, tool in enumerate(request.tools or []):

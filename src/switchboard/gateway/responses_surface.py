@@ -19,6 +19,7 @@ from switchboard.gateway.answers import Usage
 from switchboard.gateway.chunks import DONE, Chunk, StreamFailed, StreamItem
 from switchboard.gateway.errors import GatewayError
 from switchboard.gateway.parsing import Kind, ParsedRequest
+from switchboard.gateway.responses_protocol import DROPPED
 from switchboard.gateway.sse import SSEEvent
 from switchboard.gateway.surface import Answer, Cost, StreamOptions
 
@@ -65,6 +66,10 @@ class ResponsesSurface:
         body = {key: value for key, value in parsed.body.items() if value is not None}
         for owned_here in ("previous_response_id", "store", "stream_options", "background"):
             body.pop(owned_here, None)
+        for dropped in DROPPED:
+            body.pop(dropped, None)
+        if isinstance(body.get("reasoning"), dict):
+            body["reasoning"] = {k: v for k, v in body["reasoning"].items() if k != "context"}
         body["store"] = False
         if "max_output_tokens" in body:
             body["max_output_tokens"] = min(int(body["max_output_tokens"]), cap)

@@ -34,6 +34,7 @@ from switchboard.chat.services import (
     status_of,
 )
 from switchboard.chat.tables import Conversation, Message
+from switchboard.chat.titles import title_after_first_answer
 from switchboard.gateway.accounting import Caller
 from switchboard.gateway.chunks import Chunk, StreamDone, StreamFailed
 from switchboard.gateway.errors import GatewayError
@@ -162,6 +163,8 @@ async def stream_reply(
             tokens,
             error_status=failure.status if failure and status == "error" else 0,
         )
+    if status == "complete":  # the title arrives with the answer's ``done`` event
+        await title_after_first_answer(gateway, caller, conversation)
     yield sse("done", await render_done(message_id))
 
 

@@ -5,6 +5,7 @@ title stays (a rename meanwhile, a failure, nothing usable)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,10 +13,11 @@ import httpx
 import pytest
 
 from switchboard.accounts.services import create_user
+from switchboard.app import create_app
 from switchboard.chat.services import title_from
 from switchboard.chat.tables import Conversation
 from switchboard.chat.titles import MAX_CHARS, MAX_TOKENS, clean_title
-from tests.conftest import WebFactory
+from tests.conftest import SettingsFactory, WebFactory
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.live import LiveServer
 from tests.support.waiting import wait_for
@@ -55,6 +57,17 @@ class TitlingUpstream(FakeUpstream):
 @pytest.fixture
 def fake_upstream() -> TitlingUpstream:
     return TitlingUpstream()
+
+
+@pytest.fixture
+def live_fake(make_settings: SettingsFactory, fake_upstream: TitlingUpstream) -> Iterator[LiveServer]:
+    """The app in front of the fake model, with titles on (as in production)."""
+    app = create_app(make_settings(chat_titles="true"), upstream_transport=fake_upstream.transport())
+    server = LiveServer(app).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture
@@ -181,10 +194,8 @@ def test_without_a_usable_title_the_first_message_names_it(
 
 
 def test_titles_can_be_turned_off(
-    make_settings: Any, fake_upstream: TitlingUpstream, web: WebFactory
+    make_settings: SettingsFactory, fake_upstream: TitlingUpstream, web: WebFactory
 ) -> None:
-    from switchboard.app import create_app
-
     app = create_app(make_settings(chat_titles="false"), upstream_transport=fake_upstream.transport())
     server = LiveServer(app).start()
     try:

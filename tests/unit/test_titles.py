@@ -60,9 +60,13 @@ def fake_upstream() -> TitlingUpstream:
 
 
 @pytest.fixture
-def live_fake(make_settings: SettingsFactory, fake_upstream: TitlingUpstream) -> Iterator[LiveServer]:
+def live_fake(
+    make_settings: SettingsFactory, fake_upstream: TitlingUpstream
+) -> Iterator[LiveServer]:
     """The app in front of the fake model, with titles on (as in production)."""
-    app = create_app(make_settings(chat_titles="true"), upstream_transport=fake_upstream.transport())
+    app = create_app(
+        make_settings(chat_titles="true"), upstream_transport=fake_upstream.transport()
+    )
     server = LiveServer(app).start()
     try:
         yield server
@@ -196,7 +200,9 @@ def test_without_a_usable_title_the_first_message_names_it(
 def test_titles_can_be_turned_off(
     make_settings: SettingsFactory, fake_upstream: TitlingUpstream, web: WebFactory
 ) -> None:
-    app = create_app(make_settings(chat_titles="false"), upstream_transport=fake_upstream.transport())
+    app = create_app(
+        make_settings(chat_titles="false"), upstream_transport=fake_upstream.transport()
+    )
     server = LiveServer(app).start()
     try:
         server.run(create_user("ada", password="ada-password"))

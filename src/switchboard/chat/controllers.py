@@ -30,6 +30,7 @@ from switchboard.chat.views import (
 )
 from switchboard.gateway.service import GatewayService
 from switchboard.settings import Settings
+from switchboard.web.htmx import htmx_of
 from switchboard.web.rendering import page, render_block
 from switchboard.web.request_id import request_id_of
 
@@ -263,7 +264,7 @@ async def _answer_again(
     conversation: Conversation,
 ) -> Template | Redirect:
     """Add a fresh reply to the conversation: streamed (htmx) or generated here (no JS)."""
-    no_js = request.headers.get("hx-request") != "true"  # then the reply is generated right here
+    no_js = not htmx_of(request)  # then the reply is generated right here
     reply = await services.add_message(
         conversation, "assistant", "", status="generating" if no_js else "streaming"
     )

@@ -14,6 +14,7 @@ from litestar.response import Redirect, Template
 from switchboard.accounts.guards import requires_user
 from switchboard.chat import history, services
 from switchboard.chat.views import TEMPLATE, conversation_of, user_of
+from switchboard.web.htmx import htmx_of
 from switchboard.web.rendering import page
 
 PageNumber = Annotated[int, QueryParameter(ge=0, le=services.MAX_PAGE)]
@@ -83,6 +84,6 @@ class ChatHistoryController(Controller):
     ) -> Response[Any]:
         _, conversation = await conversation_of(request, conversation_id)
         await services.delete(conversation)
-        if request.headers.get("hx-request") == "true":
+        if htmx_of(request):
             return ClientRedirect("/chat")
         return Redirect("/chat", status_code=303)

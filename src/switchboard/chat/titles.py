@@ -40,11 +40,14 @@ INSTRUCTION = (
     "above. Reply with the title only: no quotes, no explanation."
 )
 SYSTEM = "You name conversations with short, plain titles."
-PREFIX = re.compile(r"^(?:conversation\s+)?(?:title|topic|subject)\s*[:\-–—]\s*", re.IGNORECASE)
+DASHES = "\u2013\u2014"  # en and em dash
+PREFIX = re.compile(
+    rf"^(?:conversation\s+)?(?:title|topic|subject)\s*[:\-{DASHES}]\s*", re.IGNORECASE
+)
 BULLET = re.compile(r"^(?:[#>*\-•]+|\d+[.)])\s+")
-QUOTES = "\"“”„«»`"
-EDGES = " \t'‘’*_#~" + QUOTES
-TRAILING = ".,:;–—-"
+QUOTES = '"“”„«»`'
+EDGES = " \t'\u2018\u2019*_#~" + QUOTES
+TRAILING = ".,:;-" + DASHES
 
 
 def clean_title(text: str, limit: int = MAX_CHARS) -> str:
@@ -94,9 +97,11 @@ async def title_after_first_answer(
     if len(asked) != 1:
         return None  # not the first exchange (or an imported conversation)
     provisional = title_from(asked[0].content)
-    stored = await Conversation.select(Conversation.title).where(
-        Conversation.id == conversation.id
-    ).first()
+    stored = (
+        await Conversation.select(Conversation.title)
+        .where(Conversation.id == conversation.id)
+        .first()
+    )
     if stored is None or stored["title"] != provisional:
         return None  # renamed, or already titled
     model = conversation.model or gateway.settings.default_model

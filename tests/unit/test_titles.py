@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import pytest
@@ -38,20 +37,20 @@ class TitlingUpstream(FakeUpstream):
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content) if request.method == "POST" else {}
-        if request.url.path == "/v1/chat/completions" and not body.get("stream"):
-            if self.rename_to:
-                await Conversation.update({Conversation.title: self.rename_to}).where(
-                    Conversation.id > 0
-                )
-            if self.title_status != 200:
-                self.requests.append(body)
-                return httpx.Response(self.title_status, json={"error": {"message": "down"}})
-        return await super().handle(request)
-
-    def answer_words(self, body: dict[str, Any]) -> list[str]:
-        if not body.get("stream"):
-            return self.title.split(" ")
-        return super().answer_words(body)
+        if request.url.path != "/v1/chat/completions" or body.get("stream"):
+            return await super().handle(request)
+        self.requests.append(body)
+        if self.rename_to:
+            await Conversation.update({Conversation.title: self.rename_to}).where(
+                Conversation.id > 0
+            )
+        if self.title_status != 200:
+            return httpx.Response(self.title_status, json={"error": {"message": "down"}})
+        message = {"role": "assistant", "content": self.title}
+        choice = {"index": 0, "message": message, "finish_reason": "stop"}
+        usage = {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}
+        answer = {"id": "t", "object": "chat.completion", "created": 1, "model": body["model"]}
+        return httpx.Response(200, json={**answer, "choices": [choice], "usage": usage})
 
 
 @pytest.fixture
@@ -193,7 +192,9 @@ def test_without_a_usable_title_the_first_message_names_it(
     assert title_of(ada, conversation) == title_from(QUESTION)
     page = ada.get(f"/chat/{conversation}").text
     assert 'class="message assistant complete' in page
-    assert 'role="alert"' not in page  # no error shown
+    messages = page.split('id="messages"')[1].split('id="composer"')[0]
+    assert 'role="alert"' not in messages  # no error shown
+    assert 'class="toast"' not in page
     assert not fake_upstream.requests[-1].get("stream")  # it was asked
 
 

@@ -34,6 +34,7 @@ class TitlingUpstream(FakeUpstream):
     title: str = 'Title: "Moon distance and light."\nThis conversation is about the moon.'
     title_status: int = 200
     rename_to: str = ""
+    finish_reason: str = "stop"
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content) if request.method == "POST" else {}
@@ -47,7 +48,7 @@ class TitlingUpstream(FakeUpstream):
         if self.title_status != 200:
             return httpx.Response(self.title_status, json={"error": {"message": "down"}})
         message = {"role": "assistant", "content": self.title}
-        choice = {"index": 0, "message": message, "finish_reason": "stop"}
+        choice = {"index": 0, "message": message, "finish_reason": self.finish_reason}
         usage = {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}
         answer = {"id": "t", "object": "chat.completion", "created": 1, "model": body["model"]}
         return httpx.Response(200, json={**answer, "choices": [choice], "usage": usage})
@@ -215,3 +216,15 @@ def test_titles_can_be_turned_off(
         assert len(fake_upstream.requests) == 1
     finally:
         server.stop()
+
+
+def test_a_title_cut_by_its_token_limit_loses_its_unfinished_word(
+    ada: WebSession, fake_upstream: TitlingUpstream
+) -> None:
+    fake_upstream.title, fake_upstream.finish_reason = (
+        "The moon in three sentences: A simpl",
+        "length",
+    )
+    conversation = ada.new_conversation()
+    ask(ada, conversation)
+    assert title_of(ada, conversation) == "The moon in three sentences: A"

@@ -115,8 +115,11 @@ async def title_after_first_answer(
             extra={"request_id": own.request_id, "error": f"{type(exc).__name__}: {exc}"[:200]},
         )
         return None
-    content = answer.choices[0].message.content if answer.choices else None
-    title = clean_title(content or "")
+    choice = answer.choices[0] if answer.choices else None
+    content = (choice.message.content or "") if choice else ""
+    if choice and choice.finish_reason == "length" and "\n" not in content.strip():
+        content = content.strip().rsplit(" ", 1)[0]  # cut mid-title: drop the unfinished word
+    title = clean_title(content)
     if not title or title == provisional:
         return None
     changed = (

@@ -11,12 +11,14 @@ from tests.conftest import WebFactory
 from tests.support.live import LiveServer
 from tests.support.web_session import WebSession
 
+PASSWORD = "ada's password"  # pragma: allowlist secret
+
 
 @pytest.fixture
 def ada(live_fake: LiveServer, web: WebFactory) -> WebSession:
-    live_fake.run(create_user("ada", password="ada-password"))
+    live_fake.run(create_user("ada", password=PASSWORD))
     session = web(live_fake.url)
-    assert session.sign_in("ada", "ada-password").status_code == 303
+    assert session.sign_in("ada", PASSWORD).status_code == 303
     return session
 
 

@@ -22,6 +22,8 @@ from tests.support.live import LiveServer
 from tests.support.waiting import wait_for
 from tests.support.web_session import WebSession
 
+PASSWORD = "ada's password"  # pragma: allowlist secret
+
 QUESTION = "How far away is the moon from the earth, and how long does light take to cross it?"
 
 
@@ -76,9 +78,9 @@ def live_fake(
 
 @pytest.fixture
 def ada(live_fake: LiveServer, web: WebFactory) -> WebSession:
-    live_fake.run(create_user("ada", password="ada-password"))
+    live_fake.run(create_user("ada", password=PASSWORD))
     session = web(live_fake.url)
-    assert session.sign_in("ada", "ada-password").status_code == 303
+    assert session.sign_in("ada", PASSWORD).status_code == 303
     return session
 
 
@@ -207,9 +209,9 @@ def test_titles_can_be_turned_off(
     )
     server = LiveServer(app).start()
     try:
-        server.run(create_user("ada", password="ada-password"))
+        server.run(create_user("ada", password=PASSWORD))
         session = web(server.url)
-        session.sign_in("ada", "ada-password")
+        session.sign_in("ada", PASSWORD)
         conversation = session.new_conversation()
         ask(session, conversation)
         assert title_of(session, conversation) == title_from(QUESTION)

@@ -44,6 +44,8 @@ def make_settings(tmp_path: Path) -> SettingsFactory:
             "SWITCHBOARD_DATA_DIR": str(tmp_path),
             "SWITCHBOARD_UPSTREAM_URLS": "http://upstream.test/v1",
             "SWITCHBOARD_DEFAULT_MODEL": "fake-model",
+            # the fake model's tests count its requests: a title is one more (test_titles.py)
+            "SWITCHBOARD_CHAT_TITLES": "false",
         }
         env.update({f"SWITCHBOARD_{k.upper()}": str(v) for k, v in overrides.items()})
         return load_settings(env, dotenv=tmp_path / "absent.env")

@@ -19,6 +19,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware.session.server_side import ServerSideSessionConfig
+from litestar.plugins.htmx import HTMXPlugin
 from litestar.routes import BaseRoute
 from litestar.static_files import create_static_files_router
 from litestar.stores.base import Store
@@ -179,6 +180,7 @@ def create_app(
         stores={"sessions": session_store(shared)},
         exception_handlers={Exception: exception_handler(as_gateway_error)},
         template_config=template_config(),
+        plugins=[HTMXPlugin()],  # every request is an HTMXRequest (request.htmx)
         request_max_body_size=settings.max_body_bytes,
         openapi_config=None,  # the API app publishes the API's document (/docs)
         logging_config=None,  # ours (JSON lines on stdout) is already in place

@@ -141,6 +141,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     reloaded, another tab): each waits for the answer to end. One more shows a notice."""
     imports_per_hour: int = 20
     """Conversation imports one person may start per hour (each can write 50,000 messages)."""
+    chat_titles: bool = True
+    """After a conversation's first answer, ask the model for a short title (one small request,
+    counted in the person's usage like the chat's own). Off: the first message names it."""
 
     # --- observability ----------------------------------------------------------------------
     metrics_token: str = ""

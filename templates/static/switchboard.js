@@ -87,21 +87,14 @@ document.addEventListener("htmx:sseMessage", () => {
   lastScrollY = window.scrollY;
 });
 
-// Errors from htmx requests appear in place, not as a silent failure: the error page's message
-// (a form out of date, a request from another site, a NUL character), else the status.
-document.addEventListener("htmx:responseError", (event) => {
-  const toast = document.getElementById("toast");
+// Errors from htmx requests appear in place, not as a silent failure. The server answers an
+// htmx request's error with a toast fragment aimed at #toast (HX-Retarget), keeping its status:
+// htmx swaps no error response unless told, so it is told here, for those answers only.
+document.addEventListener("htmx:beforeSwap", (event) => {
   const xhr = event.detail.xhr;
-  const id = xhr.getResponseHeader("x-request-id") || "";
-  let message = "";
-  if ((xhr.getResponseHeader("content-type") || "").startsWith("text/html")) {
-    const page = new DOMParser().parseFromString(xhr.responseText, "text/html");  // runs nothing
-    const found = page.querySelector(".error-page p");
-    message = found ? found.textContent.trim() : "";
+  if (xhr.status >= 400 && xhr.getResponseHeader("HX-Retarget") === "#toast") {
+    event.detail.shouldSwap = true;  // still an error: the composer keeps what was typed
   }
-  toast.textContent = message
-    ? `${message} (error ${xhr.status}, request id ${id})`
-    : `Something went wrong (${xhr.status}). Request id ${id}`;
 });
 
 // The tab's title follows the conversation's title field whenever a swap changed it (the first
@@ -115,3 +108,49 @@ function syncTitle() {
 ["htmx:afterSettle", "htmx:oobAfterSwap", "htmx:sseMessage"].forEach((name) => {
   document.addEventListener(name, syncTitle);
 });
+
+// An error without a fragment (a proxy's page, no answer at all): a toast with the status.
+function showToast(message, detail) {
+  const region = document.getElementById("toast");
+  if (!region) return;
+  const toast = document.createElement("div");
+  toast.className = "toast";
+  const text = document.createElement("p");
+  text.textContent = message;
+  toast.append(text);
+  if (detail) {
+    const more = document.createElement("p");
+    more.className = "muted";
+    more.textContent = detail;
+    toast.append(more);
+  }
+  const close = document.createElement("button");
+  close.type = "button";
+  close.className = "toast-close secondary";
+  close.dataset.dismissToast = "";
+  close.textContent = "Dismiss";
+  toast.append(close);
+  region.replaceChildren(toast);
+}
+document.addEventListener("htmx:responseError", (event) => {
+  const xhr = event.detail.xhr;
+  if (xhr.getResponseHeader("HX-Retarget") === "#toast") return;  // already shown
+  const id = xhr.getResponseHeader("x-request-id");
+  showToast(`Something went wrong (error ${xhr.status}).`, id ? `Request id ${id}` : "");
+});
+document.addEventListener("htmx:sendError", () => {
+  showToast("Switchboard could not be reached. Check the connection, then try again.", "");
+});
+
+// A toast stays until it is dismissed (its button, or Esc while it has the focus).
+document.addEventListener("click", (event) => {
+  const close = event.target.closest("[data-dismiss-toast]");
+  if (close) close.closest(".toast").remove();
+});
+document.addEventListener("keydown", (event) => {
+  const toast = event.target.closest && event.target.closest(".toast");
+  if (toast && event.key === "Escape") {
+    event.stopPropagation();
+    toast.remove();
+  }
+}, true);

@@ -44,6 +44,7 @@ def fake_stack(data_dir: Path, **overrides: Any) -> Iterator[FakeStack]:
         "SWITCHBOARD_UPSTREAM_URLS": "http://upstream.test/v1",
         "SWITCHBOARD_UPSTREAM_HEALTH_INTERVAL": "0.5",
         "SWITCHBOARD_DEFAULT_MODEL": "fake-model",
+        "SWITCHBOARD_CHAT_TITLES": "false",  # what these tests count is the chat's own requests
     }
     env.update({f"SWITCHBOARD_{k.upper()}": str(v) for k, v in overrides.items()})
     settings = load_settings(env, dotenv=data_dir / "absent.env")

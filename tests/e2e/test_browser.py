@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from switchboard.accounts.services import create_user
+from switchboard.chat.titles import MAX_CHARS as TITLE_CHARS
 from tests.e2e.a11y import assert_accessible
 from tests.e2e.conftest import screenshot
 from tests.support.live import LiveServer
@@ -22,6 +23,19 @@ GROWN = """n => {
     const text = last && (last.querySelector(".text") || last.querySelector(".markdown"));
     return Boolean(text) && text.innerText.length > n;
 }"""
+
+
+QUESTION = "Tell me about the moon in three sentences."
+PROVISIONAL = QUESTION  # a conversation is first named after its first message
+
+
+def assert_clean_title(title: str) -> None:
+    """One line, no quotes, no surrounding spaces, at most 60 characters, not empty."""
+    assert title, repr(title)
+    assert title == title.strip(), repr(title)
+    assert "\n" not in title, repr(title)
+    assert len(title) <= TITLE_CHARS, repr(title)
+    assert not set(title) & set('"\u201c\u201d`'), repr(title)
 
 
 @pytest.fixture
@@ -48,7 +62,7 @@ def test_chat_streams_survives_reload_and_can_be_renamed_and_deleted(
     page.get_by_role("link", name="+ New chat").first.click()
     expect(page).to_have_url(re.compile(r"/chat/?$"))
     box = page.get_by_label("Message")
-    box.fill("Tell me about the moon in three sentences.")
+    box.fill(QUESTION)
     box.press("Enter")  # Enter sends: the conversation is stored with it
     expect(page).to_have_url(re.compile(r"/chat/\d+$"))
     streaming = page.locator(".message.assistant .text").last
@@ -59,8 +73,16 @@ def test_chat_streams_survives_reload_and_can_be_renamed_and_deleted(
     # Markdown is rendered while the answer streams; the finished message is marked complete
     # (a generous deadline: the CPU model writes a few sentences in tens of seconds)
     expect(page.locator(".message.assistant.complete").last).to_be_visible(timeout=600_000)
-    # the first message titled the conversation: the sidebar shows it without a reload
-    expect(page.locator(".conversations")).to_contain_text("Tell me about the moon")
+    # the first answer brought a title from the model (issue 21, item 6): in the title field,
+    # the sidebar and the page's <title>, without a reload; whatever the model said, it is not
+    # the first message's title any more, and it is clean
+    title_field = page.get_by_label("Title")
+    expect(title_field).not_to_have_value(PROVISIONAL)
+    title = title_field.input_value()
+    assert_clean_title(title)
+    current = page.locator(".conversations a[aria-current=page]")
+    expect(current).to_have_text(title)
+    expect(page).to_have_title(f"{title} · Switchboard")
     screenshot(page, "chat")
     assert_accessible(page, "the chat after a real answer")
     answer = page.locator(".message.assistant.complete .markdown").last.inner_text()
@@ -68,9 +90,8 @@ def test_chat_streams_survives_reload_and_can_be_renamed_and_deleted(
     page.reload()
     expect(page.locator(".message.user").last).to_contain_text("Tell me about the moon")
     assert page.locator(".message.assistant.complete .markdown").last.inner_text() == answer
-    expect(page.locator(".conversations a[aria-current=page]")).to_contain_text(
-        "Tell me about the moon"
-    )
+    expect(current).to_have_text(title)  # stored
+    expect(title_field).to_have_value(title)
 
     page.get_by_label("Title").fill("Moon facts")
     page.get_by_role("button", name="Rename").click()

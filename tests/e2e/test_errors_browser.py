@@ -141,3 +141,34 @@ def test_the_admin_sets_a_budget_and_the_chat_says_it_is_spent(
     page.get_by_role("link", name="Usage").click()
     expect(page.locator("section.page")).to_contain_text("of a budget of 50 tokens")
     context.close()
+
+
+def test_an_htmx_error_is_a_dismissible_toast_in_place(browser: Browser, stack: FakeStack) -> None:
+    """Issue 21, item 5: the conversation is deleted in another tab, then a message is sent
+    from this one: the 404 comes back as a toast over the page, which stays as it was (the
+    message typed is still there), and the toast goes away when dismissed."""
+    context = new_context(browser)
+    page = context.new_page()
+    sign_in(page, stack.url, "eve")
+    new_chat(page)
+    url = page.url
+    other = context.new_page()
+    other.goto(url)
+    other.once("dialog", lambda dialog: dialog.accept())
+    other.get_by_role("button", name="Delete").click()
+    expect(other).to_have_url(re.compile(r"/chat/?$"))
+    other.close()
+    send(page, "is anyone there")
+    toast = page.locator("#toast .toast")
+    expect(toast).to_contain_text("That conversation does not exist.")
+    expect(toast).to_contain_text("Error 404")
+    expect(toast).to_contain_text(re.compile(r"request id [0-9a-f]{32}"))
+    expect(page.locator("#toast")).to_have_attribute("role", "alert")
+    expect(page.locator("#toast")).to_have_attribute("aria-live", "assertive")
+    assert page.url == url  # in place: no error page
+    expect(page.get_by_label("Message", exact=True)).to_have_value("is anyone there")
+    expect(page.locator(".error-page")).to_have_count(0)
+    check_every_variant(page, "chat-htmx-error-toast")
+    toast.get_by_role("button", name="Dismiss").click()
+    expect(page.locator("#toast .toast")).to_have_count(0)
+    context.close()

@@ -9,9 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
+from markupsafe import escape
 
 from switchboard.accounts.services import create_user
-from switchboard.chat.tables import Message
+from switchboard.chat.services import title_from
+from switchboard.chat.tables import Conversation, Message
+from switchboard.chat.titles import clean_title
 from tests.conftest import WebFactory
 from tests.integration.conftest import AppFactory
 from tests.support.live import LiveServer
@@ -110,7 +113,16 @@ def test_chat_streams_persists_and_reloads(app: LiveServer, signed_in: SignIn) -
     assert 'class="body markdown"' in events[-1][1]
     page = ann.get(f"/chat/{conversation}")
     assert "Say hello in one sentence." in page.text
-    assert "Say hello in one" in page.text.split("<title>")[1]  # titled from the first message
+    # titled by the model after the first answer (issue 21, item 6): clean, not the first
+    # message's title, and the page's <title> (the done event carried it too)
+    stored = app.run(
+        _query(Conversation.select(Conversation.title).where(Conversation.id == conversation))
+    )[0]["title"]
+    assert stored != title_from("Say hello in one sentence.")
+    assert stored, stored
+    assert stored == clean_title(stored), stored  # one line, no quotes, at most 60 characters
+    assert f"<title>{escape(stored)} · Switchboard</title>" in page.text
+    assert f'value="{escape(stored)}"' in events[-1][1]
     rows = app.run(
         _query(
             Message.select(Message.role, Message.status, Message.content)

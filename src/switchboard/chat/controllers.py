@@ -32,6 +32,7 @@ from switchboard.chat.views import (
 )
 from switchboard.gateway.service import GatewayService
 from switchboard.settings import Settings
+from switchboard.web.htmx import htmx_of
 from switchboard.web.rendering import page, render_block
 from switchboard.web.request_id import request_id_of
 
@@ -320,7 +321,7 @@ async def _answer_again(
     """Add a fresh reply to the conversation: streamed (htmx: the page's stream starts it) or
     generated before the redirect (no JS)."""
     reply = await services.add_message(conversation, "assistant", "", status="streaming")
-    if request.headers.get("hx-request") != "true":
+    if not htmx_of(request):  # no JS: the reply is generated before the redirect
         job = _job(gateway, user, conversation, request_id_of(request.scope))
         generation, _ = await generations.attach(int(reply.id), job)
         if generation is not None:  # followed to its end (it goes on if this request goes)

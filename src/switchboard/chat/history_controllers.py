@@ -17,6 +17,7 @@ from switchboard.accounts.guards import requires_user
 from switchboard.chat import history, projects, services
 from switchboard.chat.generations import STOP_PATIENCE, Generations
 from switchboard.chat.views import TEMPLATE, conversation_of, user_of
+from switchboard.web.htmx import htmx_of
 from switchboard.web.inputs import MAX_ID
 from switchboard.web.rendering import page
 
@@ -100,6 +101,6 @@ class ChatHistoryController(Controller):
             if message.status in services.LIVE:
                 await generations.stop_and_wait(int(message.id), STOP_PATIENCE)
         await services.delete(conversation)
-        if request.headers.get("hx-request") == "true":
+        if htmx_of(request):
             return ClientRedirect("/chat")
         return Redirect("/chat", status_code=303)

@@ -18,6 +18,7 @@ from switchboard.chat import history, projects
 from switchboard.chat.tables import Project
 from switchboard.chat.views import TEMPLATE, conversation_of, page_context, user_of
 from switchboard.gateway.service import GatewayService
+from switchboard.web.htmx import htmx_of
 from switchboard.web.inputs import MAX_ID
 from switchboard.web.rendering import page
 
@@ -37,10 +38,6 @@ class MoveForm(msgspec.Struct):
 
 class DeleteForm(msgspec.Struct):
     conversations: str = "keep"
-
-
-def _htmx(request: Request[Any, Any, Any]) -> bool:
-    return request.headers.get("hx-request") == "true"
 
 
 def _client_redirect(to: str) -> Response[Any]:
@@ -97,11 +94,11 @@ class ProjectController(Controller):
             project = await projects.create(int(user.id), data.name, data.instructions)
         except projects.ProjectProblem as exc:
             problem = {"project_error": str(exc), "project_form": data}
-            if _htmx(request):
+            if htmx_of(request):
                 return page(request, TEMPLATE, problem, block="new_project")
             context = {**await page_context(user, None, gateway), **problem}
             return page(request, TEMPLATE, context, status_code=400)
-        if _htmx(request):
+        if htmx_of(request):
             return _client_redirect(f"/chat/projects/{project.id}")
         return Redirect(f"/chat/projects/{project.id}", status_code=303)
 
@@ -145,7 +142,7 @@ class ProjectController(Controller):
                 "the project) or delete them."
             )
         await projects.delete(project, with_conversations=DELETE_CHOICES[data.conversations])
-        if _htmx(request):
+        if htmx_of(request):
             return _client_redirect("/chat")
         return Redirect("/chat", status_code=303)
 

@@ -28,6 +28,7 @@ from switchboard.chat.projects import instructions_for, system_prompt
 from switchboard.chat.quotas import ChatQuotas
 from switchboard.chat.services import LIVE, finish_message, messages_of, retry_at_of
 from switchboard.chat.tables import Conversation, Message
+from switchboard.chat.titles import title_after_first_answer
 from switchboard.gateway.accounting import Caller
 from switchboard.gateway.chunks import Chunk, StreamDone, StreamFailed
 from switchboard.gateway.errors import GatewayError
@@ -141,6 +142,8 @@ async def generate(
             error_status=error_status if status == "error" else 0,
             retry_at=retry_at,
         )
+    if status == "complete":  # before the pages' ``done``, which then carries the title
+        await title_after_first_answer(gateway, caller, conversation)
 
 
 async def follow_reply(

@@ -19,6 +19,7 @@ from switchboard.chat.views import TEMPLATE, conversation_of, page_context, user
 from switchboard.gateway.service import GatewayService
 from switchboard.settings import Settings
 from switchboard.web.errors import error_page
+from switchboard.web.htmx import htmx_of
 from switchboard.web.rendering import page
 
 MAX_REPORT_LINES = 20
@@ -106,7 +107,7 @@ class ChatTransferController(Controller):
         """htmx gets the report (or the refusal) in place; a plain form post goes back to the
         list, or to the page with the refusal."""
         user = await user_of(request)
-        htmx = request.headers.get("hx-request") == "true"
+        htmx = bool(htmx_of(request))
         headers: dict[str, str] = {}
         try:
             if wait := await quotas.import_wait(int(user.id)):

@@ -15,12 +15,17 @@ from urllib.parse import urlencode
 import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
+from litestar.plugins.htmx import HTMXTemplate
 from litestar.response import Redirect, Template
 
+from switchboard.web.htmx import htmx_of, wants_fragment
 from switchboard.web.request_id import request_id_of
 
 log = logging.getLogger(__name__)
 JSON_PATHS = ("/v1", "/healthz", "/readyz")
+TOAST = "_toast.html"
+TOAST_TARGET = "#toast"
+"""Where an htmx request's error goes: the page's notification region (base.html)."""
 
 TITLES = {
     400: "That request was not quite right",
@@ -86,17 +91,34 @@ def error_page(
     *,
     title: str | None = None,
 ) -> Response[Any]:
-    """The workspace's answer to an error: back to sign-in on 401, JSON for a JSON client,
-    else the error page with the request id (``title``: the status's usual title)."""
+    """The workspace's answer to an error: back to sign-in on 401; for htmx, a toast in place
+    (same status); JSON for a JSON client; else the error page. Each with the request id
+    (``title``: the status's usual title)."""
     path = request.url.path
     headers = dict(headers or {})
     request_id = request_id_of(request.scope)
     if status == 401 and not path.startswith("/metrics"):
         # Session missing or expired: go (back) to the sign-in page, then return here.
         target = "/signin?" + urlencode({"next": path})
-        if request.headers.get("hx-request") == "true":
+        if htmx_of(request):
             return Response(content=b"", status_code=401, headers={"HX-Redirect": target})
         return Redirect(target, status_code=303)
+    context = {
+        "status": status,
+        "title": title or TITLES.get(status, "Something went wrong"),
+        "message": message,
+        "request_id": request_id,
+    }
+    if wants_fragment(request):
+        # in place, as a toast; htmx swaps no error response unless told (switchboard.js)
+        return HTMXTemplate(
+            template_name=TOAST,
+            context=context,
+            status_code=status,
+            headers=headers,
+            re_target=TOAST_TARGET,
+            re_swap="innerHTML",
+        )
     accept = request.headers.get("accept", "")
     if "application/json" in accept and "text/html" not in accept:
         return Response(
@@ -106,13 +128,5 @@ def error_page(
             headers=headers,
         )
     return Template(
-        template_name="error.html",
-        context={
-            "status": status,
-            "title": title or TITLES.get(status, "Something went wrong"),
-            "message": message,
-            "request_id": request_id,
-        },
-        status_code=status,
-        headers=headers,
+        template_name="error.html", context=context, status_code=status, headers=headers
     )

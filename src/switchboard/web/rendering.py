@@ -9,6 +9,8 @@ from jinja2_fragments.litestar import HTMXBlockTemplate
 from litestar import Request
 from litestar.response import Template
 
+from switchboard.web.htmx import wants_fragment
+
 
 def page(
     request: Request[Any, Any, Any],
@@ -19,7 +21,7 @@ def page(
     status_code: int = 200,
     headers: dict[str, str] | None = None,
 ) -> Template:
-    if request.headers.get("hx-request") == "true" and request.headers.get("hx-boosted") != "true":
+    if wants_fragment(request):
         return HTMXBlockTemplate(
             template_name=template,
             block_name=block,

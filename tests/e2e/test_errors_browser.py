@@ -151,6 +151,9 @@ def test_an_htmx_error_is_a_dismissible_toast_in_place(browser: Browser, stack: 
     page = context.new_page()
     sign_in(page, stack.url, "eve")
     new_chat(page)
+    send(page, "hello")  # the conversation is stored with its first message
+    expect(page).to_have_url(re.compile(r"/chat/\d+$"))
+    expect(page.locator(".message.assistant").last).not_to_have_class(re.compile("streaming"))
     url = page.url
     other = context.new_page()
     other.goto(url)

@@ -65,7 +65,7 @@ def test_sign_in_page(browser: Browser, stack: FakeStack) -> None:
     page.get_by_label("Username").fill("root")
     page.get_by_label("Password").fill("wrong password")
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("alert")).to_be_visible()
+    expect(page.get_by_role("alert").filter(has_text="do not match")).to_be_visible()
     check_every_variant(page, "signin-error")
     context.close()
 

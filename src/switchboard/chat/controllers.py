@@ -7,7 +7,7 @@ in transfer_controllers.py.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, post
@@ -15,6 +15,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import FromPath, URLEncodedBody
 from litestar.response import Redirect, Stream, Template
+from msgspec import Meta
 
 from switchboard.accounts.guards import requires_user
 from switchboard.chat import projects, services
@@ -33,6 +34,7 @@ from switchboard.chat.views import (
 from switchboard.gateway.service import GatewayService
 from switchboard.settings import Settings
 from switchboard.web.htmx import htmx_of
+from switchboard.web.inputs import MAX_ID
 from switchboard.web.rendering import page, render_block
 from switchboard.web.request_id import request_id_of
 
@@ -50,7 +52,7 @@ class MessageForm(msgspec.Struct):
     content: str = ""
     model: str | None = None
     """From the composer's model picker ("" is the default model); absent: unchanged."""
-    project: int | None = None
+    project: Annotated[int, Meta(ge=1, le=MAX_ID)] | None = None
     """The project a first message starts its conversation in (a project page's message box)."""
 
 

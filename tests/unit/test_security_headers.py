@@ -181,7 +181,11 @@ def test_every_route_sends_the_security_headers(live_fake: LiveServer, web: WebF
     conversation = session.new_conversation()
     sent = session.post(f"/chat/{conversation}/messages", {"content": "hello there"})
     assert sent.status_code == 303  # without htmx the reply is generated right away
+    made = session.post("/chat/projects", {"name": "Walk", "instructions": ""})
+    assert made.status_code == 303, made.text
+    project = int(made.headers["location"].rsplit("/", 1)[1])
     values = {**_ids(live_fake, conversation), "conversation_id": conversation,
+              "project_id": project,
               "model_id": "fake-model", "response_id": "resp_0123456789abcdef",
               "file_path": "switchboard.css",
               "path": "nowhere"}  # fmt: skip

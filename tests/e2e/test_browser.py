@@ -99,7 +99,7 @@ def test_chat_streams_survives_reload_and_can_be_renamed_and_deleted(
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Delete").click()
     expect(page).to_have_url(re.compile(r"/chat/?$"))
-    expect(page.locator(".conversations")).not_to_contain_text("Moon facts")
+    expect(page.locator("#conversation-list")).not_to_contain_text("Moon facts")
 
 
 def test_stop_a_long_answer(page: Page, app: LiveServer) -> None:

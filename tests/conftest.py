@@ -23,7 +23,12 @@ from tests.support.fake_upstream import FakeUpstream  # noqa: E402
 from tests.support.live import LiveServer  # noqa: E402
 from tests.support.web_session import WebSession  # noqa: E402
 
-pytest_plugins = ["tests.support.stack_fixtures", "tests.support.postgres", "tests.support.suites"]
+pytest_plugins = [
+    "tests.support.early",
+    "tests.support.stack_fixtures",
+    "tests.support.postgres",
+    "tests.support.suites",
+]
 # tests/images, tests/deploy and tests/scale need a container engine and the images `make
 # test-images` builds: without the variable their target sets, tests/support/suites.py skips
 # their tests, saying why. `make test` collects and skips them.
@@ -113,12 +118,17 @@ def web() -> Iterator[WebFactory]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Browser tests run after the others, and tests that stop shared servers (marked
+    """The tests that need no model server first (it starts meanwhile: tests/support/early.py),
+    then the others, then the browser tests; tests that stop shared servers (marked
     ``disruptive``) run last."""
+
+    from tests.support.early import needs_model_server  # a plugin: imported once registered
 
     def order(item: pytest.Item) -> int:
         if item.get_closest_marker("disruptive"):
+            return 3
+        if "/e2e/" in str(item.path):
             return 2
-        return 1 if "/e2e/" in str(item.path) else 0
+        return 1 if needs_model_server(item) else 0
 
     items.sort(key=order)

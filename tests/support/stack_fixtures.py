@@ -14,6 +14,7 @@ from switchboard.app import create_app
 from switchboard.devstack.model_server import ModelServer
 from switchboard.settings import Settings, load_settings
 from tests.conftest import ARTIFACTS, REPO_ROOT
+from tests.support.early import start_model_server_with
 from tests.support.live import LiveServer
 from tests.support.redis_server import RedisServer
 
@@ -22,18 +23,53 @@ MODEL = "smollm2-135m-instruct"
 MODEL_PORT = int(os.environ.get("SWITCHBOARD_TEST_MODEL_PORT", "18001"))
 
 
+class SharedModelServer:
+    """The run's one vLLM: started when collection ends if a selected test needs it
+    (tests/support/early.py), or by the first test that asks for it; stopped when the run
+    ends."""
+
+    server: ModelServer | None = None
+    failure: BaseException | None = None
+
+    @classmethod
+    def start(cls) -> None:
+        if cls.server is not None or cls.failure is not None:
+            return
+        settings = load_settings(
+            {"SWITCHBOARD_DATA_DIR": str(REPO_ROOT / "var")}, dotenv=Path("/none")
+        )
+        server = ModelServer(settings, port=MODEL_PORT, log_path=ARTIFACTS / "model-server.log")
+        try:
+            server.install()
+            server.start()
+        except Exception as error:  # the tests that need it fail with it, not the whole run
+            cls.failure = error
+            return
+        cls.server = server
+
+    @classmethod
+    def stop(cls) -> None:
+        if cls.server is not None:
+            cls.server.stop()
+
+
+start_model_server_with(SharedModelServer.start)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    SharedModelServer.stop()
+
+
 @pytest.fixture(scope="session")
-def model_server() -> Iterator[ModelServer]:
+def model_server() -> ModelServer:
     """vLLM's OpenAI server on the CPU with SmolLM2-135M-Instruct, started once per run."""
-    settings = load_settings({"SWITCHBOARD_DATA_DIR": str(REPO_ROOT / "var")}, dotenv=Path("/none"))
-    server = ModelServer(settings, port=MODEL_PORT, log_path=ARTIFACTS / "model-server.log")
-    server.install()
-    server.start()
-    try:
-        server.wait_ready(timeout=900)
-        yield server
-    finally:
-        server.stop()
+    SharedModelServer.start()
+    if SharedModelServer.failure is not None:
+        raise SharedModelServer.failure
+    server = SharedModelServer.server
+    assert server is not None
+    server.wait_ready(timeout=900)
+    return server
 
 
 AppFactory = Callable[..., LiveServer]

@@ -16,11 +16,7 @@
 #   SMOKE_CA       a CA bundle for the proxy's certificate; SMOKE_CA_FROM_PROXY=1 takes the root
 #                  of Caddy's local CA from the proxy container (internal hosts, tests)
 #   COMPOSE        the compose command (default "docker compose")
-#   DOCKER         the engine's command, to compare images (default "docker"; podman works)
 #   DEPLOY_SERVICES  only these services (and what they depend on); default: all of them
-# A release whose CPU model-server image is the one already running keeps that server running
-# (a restart costs minutes of warm-up): it stays at the tag it was started with, remembered in
-# STATE_DIR/model-tag, through SWITCHBOARD_MODEL_TAG.
 # Exit status: 0 deployed; 1 the new tag failed its smoke test and the previous one runs again;
 # 2 that rollback failed too (people must look).
 set -euo pipefail
@@ -30,7 +26,6 @@ tag=${1:?usage: deploy/deploy.sh TAG}
 env_file=${ENV_FILE:-deploy/compose.env}
 state_dir=${STATE_DIR:-deploy/state}
 read -r -a compose <<< "${COMPOSE:-docker compose}"
-read -r -a docker <<< "${DOCKER:-docker}"
 compose+=(-f docker-compose.prod.yml --env-file "$env_file")
 timeout=${SMOKE_TIMEOUT:-600}
 key=${SMOKE_API_KEY:-}
@@ -51,36 +46,11 @@ ours=(gateway migrate)
 profiles=${COMPOSE_PROFILES:-$(sed -n 's/^COMPOSE_PROFILES=//p' "$env_file" | tail -n 1)}
 case ",$profiles," in *,cpu,*) ours+=(model-cpu) ;; esac
 
-image_id() {  # image_id TAG: the local image id of the CPU model server at TAG (empty: none)
-  local image
-  if image=$(SWITCHBOARD_TAG=$1 SWITCHBOARD_MODEL_TAG=$1 "${compose[@]}" config --images model-cpu); then
-    "${docker[@]}" image inspect --format '{{.Id}}' "$image" 2>/dev/null || true
-  fi
-}
-
-model_tag_for() {  # model_tag_for TAG: the running model server's tag if TAG has the same image
-  local running new
-  running=$(cat "$state_dir/model-tag" 2>/dev/null || true)
-  if [ -n "$running" ] && [ "$running" != "$1" ]; then
-    new=$(image_id "$1")
-    if [ -n "$new" ] && [ "$new" = "$(image_id "$running")" ]; then
-      echo "$running"
-      return
-    fi
-  fi
-  echo "$1"
-}
-
 up() {  # up TAG: pull our images at TAG and (re)start what changed
-  SWITCHBOARD_TAG=$1 SWITCHBOARD_MODEL_TAG=$1 "${compose[@]}" pull --quiet "${ours[@]}"
-  local model=$1
-  case " ${ours[*]} " in *" model-cpu "*) model=$(model_tag_for "$1") ;; esac
-  [ "$model" = "$1" ] ||
-    say "the model server's image at $1 is the one running (tag $model): it keeps running"
+  SWITCHBOARD_TAG=$1 "${compose[@]}" pull --quiet "${ours[@]}"
   local -a only
   read -r -a only <<< "${DEPLOY_SERVICES:-}"
-  SWITCHBOARD_TAG=$1 SWITCHBOARD_MODEL_TAG=$model "${compose[@]}" up -d --remove-orphans "${only[@]}"
-  echo "$model" > "$state_dir/model-tag"
+  SWITCHBOARD_TAG=$1 "${compose[@]}" up -d --remove-orphans "${only[@]}"
 }
 
 tls() {  # the curl options that make the proxy's certificate trusted

@@ -26,9 +26,8 @@ GOOD, BROKEN = "n1", "n2"
 FIRST_SMOKE_TIMEOUT = 1500
 """Seconds the first deployment may take to answer: it starts vLLM on 2 busy cores."""
 SMOKE_TIMEOUT = 240
-"""Seconds a later one may take (only the gateway restarts: the model server's image is the
-same, so it keeps running); the broken tag's gateway exits at once, and the script gives up on
-it without waiting this long."""
+"""Seconds a later one may take (only the gateway restarts); the broken tag's gateway exits at
+once, and the script gives up on it without waiting this long."""
 
 
 def podman(*args: str) -> str:
@@ -135,7 +134,6 @@ def deploy(host: Host, tag: str, timeout: int = SMOKE_TIMEOUT) -> subprocess.Com
         "ENV_FILE": str(host.env_file),
         "STATE_DIR": str(host.state),
         "COMPOSE": f"{COMPOSE} -p {PROJECT}",
-        "DOCKER": "podman",
         "SMOKE_CA_FROM_PROXY": "1",
         "SMOKE_TIMEOUT": str(timeout),
         # the observability services' images come from registries this machine cannot reach
@@ -172,7 +170,6 @@ def test_a_good_tag_deploys_and_a_broken_one_rolls_back(host: Host) -> None:
     assert "a real completion came back" in first.stdout
     assert (host.state / "current-tag").read_text().strip() == GOOD
     assert running_tag(host) == GOOD
-    model_server = host.stack.inspect("model-cpu")["Id"]
 
     second = deploy(host, BROKEN)
     assert second.returncode == 1, second.stdout + second.stderr  # failed, rolled back
@@ -184,6 +181,3 @@ def test_a_good_tag_deploys_and_a_broken_one_rolls_back(host: Host) -> None:
     assert (host.state / "current-tag").read_text().strip() == GOOD
     assert running_tag(host) == GOOD
     assert answers(host)
-    # N+1 has the same model-server image: that server kept running through both deployments
-    assert f"the model server's image at {BROKEN} is the one running (tag {GOOD})" in second.stdout
-    assert host.stack.inspect("model-cpu")["Id"] == model_server

@@ -44,10 +44,6 @@ OWN_IMAGE = re.compile(
     r"^\$\{SWITCHBOARD_REGISTRY:-ghcr\.io\}/\$\{SWITCHBOARD_IMAGE_OWNER:\?[^}]*\}"
     r"/switchboard-[a-z-]+:\$\{SWITCHBOARD_TAG:\?[^}]*\}$"
 )
-MODEL_CPU_IMAGE = re.compile(  # the release's tag, or the one deploy.sh keeps running
-    r"^\$\{SWITCHBOARD_REGISTRY:-ghcr\.io\}/\$\{SWITCHBOARD_IMAGE_OWNER:\?[^}]*\}"
-    r"/switchboard-model-cpu:\$\{SWITCHBOARD_MODEL_TAG:-\$\{SWITCHBOARD_TAG:\?[^}]*\}\}$"
-)
 
 
 def test_every_part_of_the_system_is_a_service() -> None:
@@ -74,7 +70,7 @@ def test_service_has_health_restart_limits_and_log_rotation(name: str) -> None:
 def test_images_are_pinned(name: str) -> None:
     image = SERVICES[name]["image"]
     if "switchboard-" in image:
-        assert (MODEL_CPU_IMAGE if name == "model-cpu" else OWN_IMAGE).match(image), image
+        assert OWN_IMAGE.match(image), image
         return
     _, _, tag = image.rpartition(":")
     assert tag != "latest", f"{name}: {image} is not pinned"

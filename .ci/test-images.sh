@@ -85,7 +85,25 @@ standins() {
   done
 }
 
+# Build-only runs (`make test-deploy`, `make test-scale`) reuse the images a run of this script
+# built from the same tree (the commit and every uncommitted change): a cached rebuild still
+# takes a minute and a half here.
+stamp=test-artifacts/images/built-from-tree-$tag
+tree() { { git rev-parse HEAD && git status --porcelain && git diff HEAD; } | sha256sum; }
+images_exist() {
+  local image
+  for image in ghcr.io/$owner/switchboard-{gateway,model-cpu,router}:$tag; do
+    podman image exists "$image" || return 1
+  done
+}
+
 step engine bash .ci/container-engine.sh "$socket"
+if [ -n "${TEST_IMAGES_BUILD_ONLY:-}" ] && [ -f "$stamp" ] && now=$(tree) &&
+   [ "$now" = "$(cat "$stamp")" ] && images_exist; then
+  echo "test-images: the images of this tree are built (ghcr.io/$owner/*:$tag): reused"
+  exit 0
+fi
+rm -f "$stamp"
 step base-image bash .ci/base-images.sh
 step standin-images standins
 step gateway-image podman build "${build[@]}" -f infra/docker/gateway.Dockerfile \
@@ -95,6 +113,8 @@ step model-cpu-image podman build "${build[@]}" "${model[@]}" -f model-server/cp
 step router-image podman build "${build[@]}" -f infra/docker/router.Dockerfile \
   -t "ghcr.io/$owner/switchboard-router:$tag" .
 images_built
+mkdir -p "$(dirname "$stamp")"
+if git rev-parse --git-dir >/dev/null 2>&1; then tree > "$stamp"; fi
 [ -n "${TEST_IMAGES_BUILD_ONLY:-}" ] && exit 0  # `make test-deploy` needs only the images
 # The stack runs a vLLM server: never two at once on this machine (flock where there is one).
 lock=()

@@ -119,13 +119,15 @@ def web() -> Iterator[WebFactory]:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The tests that need no model server first (it starts meanwhile: tests/support/early.py),
-    then the others, then the browser tests; tests that stop shared servers (marked
+    then the others, then the browser tests, then the tests whose work started with the run
+    (``start_early``: by then it is done); tests that stop shared servers (marked
     ``disruptive``) run last."""
-
-    from tests.support.early import needs_model_server  # a plugin: imported once registered
+    from tests.support.early import EARLY, needs_model_server  # a plugin: imported once registered
 
     def order(item: pytest.Item) -> int:
         if item.get_closest_marker("disruptive"):
+            return 4
+        if item.get_closest_marker(EARLY):
             return 3
         if "/e2e/" in str(item.path):
             return 2

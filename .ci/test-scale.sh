@@ -24,9 +24,15 @@ echo "test-scale: pytest tests/scale (compose up on podman; output below)"
 status=0
 # shellcheck disable=SC2086  # PYTEST_ARGS: extra arguments, split on purpose
 env TEST_SCALE=1 TEST_EXPECT_SUITES=tests/scale DOCKER_HOST="unix://$socket" IMAGE_OWNER=$owner IMAGE_TAG=$tag \
-  "${lock[@]}" .venv/bin/pytest tests/scale -p no:cacheprovider -v ${PYTEST_ARGS:-} || status=$?
+  "${lock[@]}" .venv/bin/pytest tests/scale -p no:cacheprovider -v ${PYTEST_ARGS:-} \
+  2>&1 | tee "$out/pytest.log" || status=$?
 total=$((SECONDS - started))
 printf 'test-scale: images %ds, tests %ds, total %ds: %s\n' "$built" $((total - built)) "$total" \
   "$([ $status -eq 0 ] && echo ok || echo FAILED)" | tee "$out/timing.txt"
 [ -f "$out/report.md" ] && cat "$out/report.md"
+# last, where a log cut in the middle still shows it: which tests failed, and why
+if [ $status -ne 0 ]; then
+  echo "test-scale: failed (whole output in $out/pytest.log):"
+  grep -E '^(FAILED|ERROR) |^E  |^tests/.*(Error|Exception)$' "$out/pytest.log" | head -60 | cut -c1-400 || true
+fi
 exit $status

@@ -67,7 +67,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Seconds to connect to a model server (and to send the request)."""
     upstream_connect_retries: int = 2
     """Rounds of connects tried again (after 0.25 s, then 0.5 s, ...) when no model server
-    took a request: safe, since it never reached one; 0 answers 503 at once."""
+    took a request (refused, or answered 503): safe, since none ran it; 0 answers 503 at once."""
     upstream_first_byte_timeout: float = 600.0
     """Seconds until a stream's first event (a queued request starts late under load). A JSON
     answer comes whole, so only the total bounds it."""

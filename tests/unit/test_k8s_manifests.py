@@ -23,6 +23,17 @@ OVERLAYS = overlays()
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.prod.yml").read_text())["services"]
 
 
+class ComposeOverride(yaml.SafeLoader):
+    """Compose's override tags (``!reset``) read as nothing: only the values are compared."""
+
+
+ComposeOverride.add_constructor("!reset", lambda loader, node: None)
+SCALE = yaml.load(
+    (REPO_ROOT / "docker-compose.scale.yml").read_text(),
+    ComposeOverride,  # noqa: S506  # a SafeLoader with one more tag
+)["services"]
+
+
 @cache
 def rendered(overlay: str) -> list[Manifest]:
     return load(render(overlay))
@@ -239,10 +250,13 @@ def test_the_crd_validators_reject_a_broken_custom_resource() -> None:
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_the_gateway_gets_the_settings_compose_gives_it(overlay: str) -> None:
-    compose = COMPOSE["gateway"]["environment"]
+    """Compose's scale-out topology (the production file with docker-compose.scale.yml): a
+    router in front of the replicas, as on Kubernetes."""
+    compose = {**COMPOSE["gateway"]["environment"], **SCALE["gateway"]["environment"]}
     ours = settings(rendered(overlay))
     assert set(ours) == set(compose)
-    for name in ("SWITCHBOARD_ENVIRONMENT", "SWITCHBOARD_REDIS_URL", "SWITCHBOARD_CACHE_REDIS_URL"):
+    same = ("ENVIRONMENT", "REDIS_URL", "CACHE_REDIS_URL", "UPSTREAM_CONNECT_RETRIES")
+    for name in [f"SWITCHBOARD_{n}" for n in same]:
         assert ours[name] == compose[name]
     for name in [n for n in compose if n.endswith("_FILE")]:
         assert ours[name].startswith("/run/secrets/")

@@ -162,21 +162,29 @@ def as_gateway_error(exc: Exception) -> GatewayError:
     return from_http_exception(500, "internal error")
 
 
-def upstream_error(status: int, payload: bytes) -> GatewayError:
-    """Relay a model server's 4xx/5xx in OpenAI's shape, whichever error shape it used."""
-    message, err_type, code, param = f"model server answered {status}", None, None, None
+def _error_fields(payload: bytes) -> dict[str, Any]:
+    """The fields of a model server's error body, whichever shape it used (``{"error": {...}}``,
+    nested once more, or flat); empty when it is not JSON."""
     try:
         body = msgspec.json.decode(payload)
     except msgspec.DecodeError:
-        body = None
-    if isinstance(body, dict):
-        inner: Any = body
-        while isinstance(inner.get("error"), dict):  # {"error": {...}}, or nested once more
-            inner = inner["error"]
-        message = str(inner.get("message") or message)
-        err_type = inner.get("type")
-        code = inner.get("code")
-        param = inner.get("param")
+        return {}
+    inner: Any = body if isinstance(body, dict) else {}
+    while isinstance(inner.get("error"), dict):
+        inner = inner["error"]
+    return inner  # type: ignore[no-any-return]
+
+
+def upstream_reason(status: int, payload: bytes) -> str:
+    """What a model server said when it refused, for a message."""
+    return str(_error_fields(payload).get("message") or f"model server answered {status}")
+
+
+def upstream_error(status: int, payload: bytes) -> GatewayError:
+    """Relay a model server's 4xx/5xx in OpenAI's shape, whichever error shape it used."""
+    fields = _error_fields(payload)
+    message = upstream_reason(status, payload)
+    err_type, code, param = fields.get("type"), fields.get("code"), fields.get("param")
     if status >= 500:
         return GatewayError(
             502, f"The model server failed: {message}", type="server_error", code="upstream_error"

@@ -32,6 +32,7 @@ from switchboard.gateway.errors import (
     model_not_found,
     model_unavailable,
     upstream_failed,
+    upstream_reason,
     upstream_timeout,
 )
 from switchboard.observability.metrics import UPSTREAM_ERRORS
@@ -53,6 +54,9 @@ class Readiness:
 
 CONNECT_RETRY_PAUSE = 0.25
 """Seconds before the first new round of connects when no server took a request (doubling)."""
+UNAVAILABLE = 503
+"""The one answer that says the request was not served (RFC 9110: the server cannot handle it
+now), so it may go to the next server or round."""
 RECHECK_SECONDS = 1.0
 """At most one out-of-turn probe a second (refusals for want of servers trigger them)."""
 
@@ -276,12 +280,13 @@ class UpstreamPool:
         answers: ``candidates(model)`` when the caller has not resolved it); yield the
         streaming response.
 
-        Retries on the next server only when the request never reached the upstream (connection
-        refused, DNS, connect timeout), the one case where a retry cannot run the generation
-        twice; when no server of the route took it, the route is tried again after a pause,
-        ``upstream_connect_retries`` times (a router restarting or a network blip of a few
-        seconds is ridden out rather than answered with 503s). A connection lost after the
-        request went out is a 502, never retried.
+        Retries on the next server only when the request was not served: it never reached the
+        upstream (connection refused, DNS, connect timeout), or the upstream answered 503
+        before running anything (vLLM's router with no replica in rotation for a moment). Then
+        a retry cannot run the generation twice. When no server of the route took it, the
+        route is tried again after a pause, ``upstream_connect_retries`` times (a router
+        restarting or a network blip of a few seconds is ridden out rather than answered with
+        503s). A connection lost after the request went out is a 502, never retried.
         """
         payload = msgspec.json.encode(body)
         servers = route if route is not None else self.candidates(model)
@@ -302,12 +307,27 @@ class UpstreamPool:
                     last_error = f"connect failed: {exc or type(exc).__name__}"
                     self.eject(server, last_error)
                     continue
+                if response.status_code == UNAVAILABLE:  # not served: no eject, it answers
+                    UPSTREAM_ERRORS.labels("unavailable").inc()
+                    last_error = f"{server.label} answered 503: " + upstream_reason(
+                        UNAVAILABLE, await read_and_close(response)
+                    )
+                    continue
                 try:
                     yield response
                 finally:
                     await response.aclose()
                 return
         raise model_unavailable(model, last_error)
+
+
+async def read_and_close(response: httpx.Response) -> bytes:
+    try:
+        return await response.aread()
+    except httpx.HTTPError:
+        return b""
+    finally:
+        await response.aclose()
 
 
 def never_reached(exc: httpx.HTTPError) -> bool:

@@ -138,7 +138,7 @@ for _operation in ("get", "put"):
     CACHE_ERRORS.labels(_operation)
 for _limit in ("requests", "tokens"):
     RATE_LIMITED.labels(_limit)
-for _kind in ("connect", "timeout", "status", "stream"):
+for _kind in ("connect", "unavailable", "timeout", "status", "stream"):
     UPSTREAM_ERRORS.labels(_kind)
 for _role in ("user", "assistant"):
     MESSAGES_CREATED.labels(_role)

@@ -126,21 +126,36 @@ async def provide_call(request: Request[Any, Any, Any], state: State) -> ApiCall
     return ApiCall(await authenticate(request, resources.keys), resources.gateway)
 
 
+WATCH_AFTER = 0.2
+"""Seconds before a non-streamed answer starts listening for the client's hang-up."""
+
+
 async def until_disconnect(request: Request[Any, Any, Any], work: Awaitable[T]) -> T:
     """``work``, cancelled (and the upstream request with it) if the client hangs up first, as
     vLLM's ``with_cancellation`` does; then ``ClientDisconnected`` (a 499 in the access log).
-    ``work`` runs in this task; one watcher task cancels it when the client goes."""
+    ``work`` runs in this task; a watcher task cancels it when the client goes. The watcher
+    starts after ``WATCH_AFTER`` seconds: an answer quicker than that (a cache hit, a short
+    completion) never pays for it (a task and a receive the server must cancel: a tenth of a
+    quick request's time at one connection), and a hang-up is still noticed by then."""
     task = asyncio.current_task()
     assert task is not None
-    watcher = asyncio.create_task(_cancel_on_disconnect(request, task))
+    loop = asyncio.get_running_loop()
+    watchers: list[asyncio.Task[None]] = []
+
+    def watch() -> None:
+        watchers.append(loop.create_task(_cancel_on_disconnect(request, task)))
+
+    timer = loop.call_later(WATCH_AFTER, watch)
     try:
         return await work
     except asyncio.CancelledError:
-        if watcher.done() and not watcher.cancelled():  # it saw the hang-up and cancelled us
+        if watchers and watchers[0].done() and not watchers[0].cancelled():  # saw the hang-up
             raise ClientDisconnected("client disconnected") from None
         raise
     finally:
-        watcher.cancel()
+        timer.cancel()
+        for watcher in watchers:
+            watcher.cancel()
 
 
 async def _cancel_on_disconnect(request: Request[Any, Any, Any], task: asyncio.Task[Any]) -> None:

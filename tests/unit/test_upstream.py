@@ -280,6 +280,34 @@ async def test_retries_end_in_a_503_when_no_server_comes_back(
         assert len(attempts) == 2  # the first round and one retry
 
 
+async def answered_after_refusals(
+    make_settings: SettingsFactory,
+    fake_upstream: FakeUpstream,
+    refusals: list[httpx.Response],
+    retries: int,
+    stream: bool = False,
+) -> tuple[httpx.Response, int, bool]:
+    """One completion through a server that first answers ``refusals`` (in order), then as
+    the fake model does: the caller's response, how many completions the server saw, and
+    whether it is still in rotation."""
+    completions = []
+
+    async def refusing(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/completions"):
+            completions.append(request)
+            if len(completions) <= len(refusals):
+                return refusals[len(completions) - 1]
+        return await fake_upstream.handle(request)
+
+    settings = make_settings(upstream_health_interval=3600, upstream_connect_retries=retries)
+    app = create_app(settings, upstream_transport=httpx.MockTransport(refusing))
+    async with AsyncTestClient(app=app) as client:
+        client.headers["Authorization"] = "Bearer " + await mint_key(client, "refused")
+        response = await client.post(CHAT, json={**BODY, "stream": stream})
+        healthy = client.app.state.resources.pool.servers[0].healthy
+    return response, len(completions), healthy
+
+
 @pytest.mark.parametrize("stream", [False, True])
 async def test_a_503_from_the_only_server_is_tried_again_like_a_refused_connect(
     make_settings: SettingsFactory, fake_upstream: FakeUpstream, stream: bool
@@ -287,70 +315,40 @@ async def test_a_503_from_the_only_server_is_tried_again_like_a_refused_connect(
     """A router with no replica in rotation for a moment (its circuit breaker open after a
     network blip) answers 503 before any generation ran: the route is tried again after a
     pause, as when no server took the connection, so the caller gets the answer."""
-    unavailable = [1, 1]
-    completions = []
-
-    async def busy_twice(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/completions"):
-            completions.append(request)
-            if unavailable:
-                unavailable.pop()
-                return httpx.Response(503, json={"message": "No available workers"})
-        return await fake_upstream.handle(request)
-
-    settings = make_settings(upstream_health_interval=3600, upstream_connect_retries=2)
-    app = create_app(settings, upstream_transport=httpx.MockTransport(busy_twice))
-    async with AsyncTestClient(app=app) as client:
-        client.headers["Authorization"] = "Bearer " + await mint_key(client, "busy")
-        response = await client.post(CHAT, json={**BODY, "stream": stream})
-        assert response.status_code == 200, response.text
-        assert len(completions) == 3  # two 503s, then the answer
-        assert client.app.state.resources.pool.servers[0].healthy  # not ejected for it
+    busy = httpx.Response(503, json={"message": "No available workers"})
+    response, sent, healthy = await answered_after_refusals(
+        make_settings, fake_upstream, [busy, busy], retries=2, stream=stream
+    )
+    assert response.status_code == 200, response.text
+    assert sent == 3  # two 503s, then the answer
+    assert healthy  # not ejected for it: it answers
 
 
 async def test_503s_that_outlast_the_retries_end_in_a_503_with_the_servers_reason(
     make_settings: SettingsFactory, fake_upstream: FakeUpstream
 ) -> None:
-    attempts = []
-
-    async def busy(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/completions"):
-            attempts.append(request)
-            return httpx.Response(503, json={"error": {"message": "No available workers"}})
-        return await fake_upstream.handle(request)
-
-    settings = make_settings(upstream_health_interval=3600, upstream_connect_retries=1)
-    app = create_app(settings, upstream_transport=httpx.MockTransport(busy))
-    async with AsyncTestClient(app=app) as client:
-        client.headers["Authorization"] = "Bearer " + await mint_key(client, "busy")
-        response = await client.post(CHAT, json=BODY)
-        assert response.status_code == 503, response.text
-        error = response.json()["error"]
-        assert error["code"] == "model_unavailable"
-        assert "No available workers" in error["message"]
-        assert response.headers["retry-after"]
-        assert len(attempts) == 2  # the first round and one retry
+    busy = httpx.Response(503, json={"error": {"message": "No available workers"}})
+    response, sent, _ = await answered_after_refusals(
+        make_settings, fake_upstream, [busy] * 5, retries=1
+    )
+    assert response.status_code == 503, response.text
+    error = response.json()["error"]
+    assert error["code"] == "model_unavailable"
+    assert "No available workers" in error["message"]
+    assert response.headers["retry-after"]
+    assert sent == 2  # the first round and one retry
 
 
 async def test_a_500_from_the_server_is_not_tried_again(
     make_settings: SettingsFactory, fake_upstream: FakeUpstream
 ) -> None:
     """A 500 may come after the generation ran: sending the request again could run it twice."""
-    attempts = []
-
-    async def failing(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/completions"):
-            attempts.append(request)
-            return httpx.Response(500, json={"error": {"message": "engine died"}})
-        return await fake_upstream.handle(request)
-
-    settings = make_settings(upstream_health_interval=3600, upstream_connect_retries=2)
-    app = create_app(settings, upstream_transport=httpx.MockTransport(failing))
-    async with AsyncTestClient(app=app) as client:
-        client.headers["Authorization"] = "Bearer " + await mint_key(client, "fails")
-        response = await client.post(CHAT, json=BODY)
-        assert response.status_code == 502, response.text
-        assert len(attempts) == 1
+    failed = httpx.Response(500, json={"error": {"message": "engine died"}})
+    response, sent, _ = await answered_after_refusals(
+        make_settings, fake_upstream, [failed], retries=2
+    )
+    assert response.status_code == 502, response.text
+    assert sent == 1
 
 
 async def test_readiness_and_serving_agree_when_the_model_comes_back(

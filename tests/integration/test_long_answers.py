@@ -10,7 +10,6 @@ its own fake model server, data directory and gateway process."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,7 @@ import httpx
 import pytest
 
 from tests.support.fake_upstream import FakeUpstream
-from tests.support.gateway_process import gateway_process
+from tests.support.gateway_process import gateway_env, gateway_process
 from tests.support.socket_upstream import upstream_on_socket
 
 LONG = 150.0
@@ -37,12 +36,7 @@ def relay_a_long_answer() -> httpx.Response:
         upstream_on_socket(fake) as url,
     ):
         settings = {"upstream_urls": url, "default_model": "fake-model", "chat_titles": "false"}
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD")},
-            "SWITCHBOARD_DATA_DIR": data,
-            "SWITCHBOARD_ENVIRONMENT": "test",
-            **{f"SWITCHBOARD_{name.upper()}": value for name, value in settings.items()},
-        }
+        env = gateway_env(Path(data), **settings)
         minted = subprocess.run(
             [sys.executable, "-m", "switchboard.cli", "keys", "create", "--user", "patient"],
             env=env,

@@ -15,10 +15,10 @@ import pytest
 
 from switchboard.accounts.services import create_user
 from switchboard.app import create_app
-from tests.conftest import SettingsFactory, WebFactory
+from tests.conftest import WebFactory
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.live import LiveServer
-from tests.support.postgres import PostgresDatabase, PostgresServer
+from tests.support.postgres import PostgresServer
 from tests.support.web_session import WebSession
 from tests.support.workspace_fuzz import SIGNED_IN_ONLY_AS_VISITOR, Target, fuzz
 from tests.unit.test_hostile_input import ID_PARAMETER, id_routes, unhandled
@@ -31,20 +31,6 @@ PASSWORD = "a long enough password"  # pragma: allowlist secret
 EXAMPLES = 3
 """Random examples per route on PostgreSQL, after the seeds: about 300 requests."""
 _databases = itertools.count(1)
-
-
-@pytest.fixture
-def pg_app(
-    postgres: PostgresDatabase, make_settings: SettingsFactory, fake_upstream: FakeUpstream
-) -> Iterator[LiveServer]:
-    app = create_app(
-        make_settings(database_url=postgres.url), upstream_transport=fake_upstream.transport()
-    )
-    server = LiveServer(app).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

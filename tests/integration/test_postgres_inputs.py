@@ -6,21 +6,19 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from switchboard.accounts.services import create_user, get_user_by_name
-from switchboard.app import create_app
 from switchboard.chat.tables import Message
 from switchboard.usage import queries as usage_queries
 from switchboard.usage.queries import DailyTotal, daily_totals
 from switchboard.usage.tables import UsageRecord
-from tests.conftest import SettingsFactory, WebFactory, mint_key_in
+from tests.conftest import WebFactory, mint_key_in
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.live import LiveServer
-from tests.support.postgres import PostgresDatabase
 from tests.support.web_session import WebSession
 from tests.unit.test_input_limits import (
     completion,
@@ -35,20 +33,6 @@ from tests.unit.test_input_limits import (
 pytestmark = pytest.mark.postgres
 
 _numbers = itertools.count(1)
-
-
-@pytest.fixture
-def pg_app(
-    postgres: PostgresDatabase, make_settings: SettingsFactory, fake_upstream: FakeUpstream
-) -> Iterator[LiveServer]:
-    app = create_app(
-        make_settings(database_url=postgres.url), upstream_transport=fake_upstream.transport()
-    )
-    server = LiveServer(app).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 Person = Callable[[], tuple[str, WebSession]]

@@ -5,37 +5,20 @@ a fresh database for each test."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
 from switchboard.accounts.services import create_user
-from switchboard.app import create_app
 from switchboard.chat.projects import MAX_NAME_CHARS
-from tests.conftest import SettingsFactory, WebFactory
+from tests.conftest import WebFactory
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.live import LiveServer
-from tests.support.postgres import PostgresDatabase
 from tests.support.web_session import WebSession
 from tests.unit.test_projects import INSTRUCTIONS, create_project, new_chat_in, system_sent
 
 pytestmark = pytest.mark.postgres
 
 PASSWORD = "long-enough-password"  # pragma: allowlist secret
-
-
-@pytest.fixture
-def pg_app(
-    postgres: PostgresDatabase, make_settings: SettingsFactory, fake_upstream: FakeUpstream
-) -> Iterator[LiveServer]:
-    app = create_app(
-        make_settings(database_url=postgres.url), upstream_transport=fake_upstream.transport()
-    )
-    server = LiveServer(app).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def signed_in(app: LiveServer, web: WebFactory, name: str) -> WebSession:

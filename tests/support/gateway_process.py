@@ -18,6 +18,18 @@ DEADLINE = 180.0
 """Seconds a server may take to start or stop on a busy machine."""
 
 
+def gateway_env(data_dir: Path, **settings: str | int) -> dict[str, str]:
+    """The environment of a gateway (or of a ``switchboard`` command run for it): this one
+    without any setting of ours, then ``SWITCHBOARD_<NAME>=value`` for each of ``settings``."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("SWITCHBOARD", "PROMETHEUS"))},
+        "SWITCHBOARD_DATA_DIR": str(data_dir),
+        "SWITCHBOARD_LOG_LEVEL": "WARNING",
+        "SWITCHBOARD_ENVIRONMENT": "test",
+        **{f"SWITCHBOARD_{name.upper()}": str(value) for name, value in settings.items()},
+    }
+
+
 @contextlib.contextmanager
 def gateway_process(
     data_dir: Path, ready_path: str = "/healthz", **settings: str | int
@@ -25,14 +37,7 @@ def gateway_process(
     """Start ``switchboard serve`` with ``SWITCHBOARD_<NAME>=value`` for each setting; yield the
     process and its base URL once ``ready_path`` answers 200."""
     port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("SWITCHBOARD", "PROMETHEUS"))},
-        "SWITCHBOARD_PORT": str(port),
-        "SWITCHBOARD_DATA_DIR": str(data_dir),
-        "SWITCHBOARD_LOG_LEVEL": "WARNING",
-        "SWITCHBOARD_ENVIRONMENT": "test",
-        **{f"SWITCHBOARD_{name.upper()}": str(value) for name, value in settings.items()},
-    }
+    env = gateway_env(data_dir, **settings, port=port)
     process = subprocess.Popen(
         [sys.executable, "-m", "switchboard.cli", "serve"], env=env, start_new_session=True
     )

@@ -104,6 +104,30 @@ async def test_a_full_batch_wakes_the_writer(client: AsyncTestClient[Any]) -> No
     await writer.aclose()
 
 
+async def test_a_flush_writes_what_was_buffered_when_it_began(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rows recorded while a flush's insert runs wait for the next flush. A flush that drained
+    the buffer until empty never ended under steady load: one small insert after another, each
+    a connection, a commit and a WAL checkpoint on SQLite (measured: 10 to 40 rows every 20 ms
+    at one connection, half of the gateway's CPU per request)."""
+    writer = UsageWriter(flush_interval=3600, batch_size=100)
+    inserted: list[int] = []
+
+    async def insert(rows: list[UsageEvent]) -> None:
+        inserted.append(len(rows))
+        if len(inserted) < 5:  # a request ends while the insert runs
+            writer.record(event())
+        await asyncio.sleep(0)
+
+    monkeypatch.setattr("switchboard.usage.writer.insert_rows", insert)
+    for _ in range(3):
+        writer.record(event())
+    assert await writer.flush() == 3
+    assert inserted == [3]
+    assert writer.pending == 1  # for the next flush
+
+
 async def test_daily_totals_per_key_and_per_user(client: AsyncTestClient[Any]) -> None:
     today = dt.datetime.now(dt.UTC).replace(hour=12, minute=0, second=0, microsecond=0)
     yesterday = today - dt.timedelta(days=1)

@@ -101,13 +101,16 @@ class UsageWriter:
                 log.exception("usage flush failed; will retry", extra={"pending": self.pending})
 
     async def flush(self) -> int:
-        """Insert everything buffered now; returns how many rows were written. Raises (keeping
-        the rows not yet written) only when the database is unavailable."""
+        """Insert what is buffered now; returns how many rows were written. Rows recorded
+        meanwhile wait for the next flush: draining until empty never ends under steady load,
+        one small insert after another. Raises (keeping the rows not yet written) only when the
+        database is unavailable."""
         async with self._flush_lock:
-            written = 0
-            while self._buffer:
-                batch = self._buffer[: self.batch_size]
+            written, left = 0, len(self._buffer)
+            while left > 0 and self._buffer:
+                batch = self._buffer[: min(self.batch_size, left)]
                 del self._buffer[: len(batch)]
+                left -= len(batch)
                 stored = await self._store(batch)
                 written += len(stored)
                 self.written += len(stored)
@@ -163,7 +166,8 @@ class UsageWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         try:
-            await self.flush()
+            while self.pending:  # rows of answers that ended during the last flush too
+                await self.flush()
         except RETRY_LATER:
             log.error(
                 "usage rows lost at shutdown: the database is unavailable",

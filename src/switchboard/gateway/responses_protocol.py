@@ -20,6 +20,16 @@ from switchboard.gateway.responses_items import INPUT_ITEM_SCHEMA, Unsupported, 
 __all__ = ["ResponsesRequest", "Unsupported", "check_supported"]
 
 MaxOutputTokens = Annotated[int, Meta(ge=1, le=1_000_000)]
+Includable = Literal[
+    "code_interpreter_call.outputs",
+    "computer_call_output.output.image_url",
+    "file_search_call.results",
+    "message.input_image.image_url",
+    "message.output_text.logprobs",
+    "reasoning.encrypted_content",
+]
+"""The ``include`` values vLLM takes (OpenAI's less the two of its hosted web search): any
+other would be vLLM's own 400, so the gateway answers it, naming the item."""
 InputItems = Annotated[
     list[Annotated[dict[str, Any], Meta(extra_json_schema=INPUT_ITEM_SCHEMA)]], Meta(min_length=1)
 ]
@@ -120,7 +130,7 @@ class ResponsesRequest(
     prompt_cache_options: dict[str, Any] | None = None
     prompt_cache_retention: Literal["in_memory", "24h"] | None = None
     moderation: Annotated[dict[str, Any] | None, only_null("moderation")] = None
-    include: list[str] | None = None
+    include: list[Includable] | None = None
     background: Annotated[
         bool | None,
         Meta(

@@ -24,6 +24,7 @@ from prometheus_client import REGISTRY
 from switchboard.accounts.services import create_user
 from switchboard.chat import controllers as chat_controllers
 from switchboard.gateway.errors import as_gateway_error
+from switchboard.keys.services import KeyService
 from switchboard.keys.tables import ApiKey
 from switchboard.usage.tables import UsageRecord
 from switchboard.usage.writer import UsageEvent, UsageWriter
@@ -187,6 +188,48 @@ async def test_key_last_used_times_are_written_in_one_statement_per_batch(
     keys = await ApiKey.select(ApiKey.id, ApiKey.last_used_at).where(ApiKey.id.is_in(list(used)))
     assert len(keys) == 3
     assert all(key["last_used_at"] is not None for key in keys)
+
+
+async def test_a_key_used_again_within_a_minute_is_not_written_again(
+    client: AsyncTestClient[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Last-used times are kept to the minute: a key already stamped within the last minute
+    costs no UPDATE (it was one statement a flush, twice a second under load, taking the core
+    from requests); a key not seen before is stamped at once, and again a minute later."""
+    user = int(
+        (await create_user("carol", password="carol-password-1")).id
+    )  # pragma: allowlist secret
+    keys = KeyService()
+    first, second = (await keys.mint(user)).key_id, (await keys.mint(user)).key_id
+    statements: list[str] = []
+    engine = type(client.app.state.resources.db)
+    run = engine.run_querystring
+
+    async def counting(self: Any, querystring: Any, *args: Any, **kwargs: Any) -> Any:
+        statements.append(str(querystring))
+        return await run(self, querystring, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "run_querystring", counting)
+
+    async def stamps() -> dict[int, dt.datetime | None]:
+        rows = await ApiKey.select(ApiKey.id, ApiKey.last_used_at).where(
+            ApiKey.id.is_in([first, second])
+        )
+        return {row["id"]: row["last_used_at"] for row in rows}
+
+    start = dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.UTC)
+    await keys.touch({first}, start)
+    await keys.touch({first, second}, start + dt.timedelta(seconds=30))
+    await keys.touch({first, second}, start + dt.timedelta(seconds=59))
+    updates = [s for s in statements if re.match(r"\s*UPDATE\s+\"?api_keys\b", s, re.I)]
+    assert len(updates) == 2, updates
+    assert await stamps() == {first: start, second: start + dt.timedelta(seconds=30)}
+
+    await keys.touch({first, second}, start + dt.timedelta(seconds=61))
+    assert await stamps() == {
+        first: start + dt.timedelta(seconds=61),
+        second: start + dt.timedelta(seconds=30),
+    }
 
 
 class KeptRecords(logging.Handler):

@@ -2,6 +2,10 @@
 
 import asyncio
 import datetime as dt
+import os
+import sqlite3
+import sys
+import threading
 from collections.abc import Awaitable
 from typing import Any
 
@@ -10,6 +14,7 @@ from litestar.testing import AsyncTestClient
 from piccolo.query.methods.raw import Raw
 from piccolo.querystring import QueryString
 
+from switchboard.db.bulk import WRITER_NICENESS
 from switchboard.keys.tables import ApiKey
 from switchboard.usage.queries import Subject, daily_totals, prune
 from switchboard.usage.tables import UsageRecord
@@ -114,7 +119,7 @@ async def test_a_flush_writes_what_was_buffered_when_it_began(
     writer = UsageWriter(flush_interval=3600, batch_size=100)
     inserted: list[int] = []
 
-    async def insert(rows: list[UsageEvent]) -> None:
+    async def insert(rows: list[UsageEvent], _thread: object = None) -> None:
         inserted.append(len(rows))
         if len(inserted) < 5:  # a request ends while the insert runs
             writer.record(event())
@@ -217,3 +222,36 @@ async def test_totals_for_one_user_or_key_use_the_composite_indexes(
     plan = await query_plan(issued[0])
     assert "SEARCH usage_records USING INDEX usage_records_created_at (" in plan, plan
     assert "SCAN usage_records" not in plan, plan
+
+
+async def test_sqlite_inserts_run_on_one_writer_thread_that_yields_the_core(
+    client: AsyncTestClient[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every SQLite insert of one writer runs on the same thread, never the event loop's, at a
+    lower CPU priority than the process (Linux). The driver's thread per connection, at the
+    loop's priority, took a pinned core from the request path during each flush (measured at
+    one connection: requests overlapping an insert took 2.7 ms at the median against 1.0)."""
+    seen: list[tuple[str, int, int]] = []  # the app's own queries connect from other threads
+    connect = sqlite3.connect
+
+    def watched(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        thread = threading.current_thread()
+        if thread.name.startswith("usage-writer") or thread is threading.main_thread():
+            tid = threading.get_native_id()
+            seen.append((thread.name, tid, os.getpriority(os.PRIO_PROCESS, tid)))
+        connection: sqlite3.Connection = connect(*args, **kwargs)
+        return connection
+
+    monkeypatch.setattr(sqlite3, "connect", watched)
+    writer = UsageWriter(flush_interval=3600, batch_size=100)
+    for _ in range(3):
+        writer.record(event())
+        assert await writer.flush() == 1
+    await writer.aclose()
+
+    assert len(seen) == 3, seen  # one connection a flush, none from the event loop's thread
+    assert threading.main_thread().name not in {name for name, _, _ in seen}
+    assert len({tid for _, tid, _ in seen}) == 1, seen
+    if sys.platform == "linux":
+        base = os.getpriority(os.PRIO_PROCESS, 0)
+        assert {nice for _, _, nice in seen} == {min(19, base + WRITER_NICENESS)}

@@ -63,7 +63,7 @@ async def test_an_outage_keeps_the_rows_and_never_writes_one_twice(
     written: list[str] = []
     down = {"now": False, "once": True}
 
-    async def insert(rows: list[UsageEvent]) -> None:
+    async def insert(rows: list[UsageEvent], _thread: object = None) -> None:
         if down["now"]:
             raise ConnectionRefusedError("database down")
         if any(row.request_id == "r2" for row in rows):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from switchboard.db.bulk import insert_many
@@ -125,7 +126,9 @@ ROWS_PER_STATEMENT = 1000
 """The most rows one insert takes (a batch of the writer)."""
 
 
-async def insert_rows(rows: list[UsageEvent]) -> None:
-    """One atomic bulk insert (db/bulk.py): all rows are stored, or none."""
+async def insert_rows(rows: list[UsageEvent], thread: Executor | None = None) -> None:
+    """One atomic bulk insert (db/bulk.py): all rows are stored, or none; SQLite's on
+    ``thread``."""
     assert len(rows) <= ROWS_PER_STATEMENT
-    await insert_many(UsageRecord._meta.db, "usage_records", COLUMNS, [values(e) for e in rows])
+    stored = [values(e) for e in rows]
+    await insert_many(UsageRecord._meta.db, "usage_records", COLUMNS, stored, thread)

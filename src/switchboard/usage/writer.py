@@ -23,6 +23,7 @@ import sqlite3
 from collections import deque
 from collections.abc import Awaitable, Callable
 
+from switchboard.db.bulk import writer_thread
 from switchboard.db.engine import UNAVAILABLE
 from switchboard.observability.metrics import USAGE_DROPPED, USAGE_REJECTED, timed
 from switchboard.usage.rows import ROWS_PER_STATEMENT, UsageEvent, insert_rows, storable
@@ -56,6 +57,7 @@ class UsageWriter:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._flush_lock = asyncio.Lock()
+        self._thread = writer_thread("usage-writer")  # SQLite's inserts (db/bulk.py)
         self.written = 0
 
     def record(self, event: UsageEvent) -> None:
@@ -129,7 +131,7 @@ class UsageWriter:
             rows = todo.popleft()
             try:
                 with timed("usage_insert"):
-                    await insert_rows(rows)
+                    await insert_rows(rows, self._thread)
             except RETRY_LATER:
                 self._buffer[:0] = [row for part in (rows, *todo) for row in part]
                 self._bound()
@@ -173,3 +175,5 @@ class UsageWriter:
                 "usage rows lost at shutdown: the database is unavailable",
                 extra={"lost": self.pending},
             )
+        finally:
+            self._thread.shutdown(wait=False)  # idle: every insert was awaited

@@ -301,6 +301,22 @@ async def test_answers_carry_openais_schema_without_vllms_null_fields(
             assert not _keys(payload) & set(VLLM_ONLY), payload
 
 
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b'{"a":1,"stop_reason":null,"token_ids":null}', b'{"a":1}'),
+        (b'{"stop_reason":null,"token_ids":null,"a":1}', b'{"a":1}'),
+        (b'{"stop_reason":null}', b"{}"),
+        (b'{"a":{"stop_reason":null},"b":[{"metrics":null,"c":2}]}', b'{"a":{},"b":[{"c":2}]}'),
+        (b'{"a":"x","b":null}', b'{"a":"x","b":null}'),  # OpenAI's own nulls stay
+    ],
+)
+def test_null_vllm_fields_are_cut_wherever_they_stand(data: bytes, expected: bytes) -> None:
+    from switchboard.gateway.shaping import without_null_extras
+
+    assert without_null_extras(data) == expected
+
+
 def test_a_vllm_field_with_a_value_is_kept() -> None:
     from switchboard.gateway.shaping import without_null_extras
 

@@ -7,11 +7,15 @@
 
 Each is measured sequentially (1 connection: the added p50/p99 against direct) and at 32 and 64
 connections (req/s, and the ratio to the bare proxy), and the gateway's RSS is read before and
-after ``BENCH_REQUESTS`` (50,000) requests. The cores are split, not shared: the server under
-test runs on core 0 (``taskset``), wrk and the fake upstream on core 1, so the load generator
-is never what limits the server (its own numbers are reported beside). Writes
-``reports/bench-gateway.json`` and ``.png`` and prints a table. Traffic stays on 127.0.0.1 and
-every run is bounded in time.
+after ``BENCH_REQUESTS`` (50,000) requests. The one-worker gateway's sequential figures, and the
+direct and bare proxy's beside them, come from ``BENCH_ROUNDS`` (5) rounds taken in turn while
+all three are up, each the median of its rounds: on a noisy machine one run's p99 drifts by a
+millisecond from one minute to the next, so they are compared within the same minutes.
+
+The cores are split, not shared: the server under test runs on core 0 (``taskset``), wrk and
+the fake upstream on core 1, so the load generator is never what limits the server (its own
+numbers are reported beside). Writes ``reports/bench-gateway.json`` and ``.png`` and prints a
+table. Traffic stays on 127.0.0.1 and every run is bounded in time.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +48,7 @@ from loadtests.wrk import DURATION, LOAD_CORE, SERVER_CORE, pinned, wrk
 ROOT = Path(__file__).resolve().parents[1]
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "50000"))
 PRODUCTION = os.environ.get("BENCH_PRODUCTION", "1") == "1"
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 BODY = {"model": "bench-model", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 8}
 
 
@@ -82,6 +87,27 @@ def measure(
     if pid and not body.get("stream"):
         result["capacity"] = capacity(wrk, url, body, key)
     return result
+
+
+def sequential_rounds(
+    targets: dict[str, tuple[str, str | None]], body: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Each target at one connection, in turn, ROUNDS times; per target the median p50 and p99
+    of its rounds, and the rounds."""
+    rounds: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
+    for _ in range(ROUNDS):
+        for name, (url, key) in targets.items():
+            rounds[name].append(wrk(url, body, key, 1))
+    return {
+        name: {
+            "p50_ms": statistics.median(run["p50_ms"] for run in runs),
+            "p99_ms": statistics.median(run["p99_ms"] for run in runs),
+            "requests_per_s": statistics.median(run["requests_per_s"] for run in runs),
+            "errors": sum(int(run["errors"]) for run in runs),
+            "rounds": runs,
+        }
+        for name, runs in rounds.items()
+    }
 
 
 def first_token_ms(url: str, key: str | None, requests: int = 15) -> float:
@@ -159,7 +185,14 @@ def mint(env: dict[str, str]) -> str:
     )
 
 
-def run_gateway(name: str, upstream: str, workers: int, redis_url: str = "") -> dict[str, Any]:
+def run_gateway(
+    name: str,
+    upstream: str,
+    workers: int,
+    redis_url: str = "",
+    while_up: Callable[[str, str, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """The gateway's figures; ``while_up(url, key, result)`` runs while it is still up."""
     data = Path(tempfile.mkdtemp(prefix=f"sb-bench-{name}-"))
     port = free_port()
     extra = {"workers": str(workers)}
@@ -207,6 +240,8 @@ def run_gateway(name: str, upstream: str, workers: int, redis_url: str = "") -> 
                 **soak(url, key, gateway.pid),
                 **burst_and_rest(wrk, url, BODY, key, gateway.pid),
             }
+            if while_up:
+                while_up(url, key, result)
             return result
     finally:
         shutil.rmtree(data, ignore_errors=True)
@@ -258,15 +293,29 @@ def main() -> int:
             "warning",
             "loadtests.bare_proxy:create_app",
         ]
-        with started(bare, f"http://127.0.0.1:{bare_port}/v1/chat/completions", bare_env) as proxy:
-            url = f"http://127.0.0.1:{bare_port}/v1/chat/completions"
+        bare_url = f"http://127.0.0.1:{bare_port}/v1/chat/completions"
+        with started(bare, bare_url, bare_env) as proxy:
             report["bare_proxy"] = {
-                "json": measure(url, BODY, None, proxy.pid),
-                "sse": measure(url, {**BODY, "stream": True}, None, proxy.pid),
-                "ttft_ms": first_token_ms(url, None),
-                "long_streams": long_streams(url, None),
+                "json": measure(bare_url, BODY, None, proxy.pid),
+                "sse": measure(bare_url, {**BODY, "stream": True}, None, proxy.pid),
+                "ttft_ms": first_token_ms(bare_url, None),
+                "long_streams": long_streams(bare_url, None),
             }
-        report["gateway"] = run_gateway("one", upstream, workers=1)
+
+            def in_turn(url: str, key: str, gateway: dict[str, Any]) -> None:
+                """The sequential figures of direct, bare proxy and gateway, taken in turn."""
+                runs = {"direct": report["direct"], "bare_proxy": report["bare_proxy"]}
+                runs["gateway"] = gateway
+                targets: dict[str, tuple[str, str | None]] = {
+                    "direct": (direct, None),
+                    "bare_proxy": (bare_url, None),
+                }
+                targets["gateway"] = (url, key)
+                for kind, body in (("json", BODY), ("sse", {**BODY, "stream": True})):
+                    for name, figures in sequential_rounds(targets, body).items():
+                        runs[name][kind]["sequential"] = figures
+
+            report["gateway"] = run_gateway("one", upstream, workers=1, while_up=in_turn)
         if PRODUCTION:
             from tests.support.redis_server import RedisServer
 

@@ -8,7 +8,7 @@ from typing import Any
 
 
 def summarise(report: dict[str, Any]) -> None:
-    """Targets: added p50 <= 1 ms and p99 <= 3 ms sequential; >= 70 % of the bare proxy at 32
+    """Targets: added p50 <= 1 ms and p99 <= 2.5 ms sequential; >= 70 % of the bare proxy at 32
     connections; RSS growth < 5 % over the soak."""
     direct, bare = report["direct"], report["bare_proxy"]
     summary: dict[str, Any] = {}

@@ -59,6 +59,7 @@ def gateway_section(report: dict[str, Any] | None) -> list[str]:
         + ": other work on the cores lowers req/s and raises latency; the server's CPU µs per "
         "request barely moves with it, so compare that between runs.",
         "",
+        *in_turn_note(report),
         "| server | kind | sequential p50 ms | sequential p99 ms | req/s at 32 | req/s at 64 | "
         "server CPU µs per request at 32 |",
         "|---|---|---|---|---|---|---|",
@@ -78,6 +79,18 @@ def gateway_section(report: dict[str, Any] | None) -> list[str]:
         lines += summary_rows(name, figures)
     lines.append(picture("bench-gateway.png", "gateway benchmark"))
     return lines
+
+
+def in_turn_note(report: dict[str, Any]) -> list[str]:
+    rounds = report.get("gateway", {}).get("json", {}).get("sequential", {}).get("rounds")
+    if not rounds:
+        return []
+    return [
+        f"Sequential figures of direct, the bare proxy and the one-worker gateway: the median "
+        f"of {len(rounds)} rounds taken in turn ({report['duration']} each), so that the three "
+        "are compared within the same minutes; the 2-worker run's are one run each.",
+        "",
+    ]
 
 
 def summary_rows(name: str, figures: Any) -> list[str]:

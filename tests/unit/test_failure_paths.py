@@ -196,9 +196,8 @@ async def test_a_key_used_again_within_a_minute_is_not_written_again(
     """Last-used times are kept to the minute: a key already stamped within the last minute
     costs no UPDATE (it was one statement a flush, twice a second under load, taking the core
     from requests); a key not seen before is stamped at once, and again a minute later."""
-    user = int(
-        (await create_user("carol", password="carol-password-1")).id
-    )  # pragma: allowlist secret
+    carol = await create_user("carol", password="carol-password-1")  # pragma: allowlist secret
+    user = int(carol.id)
     keys = KeyService()
     first, second = (await keys.mint(user)).key_id, (await keys.mint(user)).key_id
     statements: list[str] = []

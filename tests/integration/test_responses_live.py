@@ -34,7 +34,7 @@ def usage_rows(app: LiveServer, *others: LiveServer) -> list[dict[str, Any]]:
         UsageRecord.stream,
         UsageRecord.prompt_tokens,
         UsageRecord.completion_tokens,
-    ).order_by(UsageRecord.id)
+    ).order_by(UsageRecord.created_at)  # each gateway writes its own rows, in its own time
     return list(app.run(query.run()))
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 import httpx
 import msgspec
@@ -35,16 +36,29 @@ class _UpstreamModelList(msgspec.Struct):
 
 
 DROP_AFTER = 2
-"""Failed probes in a row that take a server out of rotation. One is a blip as often as not
-(seen: connections stalling for seconds while the container network was reconfigured), and a
-server really gone fails its requests meanwhile anyway, each retried on another server when
-it never reached this one; readiness follows every single probe."""
+"""Failed probes in a row that take a server out of rotation, unless it is the last in rotation
+for one of its models. One is a blip as often as not (seen: connections stalling for seconds
+while the container network was reconfigured), and a server really gone fails its requests
+meanwhile anyway, each retried on another server when it never reached this one; readiness
+follows every single probe."""
 
 
-async def probe(client: httpx.AsyncClient, server: UpstreamServer, within: httpx.Timeout) -> bool:
+async def probe(
+    client: httpx.AsyncClient,
+    server: UpstreamServer,
+    within: httpx.Timeout,
+    *,
+    last: Callable[[], bool],
+) -> bool:
     """Probe ``server`` now; update whether it answers (readiness), whether it is in rotation
-    (``healthy``: at once when it answers, after DROP_AFTER failures when not), its models and
-    last error; return whether it answered."""
+    (``healthy``: at once when it answers; after DROP_AFTER failures when not, unless it is
+    ``last()`` in rotation for one of its models, asked once the answers are in: servers probed
+    together that all fail leave one), its models and last error; return whether it
+    answered.
+
+    The last server stays: taking it out turns a blip (a router whose CPU was starved for a
+    moment, a stalled network) into instant 503s for everyone until the next probe, while
+    keeping it costs, when it is really gone, a request's connect retries before its 503."""
     answer, routed = await asyncio.gather(
         _models(client, server, within), _router_ready(client, server, within)
     )
@@ -58,7 +72,7 @@ async def probe(client: httpx.AsyncClient, server: UpstreamServer, within: httpx
     else:
         healthy, why = True, ""
     server.failures = 0 if healthy else server.failures + 1
-    in_rotation = healthy or (server.healthy and server.failures < DROP_AFTER)
+    in_rotation = healthy or (server.healthy and (server.failures < DROP_AFTER or last()))
     if in_rotation and not server.healthy:
         log.info("upstream %s is up, serving %s", server.label, sorted(listed or server.models))
     elif server.healthy and not in_rotation:

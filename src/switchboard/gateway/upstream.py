@@ -139,7 +139,9 @@ class UpstreamPool:
 
     async def probe(self, server: UpstreamServer) -> bool:
         """Is it up, and what does it serve (probing.py: a model server, or vLLM's router)."""
-        healthy = await probing.probe(self.client, server, self.probe_timeout)
+        healthy = await probing.probe(
+            self.client, server, self.probe_timeout, last=lambda: self.is_last_in_rotation(server)
+        )
         self._learn_context_lengths()
         return healthy
 
@@ -212,11 +214,9 @@ class UpstreamPool:
         """Healthy servers for ``model``; raise 404 (unknown) or 503 (known, all down)."""
         healthy = [s for s in self.servers if s.healthy and model in s.models]
         if not healthy:
-            if any(model in s.models for s in self.servers):
-                self.recheck_soon()
-                raise model_unavailable(model)
-            if any(s.healthy for s in self.servers):
+            if any(s.healthy for s in self.servers) and not self.is_served(model):
                 raise model_not_found(model)
+            self.recheck_soon()  # none in rotation for it: notice their return early
             raise model_unavailable(model)
         return healthy
 
@@ -231,13 +231,20 @@ class UpstreamPool:
         healthy server of one of its models (a blip must not turn into 503s for everyone)."""
         if not server.healthy:
             return
-        for model in server.models:
-            if not any(s.healthy and model in s.models for s in self.servers if s is not server):
-                log.warning("upstream %s failed (%s) but is the last for %s: kept", server.label,
-                            why, model)  # fmt: skip
-                return
+        if self.is_last_in_rotation(server):
+            log.warning("upstream %s failed (%s) but is the last for a model: kept",
+                        server.label, why)  # fmt: skip
+            return
         log.warning("ejecting upstream %s: %s", server.label, why)
         server.healthy, server.last_error = False, why
+
+    def is_last_in_rotation(self, server: UpstreamServer) -> bool:
+        """``server`` is in rotation and no other server in rotation serves one of its models:
+        neither a failed request nor failed probes take it out (probing.DROP_AFTER)."""
+        others = [s for s in self.servers if s is not server and s.healthy]
+        return server.healthy and any(
+            not any(model in s.models for s in others) for model in server.models
+        )
 
     async def tokenize(
         self, model: str, body: dict[str, Any], path: str = "/tokenize", field: str = "count"

@@ -336,3 +336,38 @@ def test_deleting_a_conversation_stops_its_answer_first(
         ("user", "complete"),
         ("assistant", "complete"),
     ]
+
+
+def test_deleting_a_project_with_its_conversations_stops_their_answers_first(
+    ada: WebSession, live_fake: LiveServer, fake_upstream: FakeUpstream
+) -> None:
+    """As for one conversation: nothing writes on for a conversation deleted with its
+    project (the late write would land on the next answer's reused id)."""
+    created = ada.post("/chat/projects", {"name": "Doomed", "instructions": ""})
+    assert created.status_code == 303, created.text
+    project = int(created.headers["location"].rsplit("/", 1)[1])
+    hold = fake_upstream.hold = threading.Event()  # the answer waits for the model
+    conversation, stream, _ = start(ada, "first try")
+    moved = ada.post(f"/chat/{conversation}/project", {"project": str(project)})
+    assert moved.status_code == 303, moved.text
+    with ThreadPoolExecutor(1) as thread:
+        try:
+            followed = thread.submit(ada.stream_events, stream)
+            wait_for(lambda: len(fake_upstream.requests) == 1, "the answer's request")
+            deleted = ada.post(f"/chat/projects/{project}/delete", {"conversations": "delete"})
+            assert deleted.status_code == 303, deleted.text
+            # stopped by the deletion, not by the model finishing (it is still held)
+            [(kind, _)] = followed.result(timeout=DEADLINE)
+            assert kind == "done"
+        finally:
+            hold.set()
+    fake_upstream.hold = None
+    assert ada.get(f"/chat/{conversation}").status_code == 404
+    wait_for(lambda: len(web_statuses(live_fake)) == 1, "its usage row")
+    _, second, _ = start(ada, "second try")
+    assert ada.stream_events(second)[-1][0] == "done"
+    rows = live_fake.run(_query(Message.select(Message.role, Message.status)))
+    assert [(r["role"], r["status"]) for r in rows] == [
+        ("user", "complete"),
+        ("assistant", "complete"),
+    ]

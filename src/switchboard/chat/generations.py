@@ -267,6 +267,10 @@ class Generations:
         else:
             await self.wait_elsewhere(message_id, patience)
 
+    async def stop_all_and_wait(self, message_ids: list[int], patience: float) -> None:
+        """``stop_and_wait`` for each, together: before deleting what they write to."""
+        await asyncio.gather(*(self.stop_and_wait(m, patience) for m in message_ids))
+
     async def wait_elsewhere(self, message_id: int, patience: float) -> None:
         """Until the reply another worker writes has ended (at most ``patience`` seconds). With
         one worker, a live reply nobody writes was cut off by a restart: it ends here."""

@@ -97,9 +97,8 @@ class ChatHistoryController(Controller):
         generations: NamedDependency[Generations],
     ) -> Response[Any]:
         _, conversation = await conversation_of(request, conversation_id)
-        for message in await services.messages_of(conversation.id):  # nothing writes on
-            if message.status in services.LIVE:
-                await generations.stop_and_wait(int(message.id), STOP_PATIENCE)
+        live = await services.live_answers(conversation_id=int(conversation.id))
+        await generations.stop_all_and_wait(live, STOP_PATIENCE)  # nothing writes on
         await services.delete(conversation)
         if htmx_of(request):
             return ClientRedirect("/chat")

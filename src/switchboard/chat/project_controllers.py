@@ -14,7 +14,8 @@ from litestar.plugins.htmx import ClientRedirect
 from litestar.response import Redirect, Template
 
 from switchboard.accounts.guards import requires_user
-from switchboard.chat import history, projects
+from switchboard.chat import history, projects, services
+from switchboard.chat.generations import STOP_PATIENCE, Generations
 from switchboard.chat.tables import Project
 from switchboard.chat.views import TEMPLATE, conversation_of, page_context, user_of
 from switchboard.gateway.service import GatewayService
@@ -134,6 +135,7 @@ class ProjectController(Controller):
         request: Request[Any, Any, Any],
         project_id: FromPath[int],
         data: URLEncodedBody[DeleteForm],
+        generations: NamedDependency[Generations],
     ) -> Response[Any]:
         project = await project_of(request, project_id)
         if data.conversations not in DELETE_CHOICES:
@@ -141,7 +143,11 @@ class ProjectController(Controller):
                 "Choose what happens to the project's conversations: keep them (moved out of "
                 "the project) or delete them."
             )
-        await projects.delete(project, with_conversations=DELETE_CHOICES[data.conversations])
+        with_conversations = DELETE_CHOICES[data.conversations]
+        if with_conversations:  # nothing writes on for a deleted conversation
+            live = await services.live_answers(project_id=int(project.id))
+            await generations.stop_all_and_wait(live, STOP_PATIENCE)
+        await projects.delete(project, with_conversations=with_conversations)
         if htmx_of(request):
             return _client_redirect("/chat")
         return Redirect("/chat", status_code=303)

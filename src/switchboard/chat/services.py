@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from piccolo.columns.combination import WhereRaw
+from piccolo.custom_types import Combinable
 
 from switchboard.chat.tables import Conversation, Message
 from switchboard.db.engine import is_postgres
@@ -164,6 +165,19 @@ async def messages_of(conversation_id: int) -> list[Message]:
     return (
         await Message.objects().where(Message.conversation == conversation_id).order_by(Message.id)
     )
+
+
+async def live_answers(
+    conversation_id: int | None = None, project_id: int | None = None
+) -> list[int]:
+    """The ids of the answers still being written, in one conversation or in a project's."""
+    where: Combinable = Message.status.is_in(list(LIVE))
+    if conversation_id is not None:
+        where &= Message.conversation == conversation_id
+    if project_id is not None:
+        where &= Message.conversation.project == project_id
+    rows = await Message.select(Message.id).where(where)
+    return [int(row["id"]) for row in rows]
 
 
 async def add_message(

@@ -16,7 +16,9 @@ that make it so; vLLM rightly refuses them with a 400, which no schema can predi
 - images, audio and files in chat messages, and images in Responses items (a message's
   ``content``, a function call output's ``output``): a model that cannot read them refuses them (the
   CPU model reads text only); positive cases keep the text parts. Every Responses item type
-  the gateway publishes is sent as generated (the gateway checks each by its type);
+  the gateway publishes is sent as generated (the gateway checks each by its type), but for
+  ``item_reference``: it names a stored item, so a generated id is rightly a 404 (a user
+  message stands in for it; references have their own tests);
 - Anthropic's content blocks (``messages[].content`` and ``system`` as lists): the gateway
   publishes them as objects and leaves them to the model server, which checks each block's
   fields (``text``, ``source``, ``tool_use_id`` …) by its type; positive cases send text;
@@ -81,8 +83,8 @@ def within_vocabulary(prompt: list[Any]) -> list[Any]:
 
 
 def without_images(body: dict[str, Any]) -> dict[str, Any]:
-    """A Responses body whose items keep every part but images (see the module's docstring):
-    each item type the gateway publishes is sent as generated."""
+    """A Responses body whose items keep every part but images, and no item references (see
+    the module's docstring): each other item type the gateway publishes is sent as generated."""
     items = body.get("input")
     if not isinstance(items, list):
         return body
@@ -90,6 +92,8 @@ def without_images(body: dict[str, Any]) -> dict[str, Any]:
     def texts(item: Any) -> Any:
         if not isinstance(item, dict):
             return item
+        if item.get("type") == "item_reference":
+            return {"type": "message", "role": "user", "content": "a reference"}
         kept = dict(item)
         for field in ("content", "output"):
             parts = item.get(field)

@@ -97,6 +97,36 @@ def test_a_chain_works_from_the_gateways_store(
     assert third.output_text == "gold"
 
 
+def test_item_references_are_resolved_from_the_callers_stored_responses(
+    sdk: openai.OpenAI, live_fake: LiveServer, fake_upstream: FakeUpstream
+) -> None:
+    """``item_reference`` items (as the SDKs send for an item they got earlier) are replaced by
+    the stored item: one of an earlier output or input, the owner's only; the model server
+    sees a self-contained request, and the new response stores the items themselves."""
+    first = sdk.responses.create(model=MODEL, input="red green")
+    said = first.output[0].to_dict()
+    thought: Any = {"type": "reasoning", "id": "rs_mine_1", "summary": []}
+    asked: Any = {"type": "message", "role": "user", "content": "why?"}
+    reference: Any = {"type": "item_reference", "id": said["id"]}
+    second = sdk.responses.create(model=MODEL, input=[reference, thought, asked])
+    assert fake_upstream.requests[-1]["input"] == [said, thought, asked]
+    # an earlier input item, and one from the output of the response chained to
+    again: Any = [{"type": "item_reference", "id": i} for i in ("rs_mine_1", second.output[0].id)]
+    third = sdk.responses.create(model=MODEL, input=again, previous_response_id=first.id)
+    sent = fake_upstream.requests[-1]["input"]
+    assert sent[2:] == [thought, second.output[0].to_dict()]  # after the chain's two
+    kinds = [i.type for i in sdk.responses.input_items.list(third.id, order="asc").data]
+    assert kinds == ["message", "message", "reasoning", "message"]  # stored as items
+
+    with pytest.raises(openai.NotFoundError) as missing:
+        sdk.responses.create(model=MODEL, input=[{"type": "item_reference", "id": "msg_nope"}])
+    assert isinstance(missing.value.body, dict)
+    assert missing.value.body["param"] == "input[0].id"
+    assert "msg_nope" in missing.value.body["message"]
+    with other_sdk(live_fake) as mallory, pytest.raises(openai.NotFoundError):
+        mallory.responses.create(model=MODEL, input=[reference])
+
+
 def test_store_false_keeps_nothing(sdk: openai.OpenAI) -> None:
     created = sdk.responses.create(model=MODEL, input="secret", store=False)
     assert created.to_dict()["store"] is False

@@ -47,7 +47,8 @@ REFUSED: list[tuple[dict[str, Any], str, str]] = [
     ({"type": "reasoning", "summary": [], "encrypted_content": "gAAA"},
      "input[0].encrypted_content", "unsupported_parameter"),
     ({"type": "reasoning", "id": None, "summary": []}, "input[0].id", "invalid_value"),
-    ({"type": "item_reference", "id": "msg_1"}, "input[0].type", "unsupported_parameter"),
+    ({"type": "item_reference", "id": ""}, "input[0].id", "invalid_value"),
+    ({"type": "item_reference"}, "input[0].id", "invalid_value"),
     ({"type": "web_search_call", "id": "ws_1", "status": "completed", "action": {}},
      "input[0].type", "unsupported_parameter"),
     ({"type": "custom_tool_call", "call_id": "c", "name": "f", "input": "x"},
@@ -114,5 +115,5 @@ def test_the_published_items_are_one_schema_per_type(
     refs = [branch["$ref"].rsplit("/", 1)[1] for branch in listed[0]["items"]["anyOf"]]
     assert sorted(refs) == [
         "AssistantMessageItem", "FunctionCallItem", "FunctionCallOutputItem", "InputMessageItem",
-        "OutputMessageItem", "ReasoningItem",
+        "ItemReference", "OutputMessageItem", "ReasoningItem",
     ]  # fmt: skip

@@ -4,11 +4,11 @@ OpenAI documents many item types; a self-hosted engine renders five into its cha
 messages (user, system and developer ones with text or image parts; assistant ones with text or
 earlier ``output_text`` parts), function calls, their outputs, and reasoning items. Those are
 published (``INPUT_ITEM_SCHEMA``: one schema per type) and checked here field by field, so
-whatever the schema allows vLLM accepts. The rest is a 400 that names the field: items of hosted
-or custom tools, item references (nothing outside the gateway's stored responses is kept:
-chain with ``previous_response_id``), file inputs and file ids (there is no Files API), refusal
-parts and encrypted reasoning (vLLM cannot render them). The caller's items are relayed as sent;
-these types only check them.
+whatever the schema allows vLLM accepts; so are item references, which the gateway replaces by
+the stored items before relaying (responses/service.py). The rest is a 400 that names the
+field: items of hosted or custom tools, file inputs and file ids (there is no Files API),
+refusal parts and encrypted reasoning (vLLM cannot render them). The caller's items are relayed
+as sent; these types only check them.
 """
 
 from __future__ import annotations
@@ -192,6 +192,14 @@ class ReasoningItem(_Item, kw_only=True):
     ] = None
 
 
+class ItemReference(_Item, kw_only=True):
+    """An item of an earlier response (input or output) by its id: the gateway puts the stored
+    item in its place."""
+
+    type: Literal["item_reference"]
+    id: Annotated[str, Meta(min_length=1, max_length=256)]
+
+
 INPUT_ITEM_TYPES: tuple[type[msgspec.Struct], ...] = (
     InputMessageItem,
     AssistantMessageItem,
@@ -199,6 +207,7 @@ INPUT_ITEM_TYPES: tuple[type[msgspec.Struct], ...] = (
     FunctionCallItem,
     FunctionCallOutputItem,
     ReasoningItem,
+    ItemReference,
 )
 """The published item types; ``openapi.py`` publishes them with the request structs."""
 INPUT_ITEM_SCHEMA = {
@@ -208,6 +217,7 @@ _BY_TYPE: dict[str, type[msgspec.Struct]] = {
     "function_call": FunctionCallItem,
     "function_call_output": FunctionCallOutputItem,
     "reasoning": ReasoningItem,
+    "item_reference": ItemReference,
 }
 
 _HOSTED = (
@@ -224,8 +234,6 @@ REFUSED_ITEMS: dict[str, str] = {
                         "`function` tools.",
     "custom_tool_call_output": "Custom tool outputs (`custom_tool_call_output`) are not "
                                "supported: only `function` tools.",
-    "item_reference": "Item references (`item_reference`) are not supported: send the item "
-                      "itself, or chain with `previous_response_id`.",
     "compaction": "Compaction items (`compaction`) are not supported: send the items.",
     "compaction_trigger": "Compaction (`compaction_trigger`) is not supported.",
     "configuration_update": "Configuration updates (`configuration_update`) are not supported.",

@@ -36,6 +36,13 @@ def as_items(value: Any) -> list[Any]:
     return []
 
 
+def _reference(item: Any) -> str | None:
+    """The id an ``item_reference`` names (None for any other item)."""
+    if isinstance(item, dict) and item.get("type") == "item_reference":
+        return str(item.get("id"))
+    return None
+
+
 def not_found(response_id: str, param: str | None = None) -> GatewayError:
     what = "Previous response" if param else "Response"
     return GatewayError(
@@ -70,9 +77,15 @@ class ResponsesService:
         items = as_items(parsed.body.get("input"))
         body = {key: value for key, value in parsed.body.items() if key != "previous_response_id"}
         previous_id = request.previous_response_id
+        chain: list[Any] = []
         if previous_id is not None:
             previous = await self.get(previous_id, caller, param="previous_response_id")
-            items = [*previous.input_items, *previous.response.get("output", []), *items]
+            chain = [*previous.input_items, *previous.response.get("output", [])]
+        referenced = any(_reference(item) is not None for item in items)
+        if referenced:
+            items = await self.resolve(items, chain, caller)
+        if chain or referenced:  # the model server gets a self-contained request
+            items = [*chain, *items]
             body["input"] = items
         owner = caller.user_id
 
@@ -101,6 +114,25 @@ class ResponsesService:
                 response.update(previous_response_id=previous_id, store=request.store)
                 completion.body = msgspec.json.encode(response)
         return completion
+
+    async def resolve(self, items: list[Any], chain: list[Any], caller: Caller) -> list[Any]:
+        """``items`` with each ``item_reference`` replaced by the item it names: one of the
+        chain's (``previous_response_id``) or given earlier, else one of the owner's stored
+        responses; 404 for an id found in none (as for a response id: nobody else's items are
+        found)."""
+        known = [item for item in (*chain, *items) if isinstance(item, dict)]
+        given = {item["id"]: item for item in known if "id" in item and _reference(item) is None}
+        wanted = {ref for item in items if (ref := _reference(item)) and ref not in given}
+        if wanted and caller.user_id is not None:
+            given.update(await self.store.items(wanted, caller.user_id))
+        resolved = []
+        for index, item in enumerate(items):
+            ref = _reference(item)
+            if ref is not None and ref not in given:
+                raise GatewayError(404, f"Item with id '{ref}' not found.",
+                                   param=f"input[{index}].id", code="not_found")  # fmt: skip
+            resolved.append(item if ref is None else given[ref])
+        return resolved
 
     async def get(self, response_id: str, caller: Caller, param: str | None = None) -> Stored:
         stored = None

@@ -10,6 +10,9 @@ import msgspec
 
 from switchboard.responses.tables import StoredResponse
 
+ITEM_LOOKBACK = 100
+"""How many of an owner's most recent stored responses an ``item_reference`` is looked for in."""
+
 
 @dataclass(frozen=True)
 class Stored:
@@ -59,6 +62,26 @@ class ResponseStore:
         if row is None:
             return None
         return Stored(response_id, _json(row["input_items"]), _json(row["response"]))
+
+    async def items(self, ids: set[str], user_id: int) -> dict[str, Any]:
+        """The owner's stored items (inputs and outputs) with these ids, looked for in their
+        ``ITEM_LOOKBACK`` most recent responses; an id not found is left out."""
+        found: dict[str, Any] = {}
+        rows = (
+            await StoredResponse.select(StoredResponse.input_items, StoredResponse.response)
+            .where(StoredResponse.user_id == user_id)
+            .order_by(StoredResponse.id, ascending=False)
+            .limit(ITEM_LOOKBACK)
+        )
+        for row in rows:
+            output = _json(row["response"]).get("output", [])
+            for item in [*output, *_json(row["input_items"])]:
+                key = item.get("id") if isinstance(item, dict) else None
+                if key in ids and key not in found:
+                    found[key] = item
+            if len(found) == len(ids):
+                break
+        return found
 
     async def delete(self, response_id: str, user_id: int) -> bool:
         if "\x00" in response_id or len(response_id) > 64:

@@ -177,13 +177,17 @@ def _error_fields(payload: bytes) -> dict[str, Any]:
 
 def upstream_reason(status: int, payload: bytes) -> str:
     """What a model server said when it refused, for a message."""
-    return str(_error_fields(payload).get("message") or f"model server answered {status}")
+    return _reason(status, _error_fields(payload))
+
+
+def _reason(status: int, fields: dict[str, Any]) -> str:
+    return str(fields.get("message") or f"model server answered {status}")
 
 
 def upstream_error(status: int, payload: bytes) -> GatewayError:
     """Relay a model server's 4xx/5xx in OpenAI's shape, whichever error shape it used."""
     fields = _error_fields(payload)
-    message = upstream_reason(status, payload)
+    message = _reason(status, fields)
     err_type, code, param = fields.get("type"), fields.get("code"), fields.get("param")
     if status >= 500:
         return GatewayError(

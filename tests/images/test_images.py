@@ -96,8 +96,8 @@ def test_the_proxy_reaches_the_gateway_but_not_the_database_or_the_model(
 def test_a_conversation_survives_a_gateway_restart(
     stack: ComposeStack, proxy_ca: ssl.SSLContext
 ) -> None:
-    password = secrets.token_urlsafe(16)
-    stack.exec("gateway", "switchboard", "users", "create", "ada", "--password", password)
+    password = secrets.token_urlsafe(16)  # may start with '-': given as --password=…
+    stack.exec("gateway", "switchboard", "users", "create", "ada", f"--password={password}")
     with WebSession(stack.url, verify=proxy_ca) as ada:
         signed_in = ada.sign_in("ada", password)
         assert signed_in.status_code == 303, signed_in.text

@@ -125,8 +125,8 @@ def accounts(scale: ScaleStack) -> Accounts:
     scale.cli("users", "create", "load", "--rpm", "100000", "--tpm", "100000000")
     scale.cli("users", "create", "budgeted", "--rpm", "100000", "--tpm", "100000000")
     scale.cli("budgets", "set", "--user", "budgeted", "--tokens", str(BUDGET_TOKENS))
-    password = secrets.token_urlsafe(16)
-    scale.cli("users", "create", "ada", "--password", password)
+    password = secrets.token_urlsafe(16)  # may start with '-': given as --password=…
+    scale.cli("users", "create", "ada", f"--password={password}")
     return Accounts(
         load=scale.cli("keys", "create", "--user", "load"),
         limited=scale.cli("keys", "create", "--user", "limited", "--rpm", str(LIMITED_RPM)),

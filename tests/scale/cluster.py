@@ -166,6 +166,15 @@ class ScaleStack:
     def podman(self, *args: str) -> None:
         self.stack.run_podman(*args)
 
+    def kill(self, container: str) -> tuple[float, float]:
+        """SIGKILL ``container`` and wait until it has exited. Returns when the signal went and
+        when it was gone (monotonic): a request that started between the two may still have
+        reached it alive and died with it."""
+        sent = time.monotonic()
+        self.stack.run_podman("kill", container)
+        self.stack.run_podman("wait", container)
+        return sent, time.monotonic()
+
     def wait_gateways_ready(self, timeout: float) -> None:
         for replica in range(1, GATEWAYS + 1):
             self.stack.wait_health("gateway", "healthy", timeout, replica=replica)

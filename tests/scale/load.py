@@ -215,6 +215,12 @@ class Load:
             return len(self.outcomes)
 
 
+def overlapping(outcomes: list[Outcome], start: float, end: float) -> list[Outcome]:
+    """The outcomes of the requests that were under way at some moment from ``start`` to
+    ``end``."""
+    return [o for o in outcomes if o.started < end and o.ended > start]
+
+
 def run(
     request: Callable[[int], Outcome], count: int, workers: int = 4, namespace: str | None = None
 ) -> list[Outcome]:

@@ -28,7 +28,7 @@ import pytest
 
 from tests.scale.cluster import MODEL, REPLICAS, ScaleStack
 from tests.scale.conftest import BUDGET_TOKENS, LIMITED_RPM, Accounts
-from tests.scale.load import Gateways, Load, Outcome, run
+from tests.scale.load import Gateways, Load, Outcome, overlapping, run
 from tests.scale.report import Report
 from tests.support.waiting import wait_for
 from tests.support.web_session import WebSession
@@ -205,8 +205,7 @@ def test_c_a_replica_killed_mid_load_costs_only_requests_in_flight(
     ) as load:
         load.start()
         wait_for(lambda: load.finished() >= 8, "the load is running", 300, every=0.2)
-        in_flight, killed_at = load.running(), time.monotonic()
-        scale.podman("kill", scale.stack.container(victim))
+        killed, gone = scale.kill(scale.stack.container(victim))
         noticed = scale.wait_router_sees(victim, healthy=False, timeout=120)
         time.sleep(10)  # answers keep coming from the survivor
         outcomes = load.stop()
@@ -214,11 +213,13 @@ def test_c_a_replica_killed_mid_load_costs_only_requests_in_flight(
     ledger.replica_restarted_at = time.monotonic()
     ledger.outcomes += outcomes
 
+    # under way while it died: started before it was gone, still running when the signal went
+    in_flight = overlapping(outcomes, killed, gone)
     failed = [o for o in outcomes if not o.answered]
     unclean = [o for o in failed if not o.clean_error]
-    after = [o for o in outcomes if o.started > killed_at]
+    after = [o for o in outcomes if o.started > gone]
     assert unclean == [], [(o.status, o.error) for o in unclean]
-    assert len(failed) <= in_flight, f"{len(failed)} failed, {in_flight} were in flight"
+    assert [o for o in failed if o not in in_flight] == [], "a request not in flight failed"
     assert all(o.status >= 500 or o.stream for o in failed), [o.status for o in failed]
     assert [o for o in after if not o.answered] == [], "a request sent after the kill failed"
     assert len(after) >= 4
@@ -228,7 +229,8 @@ def test_c_a_replica_killed_mid_load_costs_only_requests_in_flight(
     report.record(
         "c_replica_killed",
         requests=len(outcomes),
-        in_flight_at_kill=in_flight,
+        in_flight_at_kill=len(in_flight),
+        kill_seconds=round(gone - killed, 2),
         failed=len(failed),
         failed_statuses=dict(statuses),
         answered_after_kill=len(after),
@@ -238,7 +240,7 @@ def test_c_a_replica_killed_mid_load_costs_only_requests_in_flight(
     report.row(
         "(c) replica killed",
         f"SIGKILL to {victim} under 4 clients (half streaming)",
-        f"{len(outcomes)} requests, {in_flight} in flight at the kill, {len(failed)} failed "
+        f"{len(outcomes)} requests, {len(in_flight)} in flight at the kill, {len(failed)} failed "
         f"({', '.join(f'{n}: {s}' for s, n in statuses.items()) or 'none'}; OpenAI's error "
         f"shape), {len(after)} sent after it all answered; the router marked it down "
         f"after {noticed:.0f} s",
@@ -380,30 +382,29 @@ def test_d_a_conversation_started_on_one_gateway_continues_on_the_other(
 
 def gateway_down_under_load(
     scale: ScaleStack, gateways: Gateways, replica: int, signal: str
-) -> tuple[list[Outcome], int, float, float]:
+) -> tuple[list[Outcome], float, float]:
     """Load through both gateways (a balancer skips one that refuses connections); ``replica``
     stopped (TERM: drained) or crashed (KILL) midway; it is started again afterwards. Returns
-    the outcomes, the requests in flight at the signal, the seconds until it had exited, and
-    when the signal went."""
+    the outcomes, when the signal went and when it had exited (monotonic)."""
     container = scale.stack.container("gateway", replica)
     with Load(
         lambda n: gateways.send(distinct(500 + n, stream=n % 2 == 0)), namespace=gateways.namespace
     ) as load:
         load.start()
         wait_for(lambda: load.finished() >= 8, "the load is running", 300, every=0.2)
-        in_flight, started = load.running(), time.monotonic()
         if signal == "TERM":
+            signalled = time.monotonic()
             scale.podman("stop", "--time", "45", container)  # returns once it has exited
+            gone = time.monotonic()
         else:
-            scale.podman("kill", container)
-        stopped = time.monotonic() - started
+            signalled, gone = scale.kill(container)
         time.sleep(10)  # the other one carries the load alone
         outcomes = load.stop()
     scale.podman("start", container)
     scale.stack.wait_health("gateway", "healthy", 300, replica=replica)
     gateways.urls = scale.gateway_urls()  # a started container may have a new address
     settle(gateways)
-    return outcomes, in_flight, stopped, started
+    return outcomes, signalled, gone
 
 
 def settle(gateways: Gateways) -> None:
@@ -425,7 +426,8 @@ def test_d_a_gateway_stopped_mid_load_drains_and_the_other_keeps_serving(
     scale: ScaleStack, gateways: Gateways, ledger: Ledger, report: Report
 ) -> None:
     stopped_url = gateways.urls[0]
-    outcomes, in_flight, seconds, _ = gateway_down_under_load(scale, gateways, 1, "TERM")
+    outcomes, signalled, gone = gateway_down_under_load(scale, gateways, 1, "TERM")
+    in_flight, seconds = len(overlapping(outcomes, signalled, signalled)), gone - signalled
     ledger.outcomes += outcomes
     failed = [o for o in outcomes if not o.answered]
     assert failed == [], [(o.gateway, o.status, o.error) for o in failed]
@@ -450,7 +452,8 @@ def test_d_a_gateway_crash_costs_only_its_requests_in_flight(
     scale: ScaleStack, gateways: Gateways, ledger: Ledger, report: Report
 ) -> None:
     crashed_url = gateways.urls[1]
-    outcomes, in_flight, _, killed_at = gateway_down_under_load(scale, gateways, 2, "KILL")
+    outcomes, killed_at, gone = gateway_down_under_load(scale, gateways, 2, "KILL")
+    in_flight = overlapping(outcomes, killed_at, gone)
     ledger.outcomes += outcomes
     # the rows of what it answered in its last flush intervals (1 s each) may die with it:
     # counted apart in (e)
@@ -460,21 +463,21 @@ def test_d_a_gateway_crash_costs_only_its_requests_in_flight(
         if o.gateway == crashed_url and o.answered and o.ended > killed_at - CRASH_WINDOW
     ]
     failed = [o for o in outcomes if not o.answered]
-    assert len(failed) <= in_flight
+    assert [o for o in failed if o not in in_flight] == [], "a request not in flight failed"
     assert all(o.gateway == crashed_url for o in failed), [(o.gateway, o.error) for o in failed]
     answered_after = [o for o in outcomes if o.answered and o.gateway != crashed_url]
     assert answered_after
     report.record(
         "d_gateway_crashed",
         requests=len(outcomes),
-        in_flight_at_kill=in_flight,
+        in_flight_at_kill=len(in_flight),
         failed=len(failed),
         failed_errors=[o.error[:120] for o in failed],
     )
     report.row(
         "(d) gateway crashed",
         "SIGKILL to gateway 2 under 4 clients",
-        f"{len(outcomes)} requests, {in_flight} in flight, {len(failed)} failed (those "
+        f"{len(outcomes)} requests, {len(in_flight)} in flight, {len(failed)} failed (those "
         "it was answering: the connection dropped), the other answered the rest",
     )
 

@@ -10,7 +10,10 @@ connections (req/s, and the ratio to the bare proxy), and the gateway's RSS is r
 after ``BENCH_REQUESTS`` (50,000) requests. The one-worker gateway's sequential figures, and the
 direct and bare proxy's beside them, come from ``BENCH_ROUNDS`` (5) rounds taken in turn while
 all three are up, each the median of its rounds: on a noisy machine one run's p99 drifts by a
-millisecond from one minute to the next, so they are compared within the same minutes.
+millisecond from one minute to the next, so they are compared within the same minutes. So is
+the ratio to the bare proxy at 32 connections: the median of the ratios of ``BENCH_ROUNDS``
+rounds, the bare proxy and the gateway in turn (the ratio of the two runs apart, minutes from
+each other, is reported beside it).
 
 The cores are split, not shared: the server under test runs on core 0 (``taskset``), wrk and
 the fake upstream on core 1, so the load generator is never what limits the server (its own
@@ -106,6 +109,22 @@ def sequential_rounds(
             "errors": sum(int(run["errors"]) for run in runs),
             "rounds": runs,
         }
+        for name, runs in rounds.items()
+    }
+
+
+def throughput_rounds(
+    targets: dict[str, tuple[str, str | None]], body: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Each target at 32 connections, in turn, ROUNDS times: per target its req/s in each
+    round and their median. Round by round the targets share the same minutes, so their ratio
+    is compared within a round (``ratio_rounds``), not between runs minutes apart."""
+    rounds: dict[str, list[float]] = {name: [] for name in targets}
+    for _ in range(ROUNDS):
+        for name, (url, key) in targets.items():
+            rounds[name].append(wrk(url, body, key, 32)["requests_per_s"])
+    return {
+        name: {"requests_per_s": statistics.median(runs), "rounds": runs}
         for name, runs in rounds.items()
     }
 
@@ -314,6 +333,9 @@ def main() -> int:
                 for kind, body in (("json", BODY), ("sse", {**BODY, "stream": True})):
                     for name, figures in sequential_rounds(targets, body).items():
                         runs[name][kind]["sequential"] = figures
+                    loaded = {name: targets[name] for name in ("bare_proxy", "gateway")}
+                    for name, figures in throughput_rounds(loaded, body).items():
+                        runs[name][kind]["c32_in_turn"] = figures
 
             report["gateway"] = run_gateway("one", upstream, workers=1, while_up=in_turn)
         if PRODUCTION:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from loadtests import report
+from loadtests import bench_summary, report
 
 
 @pytest.fixture
@@ -38,3 +38,12 @@ def test_a_new_run_is_kept_and_a_missing_one_falls_back_to_the_last(
     # the next run replaces the kept one
     (fresh / "bench-model.json").write_text(json.dumps({"run": 2}))
     assert report.load("bench-model") == {"run": 2}
+
+
+def test_the_ratio_at_32_connections_pairs_the_rounds_taken_in_turn() -> None:
+    """Each round's gateway figure is divided by the bare proxy's of the same round: a slow
+    minute lowers both, not the ratio."""
+    ours = {"c32_in_turn": {"rounds": [700.0, 1400.0, 900.0]}}
+    bare = {"c32_in_turn": {"rounds": [1000.0, 2000.0, 1000.0]}}
+    assert bench_summary.in_turn_ratio(ours, bare) == pytest.approx(0.7)
+    assert bench_summary.in_turn_ratio({"c32": {}}, bare) is None  # runs apart only

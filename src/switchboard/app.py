@@ -50,6 +50,7 @@ from switchboard.web.csrf import CSRFGuard
 from switchboard.web.errors import exception_handler
 from switchboard.web.forwarded import ForwardedHeaders
 from switchboard.web.headers import security_headers
+from switchboard.web.heap import tuned_for_serving
 from switchboard.web.icons import favicon
 from switchboard.web.inputs import refuse_hostile_input
 from switchboard.web.request_id import add_request_id_header
@@ -130,7 +131,8 @@ def create_app(
             app.api.state.resources = resources
             log.info("switchboard ready on %s (database %s)", settings.base_url,
                      type(resources.db).__name__)  # fmt: skip
-            yield
+            with tuned_for_serving():
+                yield
 
     def provide(attribute: str) -> Provide:
         def dependency(state: State) -> Any:

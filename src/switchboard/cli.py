@@ -59,6 +59,11 @@ async def _users_create(args: argparse.Namespace) -> int:
     from switchboard.accounts.services import AccountError, create_user, password_problem
 
     password = args.password
+    if args.password_stdin:  # scripts: a password on the command line shows in `ps`
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            print("switchboard: no password on standard input", file=sys.stderr)
+            return 1
     if password is None and args.admin:
         password = getpass.getpass(f"password for {args.username}: ")
     if password is not None and (
@@ -198,7 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
     create = users.add_parser("create", help="create a user")
     create.add_argument("username")
     create.add_argument("--admin", action="store_true", help="an administrator (asks a password)")
-    create.add_argument("--password", help="password (default: asked for admins, none otherwise)")
+    secret = create.add_mutually_exclusive_group()
+    secret.add_argument("--password", help="password (default: asked for admins, none otherwise)")
+    secret.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
     create.add_argument("--rpm", type=_positive, help="default requests per minute of their keys")
     create.add_argument("--tpm", type=_positive, help="default tokens per minute of their keys")
     create.set_defaults(run=with_database(_users_create))

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import REPO_ROOT
 
 
-def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(tmp_path: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")},
         "SWITCHBOARD_DATA_DIR": str(tmp_path),
@@ -22,10 +22,30 @@ def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "switchboard.cli", *args],
         cwd=tmp_path,
         env=env,
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_a_password_from_standard_input_even_one_that_starts_with_a_dash(tmp_path: Path) -> None:
+    """For scripts: on the command line a password shows in `ps`, and argparse takes one that
+    starts with '-' for an option."""
+    password = "-pw-123456789012"
+    created = cli(tmp_path, "users", "create", "ops", "--password-stdin", stdin=password + "\n")
+    assert created.returncode == 0, created.stderr
+    with contextlib.closing(sqlite3.connect(tmp_path / "switchboard.sqlite3")) as db:
+        (stored,) = db.execute("SELECT password_hash FROM users WHERE username='ops'").fetchone()
+    from switchboard.accounts.services import verify_password
+
+    assert verify_password(stored, password)
+    empty = cli(tmp_path, "users", "create", "nobody", "--password-stdin", stdin="")
+    assert empty.returncode == 1
+    assert "no password on standard input" in empty.stderr
+    both = cli(tmp_path, "users", "create", "x", "--password", "p", "--password-stdin")
+    assert both.returncode == 2
+    assert "not allowed with" in both.stderr
 
 
 def test_users_and_keys_from_the_command_line(tmp_path: Path) -> None:

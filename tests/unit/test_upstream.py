@@ -8,6 +8,7 @@ import json
 import re
 import threading
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -16,6 +17,7 @@ from litestar.testing import AsyncTestClient
 
 from switchboard.app import create_app
 from switchboard.gateway.probing import DROP_AFTER
+from switchboard.gateway.upstream import UpstreamPool
 from tests.conftest import SettingsFactory, mint_key
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.waiting import wait_for_async
@@ -370,6 +372,19 @@ async def test_readiness_and_serving_agree_when_the_model_comes_back(
     assert (await pair.post(CHAT, json=BODY)).status_code == 200
 
 
+@asynccontextmanager
+async def one_server_rarely_probed(
+    make_settings: SettingsFactory, fake_upstream: FakeUpstream
+) -> AsyncIterator[tuple[AsyncTestClient[Any], UpstreamPool]]:
+    """The app in front of ``fake_upstream`` alone, probed once an hour (no probe comes during
+    the test unless it asks for one), and a client with a key."""
+    settings = make_settings(upstream_health_interval=3600)
+    app = create_app(settings, upstream_transport=fake_upstream.transport())
+    async with AsyncTestClient(app=app) as client:
+        client.headers["Authorization"] = "Bearer " + await mint_key(client, "alone")
+        yield client, client.app.state.resources.pool
+
+
 async def test_a_refusal_for_want_of_servers_rechecks_them_soon(
     make_settings: SettingsFactory, fake_upstream: FakeUpstream
 ) -> None:
@@ -377,11 +392,7 @@ async def test_a_refusal_for_want_of_servers_rechecks_them_soon(
     server's return is noticed long before the periodic probe (an hour here) without any
     readiness probe."""
     fake_upstream.healthy = False
-    settings = make_settings(upstream_health_interval=3600)
-    app = create_app(settings, upstream_transport=fake_upstream.transport())
-    async with AsyncTestClient(app=app) as client:
-        client.headers["Authorization"] = "Bearer " + await mint_key(client, "recheck")
-        pool = client.app.state.resources.pool
+    async with one_server_rarely_probed(make_settings, fake_upstream) as (client, pool):
         fake_upstream.healthy = True
         assert not any(s.healthy for s in pool.servers)
         refused = await client.post(CHAT, json=BODY)  # still believed down
@@ -404,11 +415,7 @@ async def test_failed_probes_never_take_the_last_server_of_a_model_out_of_rotati
     every probe; serving keeps the last server of a model (as a failed request does): its
     requests fail on their own if it is really gone, after the connect retries, with the
     reason, and are answered as soon as it is back."""
-    settings = make_settings(upstream_health_interval=3600)
-    app = create_app(settings, upstream_transport=fake_upstream.transport())
-    async with AsyncTestClient(app=app) as client:
-        client.headers["Authorization"] = "Bearer " + await mint_key(client, "blip")
-        pool = client.app.state.resources.pool
+    async with one_server_rarely_probed(make_settings, fake_upstream) as (client, pool):
         fake_upstream.healthy = False
         for _ in range(DROP_AFTER + 1):
             await pool.refresh()

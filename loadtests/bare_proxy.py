@@ -4,6 +4,8 @@ to the upstream with httpx on the aiohttp transport (no auth, limits, accounting
 ``make bench-gateway`` serves it with granian next to the gateway, so the report can say how
 much of the gateway's cost is its own and how much the framework's. Run:
 ``granian --interface asgi --factory loadtests.bare_proxy:create_app`` with ``UPSTREAM`` set.
+With ``BARE_HEAP_TUNED=1`` it runs with the gateway's collector settings (web/heap.py), so that
+the report can also compare like with like.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from litestar import Litestar, Request, Response, post
 from litestar.datastructures import State
 from litestar.response import Stream
 
+from switchboard.web.heap import tuned_for_serving
+
 
 @asynccontextmanager
 async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -27,7 +31,11 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         timeout=60,
     ) as client:
         app.state.client = client
-        yield
+        if os.environ.get("BARE_HEAP_TUNED") == "1":
+            with tuned_for_serving():
+                yield
+        else:
+            yield
 
 
 @post("/v1/chat/completions")

@@ -313,7 +313,14 @@ def main() -> int:
             "loadtests.bare_proxy:create_app",
         ]
         bare_url = f"http://127.0.0.1:{bare_port}/v1/chat/completions"
-        with started(bare, bare_url, bare_env) as proxy:
+        tuned_port = free_port()
+        tuned = [*bare[:-5], str(tuned_port), *bare[-4:]]
+        tuned_url = f"http://127.0.0.1:{tuned_port}/v1/chat/completions"
+        with (
+            started(bare, bare_url, bare_env) as proxy,
+            started(tuned, tuned_url, {**bare_env, "BARE_HEAP_TUNED": "1"}),
+        ):
+            report["bare_proxy_heap_tuned"] = {}
             report["bare_proxy"] = {
                 "json": measure(bare_url, BODY, None, proxy.pid),
                 "sse": measure(bare_url, {**BODY, "stream": True}, None, proxy.pid),
@@ -333,9 +340,14 @@ def main() -> int:
                 for kind, body in (("json", BODY), ("sse", {**BODY, "stream": True})):
                     for name, figures in sequential_rounds(targets, body).items():
                         runs[name][kind]["sequential"] = figures
-                    loaded = {name: targets[name] for name in ("bare_proxy", "gateway")}
+                    loaded = {
+                        "bare_proxy": targets["bare_proxy"],
+                        "bare_proxy_heap_tuned": (tuned_url, None),
+                        "gateway": targets["gateway"],
+                    }
+                    runs["bare_proxy_heap_tuned"] = report["bare_proxy_heap_tuned"]
                     for name, figures in throughput_rounds(loaded, body).items():
-                        runs[name][kind]["c32_in_turn"] = figures
+                        runs[name].setdefault(kind, {})["c32_in_turn"] = figures
 
             report["gateway"] = run_gateway("one", upstream, workers=1, while_up=in_turn)
         if PRODUCTION:

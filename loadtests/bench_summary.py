@@ -39,6 +39,9 @@ def summarise(report: dict[str, Any]) -> None:
                     run[kind]["c64"]["requests_per_s"] / bare[kind]["c64"]["requests_per_s"], 3
                 ),
             }
+            tuned = report.get("bare_proxy_heap_tuned", {}).get(kind)
+            if tuned and (like := in_turn_ratio(run[kind], tuned)) is not None:
+                summary[f"{name}_{kind}"]["ratio_to_heap_tuned_bare_c32"] = round(like, 3)
             errors += sum(run[kind][load]["errors"] for load in ("sequential", "c32", "c64"))
         rss = run["rss"]
         summary[f"{name}_rss_growth_percent"] = round(rss["growth_percent"], 2)

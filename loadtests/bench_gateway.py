@@ -118,7 +118,8 @@ def throughput_rounds(
 ) -> dict[str, dict[str, Any]]:
     """Each target at 32 connections, in turn, ROUNDS times: per target its req/s in each
     round and their median. Round by round the targets share the same minutes, so their ratio
-    is compared within a round (``ratio_rounds``), not between runs minutes apart."""
+    is compared within a round (``bench_summary.in_turn_ratio``), not between runs minutes
+    apart."""
     rounds: dict[str, list[float]] = {name: [] for name in targets}
     for _ in range(ROUNDS):
         for name, (url, key) in targets.items():
@@ -266,6 +267,22 @@ def run_gateway(
         shutil.rmtree(data, ignore_errors=True)
 
 
+def bare_proxy_command(port: int) -> list[str]:
+    """granian serving loadtests/bare_proxy.py with one worker on ``port``."""
+    # a table, hence fmt: skip: each flag beside its value, as on a command line
+    return [
+        sys.executable, "-m", "granian",
+        "--interface", "asgi",
+        "--factory",
+        "--workers", "1",
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--no-ws",
+        "--log-level", "warning",
+        "loadtests.bare_proxy:create_app",
+    ]  # fmt: skip
+
+
 def main() -> int:
     if not shutil.which("wrk"):
         print("bench: wrk is not installed (apt-get install wrk)", file=sys.stderr)
@@ -294,33 +311,16 @@ def main() -> int:
             "long_streams": long_streams(direct, None),
         }
         bare_env = {**os.environ, "UPSTREAM": upstream, "PYTHONPATH": str(ROOT)}
-        bare = [
-            python,
-            "-m",
-            "granian",
-            "--interface",
-            "asgi",
-            "--factory",
-            "--workers",
-            "1",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(bare_port),
-            "--no-ws",
-            "--log-level",
-            "warning",
-            "loadtests.bare_proxy:create_app",
-        ]
+        bare = bare_proxy_command(bare_port)
         bare_url = f"http://127.0.0.1:{bare_port}/v1/chat/completions"
         tuned_port = free_port()
-        tuned = [*bare[:-5], str(tuned_port), *bare[-4:]]
+        tuned = bare_proxy_command(tuned_port)
         tuned_url = f"http://127.0.0.1:{tuned_port}/v1/chat/completions"
         with (
             started(bare, bare_url, bare_env) as proxy,
             started(tuned, tuned_url, {**bare_env, "BARE_HEAP_TUNED": "1"}),
         ):
-            report["bare_proxy_heap_tuned"] = {}
+            report["bare_proxy_heap_tuned"] = {}  # its rounds at 32 connections (in_turn)
             report["bare_proxy"] = {
                 "json": measure(bare_url, BODY, None, proxy.pid),
                 "sse": measure(bare_url, {**BODY, "stream": True}, None, proxy.pid),
@@ -332,6 +332,7 @@ def main() -> int:
                 """The sequential figures of direct, bare proxy and gateway, taken in turn."""
                 runs = {"direct": report["direct"], "bare_proxy": report["bare_proxy"]}
                 runs["gateway"] = gateway
+                runs["bare_proxy_heap_tuned"] = report["bare_proxy_heap_tuned"]
                 targets: dict[str, tuple[str, str | None]] = {
                     "direct": (direct, None),
                     "bare_proxy": (bare_url, None),
@@ -345,7 +346,6 @@ def main() -> int:
                         "bare_proxy_heap_tuned": (tuned_url, None),
                         "gateway": targets["gateway"],
                     }
-                    runs["bare_proxy_heap_tuned"] = report["bare_proxy_heap_tuned"]
                     for name, figures in throughput_rounds(loaded, body).items():
                         runs[name].setdefault(kind, {})["c32_in_turn"] = figures
 

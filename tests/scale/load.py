@@ -156,7 +156,6 @@ class Load:
     workers: int = 4
     namespace: str | None = None
     outcomes: list[Outcome] = field(default_factory=list)
-    in_flight: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _numbers: Iterator[int] = field(default_factory=itertools.count)
@@ -168,12 +167,7 @@ class Load:
                 number = next(self._numbers)
                 if count is not None and number >= count:
                     return
-                self.in_flight += 1
-            try:
-                outcome = self.request(number)
-            finally:
-                with self._lock:
-                    self.in_flight -= 1
+            outcome = self.request(number)
             with self._lock:
                 self.outcomes.append(outcome)
 
@@ -205,10 +199,6 @@ class Load:
         assert self._pool is not None
         self._pool.shutdown(wait=True)
         return sorted(self.outcomes, key=lambda o: o.started)
-
-    def running(self) -> int:
-        with self._lock:
-            return self.in_flight
 
     def finished(self) -> int:
         with self._lock:

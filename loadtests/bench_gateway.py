@@ -17,8 +17,9 @@ each other, is reported beside it).
 
 The cores are split, not shared: the server under test runs on core 0 (``taskset``), wrk and
 the fake upstream on core 1, so the load generator is never what limits the server (its own
-numbers are reported beside). Writes ``reports/bench-gateway.json`` and ``.png`` and prints a
-table. Traffic stays on 127.0.0.1 and every run is bounded in time.
+numbers are reported beside). At one connection py-spy samples the bare proxy and the gateway
+(``flame.py``: flame graphs and where the time goes). Writes ``reports/bench-gateway.json`` and
+``.png`` and prints a table. Traffic stays on 127.0.0.1 and every run is bounded in time.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from loadtests.common import (
     process_tree_rss,
     wait_http,
 )
+from loadtests.flame import profile_one_connection
 from loadtests.wrk import DURATION, LOAD_CORE, SERVER_CORE, pinned, wrk
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -260,6 +262,10 @@ def run_gateway(
                 **soak(url, key, gateway.pid),
                 **burst_and_rest(wrk, url, BODY, key, gateway.pid),
             }
+            if workers == 1:
+                result["profile_c1"] = profile_one_connection(
+                    "bench-gateway", gateway.pid, (url, BODY, key), REPORTS
+                )
             if while_up:
                 while_up(url, key, result)
             return result
@@ -326,6 +332,9 @@ def main() -> int:
                 "sse": measure(bare_url, {**BODY, "stream": True}, None, proxy.pid),
                 "ttft_ms": first_token_ms(bare_url, None),
                 "long_streams": long_streams(bare_url, None),
+                "profile_c1": profile_one_connection(
+                    "bench-bare-proxy", proxy.pid, (bare_url, BODY, None), REPORTS
+                ),
             }
 
             def in_turn(url: str, key: str, gateway: dict[str, Any]) -> None:

@@ -78,6 +78,54 @@ def gateway_section(report: dict[str, Any] | None) -> list[str]:
     for name, figures in report["summary"].items():
         lines += summary_rows(name, figures)
     lines.append(picture("bench-gateway.png", "gateway benchmark"))
+    return lines + profile_lines(report)
+
+
+PROFILED = {"bare_proxy": "bench-bare-proxy", "gateway": "bench-gateway"}
+"""The servers py-spy samples at one connection, and their flame graphs' name."""
+
+
+def profile_lines(report: dict[str, Any]) -> list[str]:
+    """Where each profiled server's time goes at one connection (loadtests/flame.py)."""
+    profiles = {name: report.get(name, {}).get("profile_c1") for name in PROFILED}
+    profiles = {name: found for name, found in profiles.items() if found}
+    if not profiles:
+        return []
+    first = next(iter(profiles.values()))
+    rows = sorted(
+        {category for found in profiles.values() for category in found["shares"]},
+        key=lambda category: -max(found["shares"].get(category, 0) for found in profiles.values()),
+    )
+    header = " | ".join(
+        f"{name} ({found['samples']:,} samples)" for name, found in profiles.items()
+    )
+    lines = [
+        "",
+        f"### Where the time goes at one connection (py-spy, {first['seconds']} s each)",
+        "",
+        "Sampled thread time per request in µs, and its share of the server's busy samples "
+        "(loadtests/flame.py says what each row holds; a package is the code the app's thread "
+        "was running; threads that run at once both count, so a column can exceed the "
+        "latency):",
+        "",
+        f"| | {header} |",
+        "|---|" + "---|" * len(profiles),
+    ]
+    for category in rows:
+        if max(found["shares"].get(category, 0) for found in profiles.values()) >= 0.005:
+            cells = [
+                f"{found.get('us_per_request', {}).get(category, 0)} µs "
+                f"({100 * found['shares'].get(category, 0):.1f} %)"
+                for found in profiles.values()
+            ]
+            lines.append(f"| {category} | " + " | ".join(cells) + " |")
+    links = [
+        f"[{name}](load-testing/{svg})"
+        for name, prefix in PROFILED.items()
+        if name in profiles and archived(svg := f"{prefix}-flame-c1.svg")
+    ]
+    if links:
+        lines += ["", "Flame graphs: " + ", ".join(links) + "."]
     return lines
 
 

@@ -1,9 +1,10 @@
 """Where a server's time goes at one connection: py-spy samples its worker while wrk keeps one
 connection busy (``make bench-gateway``, for the gateway and the bare proxy).
 
-Two recordings of ``PROFILE_SECONDS`` each: a flame graph (``reports/<name>-flame-c1.svg``) to
-look at, and py-spy's collapsed stacks, summed here into a few shares of the worker's busy
-samples (idle threads are not sampled) that a report can print beside the latency figures:
+Two recordings of ``BENCH_PROFILE_SECONDS`` (10) each: a flame graph
+(``reports/<name>-flame-c1.svg``) to look at, and py-spy's collapsed stacks, summed here into a
+few shares of the worker's busy samples (idle threads are not sampled) that a report can print
+beside the latency figures:
 
 - ``granian_rust``: granian's own threads (no Python frames: HTTP parsing, the socket);
 - ``asgi_send``: the app's thread inside granian's ``send`` (the response handed to Rust);
@@ -31,7 +32,7 @@ from loadtests.wrk import wrk
 
 PROFILE_SECONDS = int(os.environ.get("BENCH_PROFILE_SECONDS", "10"))
 PY_SPY = Path(sys.executable).with_name("py-spy")
-SEND = ("await send(", "await self._send(", "send(message)")
+SEND = "await send("
 """A line of Python that hands a message to the server: granian's Rust runs under it."""
 
 

@@ -81,8 +81,8 @@ def gateway_section(report: dict[str, Any] | None) -> list[str]:
     return lines + profile_lines(report)
 
 
-PROFILED = {"bare_proxy": "bench-bare-proxy", "gateway": "bench-gateway"}
-"""The servers py-spy samples at one connection, and their flame graphs' name."""
+PROFILED = ("bare_proxy", "gateway")
+"""The servers py-spy samples at one connection."""
 
 
 def profile_lines(report: dict[str, Any]) -> list[str]:
@@ -120,9 +120,9 @@ def profile_lines(report: dict[str, Any]) -> list[str]:
             ]
             lines.append(f"| {category} | " + " | ".join(cells) + " |")
     links = [
-        f"[{name}](load-testing/{svg})"
-        for name, prefix in PROFILED.items()
-        if name in profiles and archived(svg := f"{prefix}-flame-c1.svg")
+        f"[{name}](load-testing/{found['flamegraph']})"
+        for name, found in profiles.items()
+        if archived(found["flamegraph"])
     ]
     if links:
         lines += ["", "Flame graphs: " + ", ".join(links) + "."]

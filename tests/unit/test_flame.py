@@ -46,12 +46,17 @@ def test_samples_are_sorted_by_what_the_thread_was_doing() -> None:
 
 def test_the_page_prints_each_share_per_request_beside_the_other_server() -> None:
     profile = {
+        "flamegraph": "bench-bare-proxy-flame-c1.svg",
         "seconds": 10,
         "samples": 1000,
         "shares": {"asgi_send": 0.5, "litestar": 0.5},
         "us_per_request": {"asgi_send": 120, "litestar": 120},
     }
-    gateway = {**profile, "shares": {"asgi_send": 0.25, "switchboard": 0.75}}
+    gateway = {
+        **profile,
+        "flamegraph": "bench-gateway-flame-c1.svg",
+        "shares": {"asgi_send": 0.25, "switchboard": 0.75},
+    }
     gateway["us_per_request"] = {"asgi_send": 80, "switchboard": 240}
     lines = report.profile_lines({"bare_proxy": {"profile_c1": profile},
                                   "gateway": {"profile_c1": gateway}})  # fmt: skip

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,15 @@ REPO = Path(__file__).resolve().parents[2]
 def shared_state_errors() -> float:
     labels = {"feature": "limits"}
     return REGISTRY.get_sample_value("switchboard_shared_state_errors_total", labels) or 0.0
+
+
+def skewed_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The clock the key cache reads, moved on by the test (``now[0] += seconds``); the event
+    loop's own clock is left to run."""
+    now = [0.0]
+    real = time.monotonic
+    monkeypatch.setattr("switchboard.keys.services.time.monotonic", lambda: real() + now[0])
+    return now
 
 
 async def burst(limiter: RateLimiter, attempts: int, rpm: int) -> list[int]:
@@ -112,3 +122,98 @@ async def test_requests_in_flight_share_one_key_lookup(
     assert loads == 1
     assert {owner.username for owner in owners if owner is not None} == {"erin"}
     assert all(owner is not None for owner in owners)
+
+
+async def test_a_key_in_use_is_looked_up_again_without_a_request_waiting(
+    client: AsyncTestClient[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In the last tenth of its cache time, a key in use is refreshed in the background: the
+    request that notices goes on with the entry it has (a steady caller used to wait for a
+    lookup every ``cache_ttl``), and the refreshed entry lasts from when its lookup began."""
+    secret = await mint_key(client, "frank")
+    now = skewed_clock(monkeypatch)
+    service = KeyService(cache_ttl=10.0)
+    assert await service.authenticate(secret) is not None  # the first lookup is awaited
+    release, loads = asyncio.Event(), []
+    real = service._load
+
+    async def held(digest: str) -> Any:
+        loads.append(now[0])
+        await release.wait()
+        return await real(digest)
+
+    monkeypatch.setattr(service, "_load", held)
+    now[0] += 8  # 2 s left: nothing to do yet
+    assert await service.authenticate(secret) is not None
+    assert loads == []
+    now[0] += 1.5  # 0.5 s left: the lookup starts, the request does not wait for it
+    owner = await asyncio.wait_for(service.authenticate(secret), timeout=30)
+    assert owner is not None
+    assert owner.username == "frank"
+    assert loads == [9.5]
+    assert await service.authenticate(secret) is not None  # one refresh at a time
+    assert loads == [9.5]
+    release.set()
+    for _ in range(100):  # let the background lookup finish
+        if not service._loading:
+            break
+        await asyncio.sleep(0.01)
+    now[0] += 7.5  # 17 s after the first lookup, 7.5 s after the refresh began
+    assert await service.authenticate(secret) is not None
+    assert loads == [9.5]
+
+
+async def test_a_failed_background_lookup_keeps_the_entry_until_it_expires(
+    client: AsyncTestClient[Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = await mint_key(client, "grace")
+    now = skewed_clock(monkeypatch)
+    service = KeyService(cache_ttl=10.0)
+    assert await service.authenticate(secret) is not None
+
+    async def down(digest: str) -> Any:
+        raise ConnectionRefusedError("database down")
+
+    monkeypatch.setattr(service, "_load", down)
+    now[0] += 9.5  # in the last tenth: a background lookup, which fails
+    assert await service.authenticate(secret) is not None
+    for _ in range(100):
+        if not service._loading:
+            break
+        await asyncio.sleep(0.01)
+    assert "background API key lookup failed" in caplog.text
+    assert await service.authenticate(secret) is not None  # still within its time
+    now[0] += 1
+    with pytest.raises(ConnectionRefusedError):  # expired: the request waits, and sees why
+        await service.authenticate(secret)
+
+
+async def test_a_key_revoked_during_a_lookup_is_not_cached_as_valid(
+    client: AsyncTestClient[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The revocation drops the entry at once; a lookup that read the key before it must not
+    put it back when it ends."""
+    secret = await mint_key(client, "heidi")
+    service = KeyService(cache_ttl=60.0)
+    read, release = asyncio.Event(), asyncio.Event()
+    real = service._load
+    reads = 0
+
+    async def read_then_wait(digest: str) -> Any:
+        nonlocal reads
+        reads += 1
+        owner = await real(digest)
+        read.set()
+        if reads == 1:
+            await release.wait()
+        return owner
+
+    monkeypatch.setattr(service, "_load", read_then_wait)
+    lookup = asyncio.ensure_future(service.authenticate(secret))
+    await asyncio.wait_for(read.wait(), timeout=30)
+    owner = await real(hash_key(secret))
+    assert owner is not None
+    assert await service.revoke(owner.key_id)
+    release.set()
+    assert await asyncio.wait_for(lookup, timeout=30) is None  # read again after the revocation
+    assert await service.authenticate(secret) is None

@@ -150,7 +150,7 @@ def test_the_usage_buffer_keeps_the_newest_rows_and_counts_what_it_drops(
         for number in range(5):
             writer.record(usage_event(f"r{number}"))
 
-    assert [row.request_id for row in writer._buffer] == ["r2", "r3", "r4"]
+    assert [row.event.request_id for row in writer._buffer] == ["r2", "r3", "r4"]
     assert writer.pending == 3
     assert REGISTRY.get_sample_value(dropped) == before + 2
     errors = [record for record in caplog.records if record.levelno == logging.ERROR]

@@ -17,6 +17,7 @@ from piccolo.querystring import QueryString
 from switchboard.db.bulk import WRITER_NICENESS
 from switchboard.keys.tables import ApiKey
 from switchboard.usage.queries import Subject, daily_totals, prune
+from switchboard.usage.rows import PendingRow
 from switchboard.usage.tables import UsageRecord
 from switchboard.usage.writer import UsageEvent, UsageWriter
 from tests.support.waiting import wait_for_async
@@ -119,7 +120,7 @@ async def test_a_flush_writes_what_was_buffered_when_it_began(
     writer = UsageWriter(flush_interval=3600, batch_size=100)
     inserted: list[int] = []
 
-    async def insert(rows: list[UsageEvent], _thread: object = None) -> None:
+    async def insert(rows: list[PendingRow], _thread: object = None) -> None:
         inserted.append(len(rows))
         if len(inserted) < 5:  # a request ends while the insert runs
             writer.record(event())
@@ -224,34 +225,89 @@ async def test_totals_for_one_user_or_key_use_the_composite_indexes(
     assert "SCAN usage_records" not in plan, plan
 
 
+class TrackedConnection(sqlite3.Connection):
+    """A connection that remembers being closed and the ``synchronous`` pragma it ran with."""
+
+    closed = False
+    synchronous = ""
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql.startswith("PRAGMA synchronous"):
+            self.synchronous = sql.rpartition("=")[2].strip()
+        return super().execute(sql, *args)
+
+    def close(self) -> None:
+        self.closed = True
+        super().close()
+
+
+def watch_connections(
+    monkeypatch: pytest.MonkeyPatch,
+) -> list[tuple[str, int, int, TrackedConnection]]:
+    """Each SQLite connection the writer's thread or the event loop's opens: the thread's
+    name, native id and niceness, and the connection (the app's own queries connect from
+    aiosqlite's threads)."""
+    seen: list[tuple[str, int, int, TrackedConnection]] = []
+    connect = sqlite3.connect
+
+    def watched(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        connection = connect(*args, factory=TrackedConnection, **kwargs)
+        assert isinstance(connection, TrackedConnection)
+        thread = threading.current_thread()
+        if thread.name.startswith("usage-writer") or thread is threading.main_thread():
+            tid = threading.get_native_id()
+            seen.append((thread.name, tid, os.getpriority(os.PRIO_PROCESS, tid), connection))
+        return connection
+
+    monkeypatch.setattr(sqlite3, "connect", watched)
+    return seen
+
+
 async def test_sqlite_inserts_run_on_one_writer_thread_that_yields_the_core(
     client: AsyncTestClient[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every SQLite insert of one writer runs on the same thread, never the event loop's, at a
-    lower CPU priority than the process (Linux). The driver's thread per connection, at the
-    loop's priority, took a pinned core from the request path during each flush (measured at
-    one connection: requests overlapping an insert took 2.7 ms at the median against 1.0)."""
-    seen: list[tuple[str, int, int]] = []  # the app's own queries connect from other threads
-    connect = sqlite3.connect
-
-    def watched(*args: Any, **kwargs: Any) -> sqlite3.Connection:
-        thread = threading.current_thread()
-        if thread.name.startswith("usage-writer") or thread is threading.main_thread():
-            tid = threading.get_native_id()
-            seen.append((thread.name, tid, os.getpriority(os.PRIO_PROCESS, tid)))
-        connection: sqlite3.Connection = connect(*args, **kwargs)
-        return connection
-
-    monkeypatch.setattr(sqlite3, "connect", watched)
+    lower CPU priority than the process (Linux), on the one connection that thread keeps. The
+    driver's thread per connection, at the loop's priority, took a pinned core from the request
+    path during each flush (measured at one connection: requests overlapping an insert took
+    2.7 ms at the median against 1.0), and a connection a flush cost the thread 1 ms more."""
+    seen = watch_connections(monkeypatch)
     writer = UsageWriter(flush_interval=3600, batch_size=100)
     for _ in range(3):
         writer.record(event())
         assert await writer.flush() == 1
+    kept = seen[0][3]
+    assert not kept.closed
     await writer.aclose()
 
-    assert len(seen) == 3, seen  # one connection a flush, none from the event loop's thread
-    assert threading.main_thread().name not in {name for name, _, _ in seen}
-    assert len({tid for _, tid, _ in seen}) == 1, seen
+    assert len(seen) == 1, seen  # one connection for every flush, none on the loop's thread
+    assert seen[0][0] != threading.main_thread().name
     if sys.platform == "linux":
         base = os.getpriority(os.PRIO_PROCESS, 0)
-        assert {nice for _, _, nice in seen} == {min(19, base + WRITER_NICENESS)}
+        assert seen[0][2] == min(19, base + WRITER_NICENESS)
+    assert kept.closed  # by aclose
+    assert kept.synchronous == "NORMAL"  # commits wait for the disk only at checkpoints (WAL)
+    assert await UsageRecord.count() == 3
+
+
+async def test_the_writer_opens_a_new_connection_after_a_failed_insert(
+    client: AsyncTestClient[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refused insert closes the kept connection (rolling its rows back); the next flush
+    opens a new one and writes the rows that were not refused."""
+    seen = watch_connections(monkeypatch)
+    writer = UsageWriter(flush_interval=3600, batch_size=100)
+    writer.record(event(request_id="first"))
+    assert await writer.flush() == 1
+    refuse = "WHEN NEW.request_id = 'bad' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    await ApiKey.raw(f"CREATE TRIGGER refuse BEFORE INSERT ON usage_records {refuse}")
+    writer.record(event(request_id="bad"))
+    assert await writer.flush() == 0
+    assert writer.rejected == 1
+    writer.record(event(request_id="after"))
+    assert await writer.flush() == 1
+    await writer.aclose()
+    assert len(seen) == 2, seen  # the first, and a new one after the refusal
+    assert [connection.closed for _, _, _, connection in seen] == [True, True]
+    stored = await UsageRecord.select(UsageRecord.request_id).order_by(UsageRecord.id)
+    assert [row["request_id"] for row in stored] == ["first", "after"]

@@ -3,13 +3,15 @@ the rows, retry) from a refused row (set it aside, write the rest)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
 
 from switchboard.usage import writer as writer_module
-from switchboard.usage.rows import INT_MAX, UsageEvent, storable
+from switchboard.usage.rows import INT_MAX, PendingRow, pending, storable
+from switchboard.usage.tables import UsageRecord
 from switchboard.usage.writer import UsageWriter
 from tests.unit.test_usage import event
 
@@ -63,14 +65,14 @@ async def test_an_outage_keeps_the_rows_and_never_writes_one_twice(
     written: list[str] = []
     down = {"now": False, "once": True}
 
-    async def insert(rows: list[UsageEvent], _thread: object = None) -> None:
+    async def insert(rows: list[PendingRow], _thread: object = None) -> None:
         if down["now"]:
             raise ConnectionRefusedError("database down")
-        if any(row.request_id == "r2" for row in rows):
+        if any(row.event.request_id == "r2" for row in rows):
             if len(rows) == 2 and down["once"]:  # down once the split reaches the refused pair
                 down["now"], down["once"] = True, False
             raise ValueError("refused")
-        written.extend(row.request_id for row in rows)
+        written.extend(row.event.request_id for row in rows)
 
     monkeypatch.setattr(writer_module, "insert_rows", insert)
     usage = UsageWriter(flush_interval=3600, batch_size=100)
@@ -79,8 +81,27 @@ async def test_an_outage_keeps_the_rows_and_never_writes_one_twice(
     with pytest.raises(ConnectionRefusedError):
         await usage.flush()
     assert written == ["r0"]  # [r0 r1 r2 | r3 r4 r5] → [r0 | r1 r2] → r0 written, then down
-    assert [row.request_id for row in usage._buffer] == ["r1", "r2", "r3", "r4", "r5"]
+    assert [row.event.request_id for row in usage._buffer] == ["r1", "r2", "r3", "r4", "r5"]
     down["now"] = False
     assert await usage.flush() == 4
     assert written == ["r0", "r1", "r3", "r4", "r5"]
     assert (usage.rejected, usage.pending) == (1, 0)
+
+
+async def test_sqlite_rows_reach_the_writer_thread_plain_and_read_back_the_same(
+    client: Any,
+) -> None:
+    """On SQLite a recorded row holds only what the driver binds without an adapter (each
+    adapter is a Python call in the writer thread, holding the GIL against the event loop),
+    in the form Piccolo's adapters give: read back through Piccolo, nothing changed."""
+    at = dt.datetime(2026, 12, 7, 10, 20, 56, 474599, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    row = pending(event(at=at, cache_hit=True, stream=False, ttft_ms=None, request_id="plain"))
+    assert {type(value) for value in row.values} <= {int, str, type(None)}, row.values
+    assert row.event.at == at  # the event itself is left as it was (keys' last use reads it)
+    writer = UsageWriter(flush_interval=3600, batch_size=10)
+    writer.record(row.event)
+    assert await writer.flush() == 1
+    await writer.aclose()
+    stored = await UsageRecord.select().where(UsageRecord.request_id == "plain").first()
+    assert stored is not None
+    assert (stored["created_at"], stored["cache_hit"], stored["stream"]) == (at, True, False)

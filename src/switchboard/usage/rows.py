@@ -16,7 +16,7 @@ import logging
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
-from switchboard.db.bulk import insert_many
+from switchboard.db.bulk import bindable, insert_many
 from switchboard.observability.metrics import USAGE_CLAMPED
 from switchboard.usage.tables import UsageRecord
 
@@ -126,9 +126,24 @@ ROWS_PER_STATEMENT = 1000
 """The most rows one insert takes (a batch of the writer)."""
 
 
-async def insert_rows(rows: list[UsageEvent], thread: Executor | None = None) -> None:
+@dataclass(frozen=True, slots=True)
+class PendingRow:
+    """A recorded event and the values its insert binds, made when it is recorded: a few
+    microseconds on each request rather than a burst on the event loop at every flush."""
+
+    event: UsageEvent
+    values: tuple[object, ...]
+
+
+def pending(event: UsageEvent) -> PendingRow:
+    """``event`` made storable, with its values as the database's bulk insert binds them."""
+    kept = storable(event)
+    return PendingRow(kept, bindable(UsageRecord._meta.db, values(kept)))
+
+
+async def insert_rows(rows: list[PendingRow], thread: Executor | None = None) -> None:
     """One atomic bulk insert (db/bulk.py): all rows are stored, or none; SQLite's on
     ``thread``."""
     assert len(rows) <= ROWS_PER_STATEMENT
-    stored = [values(e) for e in rows]
+    stored = [row.values for row in rows]
     await insert_many(UsageRecord._meta.db, "usage_records", COLUMNS, stored, thread)

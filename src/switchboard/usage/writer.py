@@ -1,6 +1,6 @@
 """Batched usage writes, off the response path.
 
-``record`` makes the row storable (rows.py) and appends it to an in-memory buffer; a background
+``record`` makes the row storable and bindable (rows.py) and appends it to a buffer; a background
 task inserts the buffer every ``flush_interval`` seconds (or sooner once ``batch_size`` rows
 wait). A slow database delays only this task, never a completion; ``aclose`` flushes what is
 left, so nothing storable is lost on a clean shutdown.
@@ -23,10 +23,16 @@ import sqlite3
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-from switchboard.db.bulk import writer_thread
+from switchboard.db.bulk import close_writer_thread, writer_thread
 from switchboard.db.engine import UNAVAILABLE
 from switchboard.observability.metrics import USAGE_DROPPED, USAGE_REJECTED, timed
-from switchboard.usage.rows import ROWS_PER_STATEMENT, UsageEvent, insert_rows, storable
+from switchboard.usage.rows import (
+    ROWS_PER_STATEMENT,
+    PendingRow,
+    UsageEvent,
+    insert_rows,
+    pending,
+)
 
 __all__ = ["UsageEvent", "UsageWriter"]
 
@@ -52,7 +58,7 @@ class UsageWriter:
         self.dropped = 0
         self.rejected = 0
         self.on_flushed = on_flushed
-        self._buffer: list[UsageEvent] = []
+        self._buffer: list[PendingRow] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -61,7 +67,7 @@ class UsageWriter:
         self.written = 0
 
     def record(self, event: UsageEvent) -> None:
-        self._buffer.append(storable(event))
+        self._buffer.append(pending(event))
         self._bound()
         if len(self._buffer) >= self.batch_size:
             self._wake.set()
@@ -123,7 +129,7 @@ class UsageWriter:
                         log.exception("usage written, but its follow-up failed")
             return written
 
-    async def _store(self, batch: list[UsageEvent]) -> list[UsageEvent]:
+    async def _store(self, batch: list[PendingRow]) -> list[UsageEvent]:
         """Write ``batch``, setting aside the rows the database refuses; the rows stored."""
         stored: list[UsageEvent] = []
         todo = deque([batch])
@@ -138,12 +144,12 @@ class UsageWriter:
                 raise
             except Exception as exc:  # any refusal: find the row that caused it
                 if len(rows) == 1:
-                    self._set_aside(rows[0], exc)
+                    self._set_aside(rows[0].event, exc)
                 else:
                     middle = len(rows) // 2
                     todo.extendleft([rows[middle:], rows[:middle]])
             else:
-                stored += rows
+                stored += [row.event for row in rows]
         return stored
 
     def _set_aside(self, row: UsageEvent, exc: Exception) -> None:
@@ -176,4 +182,4 @@ class UsageWriter:
                 extra={"lost": self.pending},
             )
         finally:
-            self._thread.shutdown(wait=False)  # idle: every insert was awaited
+            await close_writer_thread(self._thread)  # idle: every insert was awaited

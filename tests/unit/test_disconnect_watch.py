@@ -5,22 +5,21 @@ side of every request: a tenth of a quick request's own time, measured at one co
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
+from litestar.types import HTTPDisconnectEvent
 
-from switchboard.gateway.routes import WATCH_AFTER, until_disconnect
-from switchboard.web.disconnect import ClientDisconnected
+from switchboard.web.disconnect import WATCH_AFTER, ClientDisconnected, until_disconnect
 
 
 class Caller:
-    """What ``until_disconnect`` reads of a request: its ASGI ``receive``."""
+    """A request's ASGI ``receive``, all ``until_disconnect`` reads of it."""
 
     def __init__(self, hangs_up_after: float | None) -> None:
         self.hangs_up_after = hangs_up_after
         self.receives = 0
 
-    async def receive(self) -> dict[str, Any]:
+    async def receive(self) -> HTTPDisconnectEvent:
         self.receives += 1
         if self.hangs_up_after is None:
             await asyncio.Event().wait()  # stays connected
@@ -36,14 +35,14 @@ async def answer(after: float) -> str:
 
 async def test_a_quick_answer_never_listens_for_the_hang_up() -> None:
     caller = Caller(hangs_up_after=None)
-    assert await until_disconnect(caller, answer(0)) == "answer"  # type: ignore[arg-type]
+    assert await until_disconnect(caller.receive, answer(0)) == "answer"
     await asyncio.sleep(WATCH_AFTER * 2)  # nothing was left behind to listen later either
     assert caller.receives == 0
 
 
 async def test_a_slow_answer_is_watched_and_returned_when_the_caller_stays() -> None:
     caller = Caller(hangs_up_after=None)
-    result = await until_disconnect(caller, answer(WATCH_AFTER * 3))  # type: ignore[arg-type]
+    result = await until_disconnect(caller.receive, answer(WATCH_AFTER * 3))
     assert result == "answer"
     assert caller.receives == 1
 
@@ -52,5 +51,5 @@ async def test_a_caller_who_hangs_up_during_a_slow_answer_cancels_it() -> None:
     caller = Caller(hangs_up_after=0.05)
     work = asyncio.ensure_future(answer(60))
     with pytest.raises(ClientDisconnected):
-        await asyncio.wait_for(until_disconnect(caller, work), timeout=30)  # type: ignore[arg-type]
+        await asyncio.wait_for(until_disconnect(caller.receive, work), timeout=30)
     assert work.cancelled()

@@ -1,11 +1,15 @@
 """The /v1 surface against a fake upstream: shapes, relaying and every client mistake."""
 
+import gc
+import sys
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
+from switchboard.gateway.chunks import DONE
 from tests.support.fake_upstream import FakeUpstream
 
 CHAT = "/v1/chat/completions"
@@ -265,6 +269,37 @@ async def test_a_stream_closed_right_after_done_is_recorded_as_complete(
 
     rows = await UsageRecord.select(UsageRecord.status, UsageRecord.completion_tokens)
     assert rows == [{"status": 200, "completion_tokens": 2}]
+
+
+async def test_a_stream_leaves_no_generator_for_the_garbage_collector_to_close(
+    client: AsyncTestClient[Any],
+) -> None:
+    """The relay reads the upstream to its end and closes what it opened: a generator left
+    suspended costs a task when it is collected (the event loop's finalizer closes it)."""
+    from switchboard.gateway.accounting import Caller
+    from switchboard.gateway.parsing import parse_request
+
+    gateway = client.app.state.resources.gateway
+    parsed = parse_request("chat", msgspec.json.encode(chat("a b c", stream=True)))
+    left: list[str] = []
+    firstiter, finalizer = sys.get_asyncgen_hooks()
+
+    def record(generator: AsyncGenerator[Any, Any]) -> None:
+        left.append(getattr(generator, "__qualname__", repr(generator)))
+        if finalizer is not None:
+            finalizer(generator)
+
+    sys.set_asyncgen_hooks(firstiter=firstiter, finalizer=record)
+    try:
+        caller = Caller(user_id=None, key_id=None, rpm=10, tpm=10**6)
+        completion = await gateway.complete(parsed, caller)
+        assert completion.events is not None
+        batches = [batch async for batch in completion.events]
+        gc.collect()
+    finally:
+        sys.set_asyncgen_hooks(firstiter=firstiter, finalizer=finalizer)
+    assert batches[-1][-1] is DONE
+    assert left == []
 
 
 VLLM_ONLY = (

@@ -4,8 +4,6 @@ Anthropic's shape (``{"type": "error", "error": {...}}``), in a stream as an ``e
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,26 +12,25 @@ from litestar import Controller, MediaType, Request, Response, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.response import Stream
 
 from switchboard.gateway.accounting import Caller
 from switchboard.gateway.answers import AnthropicErrorResponse
 from switchboard.gateway.auth import authenticate
 from switchboard.gateway.chunks import Chunk, StreamFailed, StreamItem
 from switchboard.gateway.errors import as_gateway_error, invalid_request, upstream_error
+from switchboard.gateway.event_stream import event_stream
 from switchboard.gateway.messages_protocol import CountedTokens, CountTokensRequest, MessagesRequest
 from switchboard.gateway.messages_protocol import check_supported as check_messages
 from switchboard.gateway.parsing import decode_body, parse_request
 from switchboard.gateway.responses_protocol import Unsupported
 from switchboard.gateway.routes import (
-    SSE_HEADERS,
     completion_operation,
     error_responses,
-    until_disconnect,
 )
 from switchboard.gateway.service import GatewayService
 from switchboard.gateway.sse import frame
 from switchboard.gateway.upstream import as_gateway_error as upstream_failure
+from switchboard.web.disconnect import until_disconnect
 from switchboard.web.request_id import request_id_of
 
 CREATE_ERRORS = (400, 401, 404, 413, 429, 502, 503, 504)
@@ -92,15 +89,11 @@ class MessagesController(Controller):
         if parsed.request.stream:
             completion = await call.gateway.complete(parsed, call.caller)
 
-            async def events() -> AsyncIterator[bytes]:
-                assert completion.events is not None
-                async with contextlib.aclosing(completion.events) as batches:
-                    async for batch in batches:
-                        yield b"".join([sse_event(item) for item in batch])
-
-            return Stream(content=events(), media_type="text/event-stream",
-                          headers={**SSE_HEADERS, **completion.headers})  # fmt: skip
-        completion = await until_disconnect(request, call.gateway.complete(parsed, call.caller))
+            assert completion.events is not None
+            return event_stream(completion.events, sse_event, completion.headers)
+        completion = await until_disconnect(
+            request.receive, call.gateway.complete(parsed, call.caller)
+        )
         return Response(content=completion.body or b"", media_type=MediaType.JSON,
                         headers=completion.headers)  # fmt: skip
 

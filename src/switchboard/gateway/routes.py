@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -17,7 +14,6 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, Operation, Reference, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIType
 from litestar.params import FromPath
-from litestar.response import Stream
 
 from switchboard.gateway.accounting import Caller
 from switchboard.gateway.answers import (
@@ -30,16 +26,16 @@ from switchboard.gateway.answers import (
 from switchboard.gateway.auth import authenticate
 from switchboard.gateway.cache import CachePolicy
 from switchboard.gateway.chunks import DONE, Chunk, StreamFailed, StreamItem
+from switchboard.gateway.event_stream import event_stream
 from switchboard.gateway.parsing import Kind, parse_request
 from switchboard.gateway.protocol import ChatCompletionRequest, CompletionRequest
-from switchboard.gateway.service import Completion, GatewayService
+from switchboard.gateway.service import GatewayService
 from switchboard.keys.services import KeyService
-from switchboard.web.disconnect import ClientDisconnected
+from switchboard.web.disconnect import until_disconnect
 from switchboard.web.request_id import request_id_of
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 SECURITY: list[dict[str, list[str]]] = [{"BearerAuth": []}]
 
 
@@ -126,46 +122,6 @@ async def provide_call(request: Request[Any, Any, Any], state: State) -> ApiCall
     return ApiCall(await authenticate(request, resources.keys), resources.gateway)
 
 
-WATCH_AFTER = 0.2
-"""Seconds before a non-streamed answer starts listening for the client's hang-up."""
-
-
-async def until_disconnect(request: Request[Any, Any, Any], work: Awaitable[T]) -> T:
-    """``work``, cancelled (and the upstream request with it) if the client hangs up first, as
-    vLLM's ``with_cancellation`` does; then ``ClientDisconnected`` (a 499 in the access log).
-    ``work`` runs in this task; a watcher task cancels it when the client goes. The watcher
-    starts after ``WATCH_AFTER`` seconds: an answer quicker than that (a cache hit, a short
-    completion) never pays for it (a task and a receive the server must cancel: a tenth of a
-    quick request's time at one connection), and a hang-up is still noticed by then."""
-    task = asyncio.current_task()
-    assert task is not None
-    loop = asyncio.get_running_loop()
-    watchers: list[asyncio.Task[None]] = []
-
-    def watch() -> None:
-        watchers.append(loop.create_task(_cancel_on_disconnect(request, task)))
-
-    timer = loop.call_later(WATCH_AFTER, watch)
-    try:
-        return await work
-    except asyncio.CancelledError:
-        if watchers and watchers[0].done() and not watchers[0].cancelled():  # saw the hang-up
-            raise ClientDisconnected("client disconnected") from None
-        raise
-    finally:
-        timer.cancel()
-        for watcher in watchers:
-            watcher.cancel()
-
-
-async def _cancel_on_disconnect(request: Request[Any, Any, Any], task: asyncio.Task[Any]) -> None:
-    """Cancel ``task`` when the client hangs up (the body was read: only
-    ``http.disconnect`` can arrive)."""
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
-    task.cancel()
-
-
 class CompletionsController(Controller):
     """OpenAI-compatible completions and models."""
 
@@ -229,9 +185,11 @@ async def _complete(kind: Kind, request: Request[Any, Any, Any], call: ApiCall) 
         log.info("prompt", extra={"request_id": request_id_of(request.scope), "body": parsed.body})
     policy = CachePolicy.from_header(request.headers.get("cache-control"))
     if parsed.request.stream:
-        return _stream_response(await gateway.complete(parsed, caller, cache_policy=policy))
+        completion = await gateway.complete(parsed, caller, cache_policy=policy)
+        assert completion.events is not None
+        return event_stream(completion.events, sse_event, completion.headers)
     completion = await until_disconnect(
-        request, gateway.complete(parsed, caller, cache_policy=policy)
+        request.receive, gateway.complete(parsed, caller, cache_policy=policy)
     )
     return Response(
         content=completion.body or b"",
@@ -252,17 +210,3 @@ def sse_event(item: StreamItem) -> bytes:
         return b"data: " + item.error.to_json() + b"\n\n" + DONE_EVENT
     assert item is DONE
     return DONE_EVENT
-
-
-def _stream_response(completion: Completion) -> Stream:
-    async def events() -> AsyncIterator[bytes]:
-        assert completion.events is not None
-        async with contextlib.aclosing(completion.events) as batches:  # closes the upstream
-            async for batch in batches:
-                yield b"".join([sse_event(item) for item in batch])
-
-    return Stream(
-        content=events(),
-        media_type="text/event-stream",
-        headers={**SSE_HEADERS, **completion.headers},
-    )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
@@ -132,18 +132,36 @@ async def relay(
         in_flight.enter(ticket)
         try:
             yield []
-            async for batch in _batches(response, surface, plan, outcome):
-                if batch[-1] is DONE:
-                    outcome.delivered = True  # a hang-up from here on is not an abort
-                elif isinstance(batch[-1], StreamFailed):
-                    outcome.status = batch[-1].error.status
-                yield batch
+            batches = _batches(response, surface, plan, outcome)
+            async with contextlib.aclosing(batches):  # closed here, not by the collector
+                async for batch in batches:
+                    if batch[-1] is DONE:
+                        outcome.delivered = True  # a hang-up from here on is not an abort
+                    elif isinstance(batch[-1], StreamFailed):
+                        outcome.status = batch[-1].error.status
+                    yield batch
         except (httpx.HTTPError, GatewayError) as exc:  # the model server died mid-stream
             failure = _as_gateway_error(exc, outcome.model)
             outcome.status = failure.status
             yield [StreamFailed(failure)]  # told in-band: the 200 and the first chunks went out
         finally:
             in_flight.leave(ticket)
+
+
+END_GRACE = 1.0
+"""Seconds the model server may take to end its body after the stream's end (``[DONE]``)."""
+
+
+async def _read_to_end(reads: AsyncIterator[bytes]) -> None:
+    """Read what follows the stream's end (normally nothing: the body ends with the read that
+    brought ``[DONE]``), so that the connection goes back to the pool and the readers finish
+    rather than being left to the garbage collector (one task each to close them)."""
+    try:
+        async with asyncio.timeout(END_GRACE):
+            async for _ in reads:
+                pass
+    except (TimeoutError, httpx.HTTPError):
+        pass  # the connection is closed, not reused
 
 
 def _loop_time(monotonic: float) -> float:
@@ -191,6 +209,7 @@ async def _batches(
                         await plan.store(kept, outcome.usage)
                     batch.append(DONE)
                     yield batch
+                    await _read_to_end(reads)
                     return
                 batch.append(item)
                 if isinstance(item, StreamFailed):  # never cached, and the end of the stream

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,24 +10,23 @@ from litestar import Controller, HttpMethod, Request, Response, delete, get, pos
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath
-from litestar.response import Stream
 
 from switchboard.gateway.accounting import Caller
 from switchboard.gateway.auth import authenticate
 from switchboard.gateway.cache import CachePolicy
 from switchboard.gateway.chunks import Chunk, StreamFailed, StreamItem
+from switchboard.gateway.event_stream import event_stream
 from switchboard.gateway.parsing import parse_request
 from switchboard.gateway.responses_protocol import ResponsesRequest
 from switchboard.gateway.routes import (
     COMPLETION_ERRORS,
     SECURITY,
-    SSE_HEADERS,
     completion_operation,
     error_responses,
-    until_disconnect,
 )
 from switchboard.gateway.sse import frame
 from switchboard.responses.service import ResponsesService
+from switchboard.web.disconnect import until_disconnect
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,19 +96,10 @@ class ResponsesController(Controller):
         if parsed.request.stream:
             completion = await call.service.create(parsed, call.caller, policy)
 
-            async def events() -> AsyncIterator[bytes]:
-                assert completion.events is not None
-                async with contextlib.aclosing(completion.events) as batches:
-                    async for batch in batches:
-                        yield b"".join([sse_event(item) for item in batch])
-
-            return Stream(
-                content=events(),
-                media_type="text/event-stream",
-                headers={**SSE_HEADERS, **completion.headers},
-            )
+            assert completion.events is not None
+            return event_stream(completion.events, sse_event, completion.headers)
         completion = await until_disconnect(
-            request, call.service.create(parsed, call.caller, policy)
+            request.receive, call.service.create(parsed, call.caller, policy)
         )
         return Response(
             content=completion.body or b"",

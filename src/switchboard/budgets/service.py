@@ -108,22 +108,28 @@ class BudgetService:
     async def load(self) -> None:
         """Prices and budgets from their tables (a few rows: admins set them)."""
         prices = await ModelPrice.select()
-        self.prices = {
-            row["model"]: Price(row["prompt_per_million"], row["completion_per_million"])
-            for row in prices
-        }
         budgets = await Budget.select()
-        before = set(self.limits)
-        self.limits = {
-            f"{row['kind']}:{row['subject_id']}": Limit(row["money"], row["tokens"])
-            for row in budgets
-            if row["money"] is not None or row["tokens"] is not None
-        }
-        for key in before - set(self.limits):  # a removed budget leaves no stale gauge
+        self.configure(
+            {
+                row["model"]: Price(row["prompt_per_million"], row["completion_per_million"])
+                for row in prices
+            },
+            {
+                f"{row['kind']}:{row['subject_id']}": Limit(row["money"], row["tokens"])
+                for row in budgets
+                if row["money"] is not None or row["tokens"] is not None
+            },
+        )
+
+    def configure(self, prices: dict[str, Price], limits: dict[str, Limit]) -> None:
+        """These prices and budgets from now on; a removed budget's ratios leave the metric
+        at once (no stale alert)."""
+        removed = set(self.limits) - set(limits)
+        self.prices, self.limits = prices, limits
+        for key in removed:
             kind, _, subject = key.partition(":")
             for resource in ("tokens", "money"):
-                with contextlib.suppress(KeyError):
-                    BUDGET_USED.remove(kind, subject, resource)
+                BUDGET_USED.discard(kind, subject, resource)
 
     async def seed(self) -> None:
         """This month's spend so far, from the usage table, into the counters: at start, once
@@ -251,10 +257,14 @@ class BudgetService:
         if limit is None:
             return
         kind, _, subject = key.partition(":")
-        if limit.tokens:
-            BUDGET_USED.labels(kind, subject, "tokens").set(spent.tokens / limit.tokens)
-        if limit.money:
-            BUDGET_USED.labels(kind, subject, "money").set(spent.money / limit.money)
+        for resource, used, allowed in (
+            ("tokens", spent.tokens, limit.tokens),
+            ("money", spent.money, limit.money),
+        ):
+            if allowed:
+                BUDGET_USED.set(used / allowed, kind, subject, resource)
+            else:  # not (or no longer) limited in this resource
+                BUDGET_USED.discard(kind, subject, resource)
 
     async def observe_all(self) -> None:
         keys = list(self.limits)

@@ -41,8 +41,7 @@ FiguresSource = Callable[[], Awaitable[BusinessFigures]]
 
 
 def publish(figures: BusinessFigures) -> None:
-    for window, users in figures.active_users.items():
-        ACTIVE_USERS.labels(window).set(users)
+    ACTIVE_USERS.replace({(window,): users for window, users in figures.active_users.items()})
     REQUESTS_TODAY.set(figures.requests_today)
     TOKENS_TODAY.set(figures.tokens_today)
     ACTIVE_KEYS.set(figures.active_keys)
@@ -50,9 +49,8 @@ def publish(figures: BusinessFigures) -> None:
         (TOP_USER_TOKENS, figures.top_users),
         (TOP_KEY_TOKENS, figures.top_keys),
     ):
-        gauge.clear()
-        for rank, (name, tokens) in enumerate(ranking, start=1):
-            gauge.labels(str(rank), name).set(tokens)
+        ranks = enumerate(ranking, start=1)
+        gauge.replace({(str(rank), name): tokens for rank, (name, tokens) in ranks})
 
 
 async def refresh_forever(interval: float, source: FiguresSource) -> None:

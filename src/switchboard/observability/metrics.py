@@ -2,7 +2,8 @@
 
 Labels stay bounded: routes are templates (``/v1/models/{model_id:path}``, ``unmatched``), models
 are only those a model server serves, statuses are codes. With several worker processes set
-``PROMETHEUS_MULTIPROC_DIR`` (``switchboard serve`` does) and ``/metrics`` aggregates them.
+``PROMETHEUS_MULTIPROC_DIR`` (``switchboard serve`` does) and ``/metrics`` aggregates them;
+the gauges computed from shared state are ``SnapshotGauge``s, served by the worker scraped.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from prometheus_client import (
 )
 
 from switchboard import __version__
+from switchboard.observability.snapshots import SnapshotGauge
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -77,12 +79,11 @@ PROMPT_COUNTS = Counter(
     ["method"],
 )
 RATE_LIMITED = Counter("switchboard_rate_limited", "Requests refused by a limit", ["limit"])
-BUDGET_USED = Gauge(
+BUDGET_USED = SnapshotGauge(
     "switchboard_budget_used_ratio",
     "Share of a monthly budget spent (1 = all of it), per holder (kind user|key, id) and "
     "resource (tokens|money); only holders with a budget",
     ["kind", "id", "resource"],
-    multiprocess_mode="max",
 )
 ACTIVE_STREAMS = Gauge(
     "switchboard_active_streams", "Streams being relayed now", multiprocess_mode="livesum"
@@ -100,35 +101,26 @@ BUILD_INFO = Gauge(
 LOG_MESSAGES = Counter("switchboard_log_messages", "Log lines by level", ["level"])
 
 # Business gauges: computed periodically from the database (see business.py).
-ACTIVE_USERS = Gauge(
-    "switchboard_active_users",
-    "Users with a request in the window",
-    ["window"],
-    multiprocess_mode="max",
+ACTIVE_USERS = SnapshotGauge(
+    "switchboard_active_users", "Users with a request in the window", ["window"]
 )
-TOKENS_TODAY = Gauge(
-    "switchboard_tokens_today", "Tokens used since 00:00 UTC", multiprocess_mode="max"
+TOKENS_TODAY = SnapshotGauge("switchboard_tokens_today", "Tokens used since 00:00 UTC")
+ACTIVE_KEYS = SnapshotGauge("switchboard_active_keys", "Keys neither revoked nor expired")
+TOP_USER_TOKENS = SnapshotGauge(
+    "switchboard_top_user_tokens", "Tokens today of the top users (top 10)", ["rank", "user"]
 )
-ACTIVE_KEYS = Gauge(
-    "switchboard_active_keys", "Keys neither revoked nor expired", multiprocess_mode="max"
-)
-TOP_USER_TOKENS = Gauge(
-    "switchboard_top_user_tokens",
-    "Tokens today of the top users (top 10)",
-    ["rank", "user"],
-    multiprocess_mode="max",
-)
-TOP_KEY_TOKENS = Gauge(
-    "switchboard_top_key_tokens",
-    "Tokens today of the top API keys (top 10)",
-    ["rank", "key"],
-    multiprocess_mode="max",
+TOP_KEY_TOKENS = SnapshotGauge(
+    "switchboard_top_key_tokens", "Tokens today of the top API keys (top 10)", ["rank", "key"]
 )
 CONVERSATIONS_CREATED = Counter("switchboard_conversations_created", "Conversations started")
 MESSAGES_CREATED = Counter("switchboard_messages_created", "Chat messages stored", ["role"])
-REQUESTS_TODAY = Gauge(
-    "switchboard_requests_today", "Completion requests since 00:00 UTC", multiprocess_mode="max"
-)
+REQUESTS_TODAY = SnapshotGauge("switchboard_requests_today", "Completion requests since 00:00 UTC")
+SNAPSHOTS = (
+    BUDGET_USED, ACTIVE_USERS, TOKENS_TODAY, ACTIVE_KEYS, TOP_USER_TOKENS, TOP_KEY_TOKENS,
+    REQUESTS_TODAY,
+)  # fmt: skip
+for _snapshot in SNAPSHOTS:
+    REGISTRY.register(_snapshot)
 
 BUILD_INFO.labels(version=__version__).set(1)
 # Known label values start at zero, so rates and increases exist before the first event.
@@ -157,6 +149,8 @@ def exposition(workers: int) -> tuple[bytes, str]:
     if workers > 1:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        for snapshot in SNAPSHOTS:
+            registry.register(snapshot)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 

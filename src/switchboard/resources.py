@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ from switchboard.accounts.sessions import DatabaseStore
 from switchboard.budgets.counters import MemorySpend, RedisSpend
 from switchboard.budgets.service import BudgetService
 from switchboard.chat.generations import Generations, LocalSignals, RedisSignals
+from switchboard.db.bulk import close_writer_thread, reader_thread
 from switchboard.db.engine import AnyEngine, build_engine, close_engine, open_engine
 from switchboard.db.registry import install_engine, migrate
 from switchboard.gateway.buckets import MemoryBuckets, RedisBuckets
@@ -146,7 +148,11 @@ async def open_resources(
         await budgets.load()
         await budgets.seed()
         gateway = GatewayService(settings, pool, limiter, cache, usage, budgets)
-        figures = refresh_forever(settings.business_metrics_interval, business_figures)
+        reads = reader_thread("business-reads")  # long aggregates, when the core is idle
+        stack.push_async_callback(close_writer_thread, reads)
+        figures = refresh_forever(
+            settings.business_metrics_interval, functools.partial(business_figures, db, reads)
+        )
         background = [asyncio.create_task(figures, name="business")]
         background.append(
             asyncio.create_task(_prune_forever(settings, shared is None), name="retention")

@@ -18,7 +18,10 @@ from switchboard.app import create_app
 from switchboard.budgets import catalog
 from switchboard.budgets.counters import MemorySpend, Spend
 from switchboard.budgets.service import BudgetService
+from switchboard.db.bulk import close_writer_thread, reader_thread
+from switchboard.observability.business import BusinessFigures
 from switchboard.usage import rows
+from switchboard.usage.business import business_figures
 from switchboard.usage.tables import UsageRecord
 from switchboard.usage.writer import UsageWriter
 from tests.conftest import SettingsFactory, WebFactory, mint_key_in
@@ -249,3 +252,35 @@ def test_usage_rows_round_trip_through_the_batched_insert(live: LiveServer) -> N
         )
         total = event.prompt_tokens + event.completion_tokens
         assert (stored["source"], stored["status"], stored["total_tokens"]) == ("web", 499, total)
+
+
+@pytest.mark.usefixtures("api")  # alice and her key
+def test_the_business_figures_count_the_utc_day_and_the_week(live: LiveServer) -> None:
+    """Today is since 00:00 UTC (on PostgreSQL's UTC+14 as on SQLite), the active users of a
+    day and a week are the last 24 hours' and 7 days', each user once."""
+
+    async def figures() -> BusinessFigures:
+        user_id, key_id = await alice_ids()
+        now = dt.datetime.now(dt.UTC)
+        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        await UsageRecord.delete(force=True)
+        # a table, hence fmt: skip: one usage row per entry
+        await UsageRecord.insert(
+            row(midnight, user_id=user_id, key_id=key_id, total_tokens=10),  # today's first
+            row(midnight, user_id=user_id, key_id=None, total_tokens=5),  # the workspace's
+            row(midnight - dt.timedelta(minutes=1), user_id=900, total_tokens=20),  # yesterday
+            row(now - dt.timedelta(days=3), user_id=901, total_tokens=40),
+            row(now - dt.timedelta(days=8), user_id=902, total_tokens=80),  # out of the week
+        )  # fmt: skip
+        reads = reader_thread("business-reads")
+        try:
+            return await business_figures(live.app.state.resources.db, reads)
+        finally:
+            await close_writer_thread(reads)
+
+    found = live.run(figures())
+    assert found.active_users == {"1d": 2, "7d": 3}
+    assert (found.requests_today, found.tokens_today) == (2, 15)
+    assert found.top_users == [("alice", 15)]
+    assert len(found.top_keys) == 1
+    assert found.top_keys[0][1] == 10

@@ -19,7 +19,7 @@ from switchboard.accounts.sessions import DatabaseStore
 from switchboard.budgets.counters import MemorySpend, RedisSpend
 from switchboard.budgets.service import BudgetService
 from switchboard.chat.generations import Generations, LocalSignals, RedisSignals
-from switchboard.db.bulk import close_writer_thread, reader_thread
+from switchboard.db.bulk import close_writer_thread, lookup_thread, reader_thread
 from switchboard.db.engine import AnyEngine, build_engine, close_engine, open_engine
 from switchboard.db.registry import install_engine, migrate
 from switchboard.gateway.buckets import MemoryBuckets, RedisBuckets
@@ -121,7 +121,9 @@ async def open_resources(
         await migrate(settings.resolved_database_url)
         if shared is not None:
             stack.push_async_callback(shared.aclose)
-        keys = KeyService(settings.key_cache_seconds, settings.max_keys_per_user)
+        lookups = lookup_thread("key-lookups")
+        stack.push_async_callback(close_writer_thread, lookups)
+        keys = KeyService(settings.key_cache_seconds, settings.max_keys_per_user, (db, lookups))
 
         async def touch_keys(batch: list[UsageEvent]) -> None:
             used = {event.key_id for event in batch if event.key_id is not None}

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from litestar.testing import AsyncTestClient
 from prometheus_client import REGISTRY
 
 from switchboard.accounts.tables import User
+from switchboard.db.bulk import close_writer_thread, lookup_thread
 from switchboard.db.redis import redis_client
 from switchboard.gateway.buckets import MemoryBuckets, RedisBuckets
 from switchboard.gateway.errors import GatewayError
@@ -217,3 +220,37 @@ async def test_a_key_revoked_during_a_lookup_is_not_cached_as_valid(
     release.set()
     assert await asyncio.wait_for(lookup, timeout=30) is None  # read again after the revocation
     assert await service.authenticate(secret) is None
+
+
+async def test_key_lookups_keep_one_sqlite_connection(
+    client: AsyncTestClient[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every lookup of the app's service runs on its lookup thread's one connection. Piccolo
+    ran each on a new connection and thread: about 2 ms of the core a lookup, once a
+    ``cache_ttl`` for every key in use. The owner read that way is the one Piccolo reads."""
+    secret = await mint_key(client, "ivan")
+    opened: list[str] = []
+    connect = sqlite3.connect
+
+    def counted(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        opened.append(threading.current_thread().name)
+        connection: sqlite3.Connection = connect(*args, **kwargs)
+        return connection
+
+    monkeypatch.setattr(sqlite3, "connect", counted)
+    now = skewed_clock(monkeypatch)
+    lookups = lookup_thread("key-lookups")
+    service = KeyService(cache_ttl=1.0, lookups=(client.app.state.resources.db, lookups))
+    try:
+        owners = []
+        for _ in range(5):
+            owners.append(await service.authenticate(secret))
+            now[0] += 2  # the entry expired: the next request waits for a lookup
+    finally:
+        await close_writer_thread(lookups)
+    assert len(opened) == 1, opened
+    assert opened[0].startswith("key-lookups")
+    assert owners[0] == await KeyService().authenticate(secret)  # Piccolo's query
+    assert owners[0] is not None
+    assert owners[0].username == "ivan"
+    assert all(owner == owners[0] for owner in owners)

@@ -82,6 +82,12 @@ def writer_thread(name: str) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix=name, initializer=_yield_the_core)
 
 
+def lookup_thread(name: str) -> ThreadPoolExecutor:
+    """One thread for short reads a request may wait for (``select_rows``), at the process's
+    priority, keeping one SQLite connection; end it with ``close_writer_thread``."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+
+
 def reader_thread(name: str) -> ThreadPoolExecutor:
     """One thread for long reads that may wait (``select_rows``), keeping one SQLite
     connection, run only when the core has nothing else to do (Linux's ``SCHED_IDLE``: a

@@ -147,8 +147,8 @@ async def select_rows(
     engine: AnyEngine, sql: str, params: Sequence[object], thread: Executor
 ) -> list[dict[str, Any]]:
     """The rows of a read (``?`` marks its parameters) as dicts: SQLite's on ``thread`` (a
-    ``reader_thread``), PostgreSQL's through the pool (the database
-    server does the work)."""
+    ``reader_thread`` or a ``lookup_thread``) and its kept connection, PostgreSQL's through
+    the pool (the database server does the work)."""
     if isinstance(engine, PostgresEngine):
         if engine.pool is None:
             raise RuntimeError("the PostgreSQL connection pool is not open (open_engine)")
@@ -175,7 +175,8 @@ def _select_sqlite(
 
 
 _kept = threading.local()
-"""Each writer thread's SQLite connection and the settings it was opened with."""
+"""Each writer, reader or lookup thread's SQLite connection and the settings it was opened
+with."""
 
 
 def _insert_sqlite(

@@ -80,25 +80,38 @@ forget_key() {
   fi
 }
 
-exiting() {  # whether the gateway's container is down now (it crashed; podman says "stopped")
-  "${compose[@]}" ps --all --format '{{.State}}' gateway 2>/dev/null |
-    grep -Eq '^(exited|stopped|restarting|dead)$'
+gateway_down() {  # whether the gateway is down now: crashed (podman says "stopped"), or no
+  local states          # container at all (`up` created none)
+  states=$("${compose[@]}" ps --all --format '{{.State}}' gateway 2>/dev/null || true)
+  [ -z "$states" ] || grep -Eq '^(exited|stopped|restarting|dead)$' <<< "$states"
+}
+
+services() {  # each service's state, indented (what people look at when a smoke test fails)
+  "${compose[@]}" ps --all --format '{{.Service}}: {{.Status}}' 2>&1 | sed 's/^/  /'
 }
 
 smoke() {  # readiness through the proxy, then one real completion; within $timeout seconds
-  local deadline=$((SECONDS + timeout)) model secret crashes=0
+  local started=$SECONDS deadline=$((SECONDS + timeout)) model secret crashes=0 polls=0
   local -a curl_tls
-  until read -r -a curl_tls <<< "$(tls)" && curl -fsS "${curl_tls[@]}" -o /dev/null "$url/readyz"; do
+  until read -r -a curl_tls <<< "$(tls)" &&
+      curl -fsS "${curl_tls[@]}" -o /dev/null "$url/readyz" 2> "$work/readyz"; do
     if [ $SECONDS -ge $deadline ]; then
-      say "smoke: $url/readyz did not answer 200 within ${timeout}s"
+      say "smoke: $url/readyz did not answer 200 within ${timeout}s; the services:"
+      services
       return 1
     fi
     # a release whose gateway keeps crashing is given up at once, not after the whole window
     # (one exit may be a blip: CRASH_POLLS polls, 3 s apart, that find it down)
-    if exiting && [ $((crashes += 1)) -ge "${CRASH_POLLS:-5}" ]; then
-      say "smoke: the gateway keeps exiting; its last lines:"
+    if gateway_down && [ $((crashes += 1)) -ge "${CRASH_POLLS:-5}" ]; then
+      say "smoke: the gateway keeps exiting (or has no container); the services:"
+      services
+      say "smoke: the gateway's last lines:"
       "${compose[@]}" logs --no-log-prefix --tail 5 gateway 2>&1 | sed 's/^/  /'
       return 1
+    fi
+    if [ $((polls += 1)) -eq 20 ]; then  # about once a minute: what it is waiting for
+      polls=0
+      say "smoke: waiting for $url/readyz ($((SECONDS - started))s): $(tail -n 1 "$work/readyz")"
     fi
     sleep 3
   done

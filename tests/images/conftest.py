@@ -16,6 +16,7 @@ import pytest
 
 from tests.conftest import ARTIFACTS, REPO_ROOT
 from tests.images.compose_stack import ComposeStack, engine_or_fail
+from tests.support.compose import EDGE_SUBNETS
 from tests.support.live import free_port
 from tests.support.waiting import wait_for
 
@@ -46,13 +47,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
         "SWITCHBOARD_PUBLIC_URL": f"https://localhost:{port}",
         "SWITCHBOARD_HTTPS_BIND": f"127.0.0.1:{port}",
         "SWITCHBOARD_HTTP_BIND": f"127.0.0.1:{free_port()}",
-        "SWITCHBOARD_EDGE_SUBNET": "172.30.99.0/24",
+        "SWITCHBOARD_EDGE_SUBNET": EDGE_SUBNETS["switchboard-images"],
         "SWITCHBOARD_SECRETS_DIR": str(secrets),
         "SWITCHBOARD_DEFAULT_MODEL": "smollm2-135m-instruct",
         "MODEL_CPU_CPUS": str(os.cpu_count() or 2),
     }
     composed = ComposeStack("switchboard-images", env, SERVICES, url=env["SWITCHBOARD_PUBLIC_URL"])
-    composed.compose("down", "--volumes", "--remove-orphans")  # what a failed run left
+    composed.remove_leftovers()
     try:
         composed.up()
         composed.wait_health("model-cpu", "healthy", STARTUP)

@@ -21,6 +21,7 @@ from tests.images.compose_stack import ComposeStack, engine_or_fail
 from tests.scale.cluster import REPLICAS, ScaleStack
 from tests.scale.load import Gateways
 from tests.scale.report import Report
+from tests.support.compose import EDGE_SUBNETS
 
 SERVICES = ["gateway", "vllm-router", *REPLICAS, "prometheus"]  # and migrate, postgres, redis*
 STARTUP = 1200.0
@@ -56,7 +57,7 @@ def scale(tmp_path_factory: pytest.TempPathFactory, report: Report) -> Iterator[
         "SWITCHBOARD_TAG": os.environ.get("IMAGE_TAG", "test"),
         "SWITCHBOARD_DOMAIN": "localhost",
         "SWITCHBOARD_PUBLIC_URL": "https://localhost",
-        "SWITCHBOARD_EDGE_SUBNET": "172.30.98.0/24",
+        "SWITCHBOARD_EDGE_SUBNET": EDGE_SUBNETS["switchboard-scale"],
         "SWITCHBOARD_SECRETS_DIR": str(secrets),
         "SWITCHBOARD_DEFAULT_MODEL": "smollm2-135m-instruct",
         # two replicas share the 2 cores; a short context keeps each one's KV cache small
@@ -73,7 +74,7 @@ def scale(tmp_path_factory: pytest.TempPathFactory, report: Report) -> Iterator[
         url="https://localhost",
         files=("docker-compose.prod.yml", "docker-compose.scale.yml"),
     )
-    composed.compose("down", "--volumes", "--remove-orphans")  # what a failed run left
+    composed.remove_leftovers()
     composed.run_podman("rm", "--force", f"{composed.project}-client", check=False)
     started = time.monotonic()
     try:

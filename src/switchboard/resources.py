@@ -19,7 +19,7 @@ from switchboard.accounts.sessions import DatabaseStore
 from switchboard.budgets.counters import MemorySpend, RedisSpend
 from switchboard.budgets.service import BudgetService
 from switchboard.chat.generations import Generations, LocalSignals, RedisSignals
-from switchboard.db.bulk import close_writer_thread, lookup_thread, reader_thread
+from switchboard.db.bulk import close_kept_thread, lookup_thread, reader_thread
 from switchboard.db.engine import AnyEngine, build_engine, close_engine, open_engine
 from switchboard.db.registry import install_engine, migrate
 from switchboard.gateway.buckets import MemoryBuckets, RedisBuckets
@@ -122,7 +122,7 @@ async def open_resources(
         if shared is not None:
             stack.push_async_callback(shared.aclose)
         lookups = lookup_thread("key-lookups")
-        stack.push_async_callback(close_writer_thread, lookups)
+        stack.push_async_callback(close_kept_thread, lookups)
         keys = KeyService(settings.key_cache_seconds, settings.max_keys_per_user, (db, lookups))
 
         async def touch_keys(batch: list[UsageEvent]) -> None:
@@ -151,7 +151,7 @@ async def open_resources(
         await budgets.seed()
         gateway = GatewayService(settings, pool, limiter, cache, usage, budgets)
         reads = reader_thread("business-reads")  # long aggregates, when the core is idle
-        stack.push_async_callback(close_writer_thread, reads)
+        stack.push_async_callback(close_kept_thread, reads)
         figures = refresh_forever(
             settings.business_metrics_interval, functools.partial(business_figures, db, reads)
         )

@@ -18,7 +18,7 @@ from switchboard.app import create_app
 from switchboard.budgets import catalog
 from switchboard.budgets.counters import MemorySpend, Spend
 from switchboard.budgets.service import BudgetService
-from switchboard.db.bulk import close_writer_thread, reader_thread
+from switchboard.db.bulk import close_kept_thread, reader_thread
 from switchboard.observability.business import BusinessFigures
 from switchboard.usage import rows
 from switchboard.usage.business import business_figures
@@ -276,7 +276,7 @@ def test_the_business_figures_count_the_utc_day_and_the_week(live: LiveServer) -
         try:
             return await business_figures(live.app.state.resources.db, reads)
         finally:
-            await close_writer_thread(reads)
+            await close_kept_thread(reads)
 
     found = live.run(figures())
     assert found.active_users == {"1d": 2, "7d": 3}

@@ -15,7 +15,7 @@ from litestar.testing import AsyncTestClient
 from prometheus_client import REGISTRY
 
 from switchboard.accounts.services import create_user
-from switchboard.db.bulk import close_writer_thread, reader_thread
+from switchboard.db.bulk import close_kept_thread, reader_thread
 from switchboard.keys.services import KeyService, count_active
 from switchboard.keys.tables import ApiKey
 from switchboard.observability.business import publish
@@ -30,7 +30,7 @@ async def figures_now(client: AsyncTestClient[Any]) -> Any:
     try:
         return await business_figures(client.app.state.resources.db, reads)
     finally:
-        await close_writer_thread(reads)
+        await close_kept_thread(reads)
 
 
 async def test_figures_count_today_the_week_and_live_keys_and_rank_the_top(

@@ -17,7 +17,7 @@ from litestar.testing import AsyncTestClient
 from prometheus_client import REGISTRY
 
 from switchboard.accounts.tables import User
-from switchboard.db.bulk import close_writer_thread, lookup_thread
+from switchboard.db.bulk import close_kept_thread, lookup_thread
 from switchboard.db.redis import redis_client
 from switchboard.gateway.buckets import MemoryBuckets, RedisBuckets
 from switchboard.gateway.errors import GatewayError
@@ -247,7 +247,7 @@ async def test_key_lookups_keep_one_sqlite_connection(
             owners.append(await service.authenticate(secret))
             now[0] += 2  # the entry expired: the next request waits for a lookup
     finally:
-        await close_writer_thread(lookups)
+        await close_kept_thread(lookups)
     assert len(opened) == 1, opened
     assert opened[0].startswith("key-lookups")
     assert owners[0] == await KeyService().authenticate(secret)  # Piccolo's query

@@ -78,13 +78,13 @@ def bindable(engine: AnyEngine, row: tuple[object, ...]) -> tuple[object, ...]:
 
 def writer_thread(name: str) -> ThreadPoolExecutor:
     """One thread for bulk writes, at a lower CPU priority, keeping one SQLite connection; end
-    it with ``close_writer_thread``."""
+    it with ``close_kept_thread``."""
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix=name, initializer=_yield_the_core)
 
 
 def lookup_thread(name: str) -> ThreadPoolExecutor:
     """One thread for short reads a request may wait for (``select_rows``), at the process's
-    priority, keeping one SQLite connection; end it with ``close_writer_thread``."""
+    priority, keeping one SQLite connection; end it with ``close_kept_thread``."""
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
 
 
@@ -92,13 +92,13 @@ def reader_thread(name: str) -> ThreadPoolExecutor:
     """One thread for long reads that may wait (``select_rows``), keeping one SQLite
     connection, run only when the core has nothing else to do (Linux's ``SCHED_IDLE``: a
     request waking up takes the core from it at once, where a merely lower priority still let
-    it finish its time slice, 3-5 ms); end it with ``close_writer_thread``."""
+    it finish its time slice, 3-5 ms); end it with ``close_kept_thread``."""
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix=name, initializer=_idle)
 
 
-async def close_writer_thread(thread: ThreadPoolExecutor) -> None:
-    """Close the connection ``thread`` keeps, then let the thread end (call it when no insert
-    is running: the writer awaits each one)."""
+async def close_kept_thread(thread: ThreadPoolExecutor) -> None:
+    """Close the connection one of the threads above keeps, then let the thread end (call it
+    when nothing runs on it: the writer awaits each insert, the readers each query)."""
     await asyncio.get_running_loop().run_in_executor(thread, _close_kept)
     thread.shutdown(wait=False)
 

@@ -23,7 +23,7 @@ import sqlite3
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-from switchboard.db.bulk import close_writer_thread, writer_thread
+from switchboard.db.bulk import close_kept_thread, writer_thread
 from switchboard.db.engine import UNAVAILABLE
 from switchboard.observability.metrics import USAGE_DROPPED, USAGE_REJECTED, timed
 from switchboard.usage.rows import (
@@ -182,4 +182,4 @@ class UsageWriter:
                 extra={"lost": self.pending},
             )
         finally:
-            await close_writer_thread(self._thread)  # idle: every insert was awaited
+            await close_kept_thread(self._thread)  # idle: every insert was awaited

@@ -40,7 +40,7 @@ def deploy(tmp_path: Path, *, up_status: int) -> tuple[subprocess.CompletedProce
             "UP_STATUS": str(up_status),
             "ENV_FILE": str(env_file),
             "STATE_DIR": str(tmp_path / "state"),
-            "SMOKE_API_KEY": "sk-test",
+            "SMOKE_API_KEY": "sk-test",  # pragma: allowlist secret
             "SMOKE_TIMEOUT": "900",  # far longer than this test's own timeout
             "CRASH_POLLS": "2",
         },

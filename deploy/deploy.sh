@@ -11,8 +11,8 @@
 #   SMOKE_API_KEY  an API key for the one real completion (or SMOKE_API_KEY_FILE); unset: a key
 #                  is minted in the gateway container for the user deploy-smoke, and revoked
 #   SMOKE_TIMEOUT  seconds the new version may take to answer (default 600)
-#   CRASH_POLLS    a gateway found down (exited, restarting) this many times while waiting fails
-#                  the smoke test at once (default 5, 3 s apart)
+#   CRASH_POLLS    a gateway found down (exited, restarting, no container) this many times while
+#                  waiting fails the smoke test at once (default 5, 3 s apart)
 #   SMOKE_CA       a CA bundle for the proxy's certificate; SMOKE_CA_FROM_PROXY=1 takes the root
 #                  of Caddy's local CA from the proxy container (internal hosts, tests)
 #   COMPOSE        the compose command (default "docker compose")

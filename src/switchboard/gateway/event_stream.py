@@ -111,16 +111,13 @@ def event_stream(
     sent_last = False
 
     async def events() -> AsyncIterator[bytes]:
+        """A hang-up or a failed send ends this early; ``finish`` then closes ``batches``."""
         nonlocal sent_last
-        try:
-            async for batch in batches:
-                yield b"".join([encode(item) for item in batch])
-                if batch and not isinstance(batch[-1], Chunk):  # the end, or a failure
-                    sent_last = True
-                    return  # the response ends here; ``finish`` closes the rest after it
-        except BaseException:  # a hang-up or a failed send: close the upstream and the books
-            await batches.aclose()
-            raise
+        async for batch in batches:
+            yield b"".join([encode(item) for item in batch])
+            if batch and not isinstance(batch[-1], Chunk):  # the end, or a failure
+                sent_last = True
+                return  # the response ends here; ``finish`` closes the rest after it
 
     async def finish() -> None:
         """After the response: the rest of the stream (the upstream body's end, then the books)

@@ -9,6 +9,8 @@ import itertools
 import sqlite3
 import threading
 import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,23 @@ def skewed_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     real = time.monotonic
     monkeypatch.setattr("switchboard.keys.services.time.monotonic", lambda: real() + now[0])
     return now
+
+
+@pytest.fixture
+async def key_services(
+    client: AsyncTestClient[Any],
+) -> AsyncIterator[Callable[[float], KeyService]]:
+    """Key services as the app makes them (its engine, a lookup thread of their own), each
+    another worker's; their threads are closed after the test."""
+    threads: list[ThreadPoolExecutor] = []
+
+    def make(cache_ttl: float) -> KeyService:
+        threads.append(lookup_thread("key-lookups"))
+        return KeyService(cache_ttl, lookups=(client.app.state.resources.db, threads[-1]))
+
+    yield make
+    for thread in threads:
+        await close_kept_thread(thread)
 
 
 async def burst(limiter: RateLimiter, attempts: int, rpm: int) -> list[int]:
@@ -90,12 +109,14 @@ async def test_a_failing_redis_lets_requests_through_and_is_counted() -> None:
 
 
 async def test_a_revoked_key_is_forgotten_by_other_workers_after_the_cache_time(
-    client: AsyncTestClient[Any], monkeypatch: pytest.MonkeyPatch
+    client: AsyncTestClient[Any],
+    monkeypatch: pytest.MonkeyPatch,
+    key_services: Callable[[float], KeyService],
 ) -> None:
     secret = await mint_key(client, "dave")
     now = [1000.0]
     monkeypatch.setattr("switchboard.keys.services.time.monotonic", lambda: now[0])
-    other_worker = KeyService(cache_ttl=1.0)
+    other_worker = key_services(1.0)
     assert await other_worker.authenticate(secret) is not None
     await ApiKey.update({ApiKey.revoked_at: ApiKey.created_at}).where(
         ApiKey.key_hash == hash_key(secret)
@@ -107,10 +128,12 @@ async def test_a_revoked_key_is_forgotten_by_other_workers_after_the_cache_time(
 
 
 async def test_requests_in_flight_share_one_key_lookup(
-    client: AsyncTestClient[Any], monkeypatch: pytest.MonkeyPatch
+    client: AsyncTestClient[Any],
+    monkeypatch: pytest.MonkeyPatch,
+    key_services: Callable[[float], KeyService],
 ) -> None:
     secret = await mint_key(client, "erin")
-    service = KeyService(cache_ttl=1.0)
+    service = key_services(1.0)
     loads = 0
     real = service._load
 
@@ -128,14 +151,16 @@ async def test_requests_in_flight_share_one_key_lookup(
 
 
 async def test_a_key_in_use_is_looked_up_again_without_a_request_waiting(
-    client: AsyncTestClient[Any], monkeypatch: pytest.MonkeyPatch
+    client: AsyncTestClient[Any],
+    monkeypatch: pytest.MonkeyPatch,
+    key_services: Callable[[float], KeyService],
 ) -> None:
     """In the last tenth of its cache time, a key in use is refreshed in the background: the
     request that notices goes on with the entry it has (a steady caller used to wait for a
     lookup every ``cache_ttl``), and the refreshed entry lasts from when its lookup began."""
     secret = await mint_key(client, "frank")
     now = skewed_clock(monkeypatch)
-    service = KeyService(cache_ttl=10.0)
+    service = key_services(10.0)
     assert await service.authenticate(secret) is not None  # the first lookup is awaited
     release, loads = asyncio.Event(), []
     real = service._load
@@ -167,11 +192,14 @@ async def test_a_key_in_use_is_looked_up_again_without_a_request_waiting(
 
 
 async def test_a_failed_background_lookup_keeps_the_entry_until_it_expires(
-    client: AsyncTestClient[Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    client: AsyncTestClient[Any],
+    monkeypatch: pytest.MonkeyPatch,
+    key_services: Callable[[float], KeyService],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     secret = await mint_key(client, "grace")
     now = skewed_clock(monkeypatch)
-    service = KeyService(cache_ttl=10.0)
+    service = key_services(10.0)
     assert await service.authenticate(secret) is not None
 
     async def down(digest: str) -> Any:
@@ -192,12 +220,14 @@ async def test_a_failed_background_lookup_keeps_the_entry_until_it_expires(
 
 
 async def test_a_key_revoked_during_a_lookup_is_not_cached_as_valid(
-    client: AsyncTestClient[Any], monkeypatch: pytest.MonkeyPatch
+    client: AsyncTestClient[Any],
+    monkeypatch: pytest.MonkeyPatch,
+    key_services: Callable[[float], KeyService],
 ) -> None:
     """The revocation drops the entry at once; a lookup that read the key before it must not
     put it back when it ends."""
     secret = await mint_key(client, "heidi")
-    service = KeyService(cache_ttl=60.0)
+    service = key_services(60.0)
     read, release = asyncio.Event(), asyncio.Event()
     real = service._load
     reads = 0
@@ -250,7 +280,19 @@ async def test_key_lookups_keep_one_sqlite_connection(
         await close_kept_thread(lookups)
     assert len(opened) == 1, opened
     assert opened[0].startswith("key-lookups")
-    assert owners[0] == await KeyService().authenticate(secret)  # Piccolo's query
     assert owners[0] is not None
-    assert owners[0].username == "ivan"
+    piccolo = ApiKey.select(ApiKey.id, ApiKey.user.id.as_alias("user_id"), ApiKey.user.username)
+    stored = await piccolo.where(ApiKey.key_hash == hash_key(secret)).first()
+    assert stored is not None
+    assert (owners[0].key_id, owners[0].user_id) == (stored["id"], stored["user_id"])
+    assert owners[0].username == stored["user.username"] == "ivan"
     assert all(owner == owners[0] for owner in owners)
+
+
+async def test_a_service_made_without_lookups_refuses_to_verify_keys(
+    client: AsyncTestClient[Any],
+) -> None:
+    """The CLI's service mints, lists and revokes; verifying is the app's (one query path)."""
+    secret = await mint_key(client, "judy")
+    with pytest.raises(RuntimeError, match="without lookups"):
+        await KeyService().authenticate(secret)

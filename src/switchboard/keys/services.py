@@ -9,10 +9,11 @@ A key in use is looked up again in the background in the last ``REFRESH_AHEAD`` 
 time, so a steady caller never waits for the lookup (it held one request 2 ms every
 ``cache_ttl``, measured on SQLite at one connection).
 
-The app's service looks keys up on a thread of its own that keeps its SQLite connection
-(``db.bulk.select_rows``; PostgreSQL's pool keeps its connections anyway): Piccolo runs each
-SQLite query on a new connection and thread, about 2 ms of the core a lookup, and a worker
-looks up each key in use once a ``cache_ttl``.
+Keys are looked up with one query (``KEY_BY_HASH``) on a thread of their own that keeps its
+SQLite connection (``db.bulk.select_rows``; PostgreSQL's pool keeps its connections anyway):
+Piccolo runs each SQLite query on a new connection and thread, about 2 ms of the core a lookup,
+and a worker looks up each key in use once a ``cache_ttl``. A service made without that thread
+(the CLI's) mints, lists and revokes keys but does not verify them.
 """
 
 from __future__ import annotations
@@ -102,8 +103,8 @@ class KeyService:
         max_per_user: int = 20,
         lookups: tuple[AnyEngine, Executor] | None = None,
     ) -> None:
-        """``lookups``: the engine and a one-thread executor that keeps its SQLite connection,
-        for key lookups (without: Piccolo's queries)."""
+        """``lookups``: the engine and a one-thread executor that keeps its SQLite connection
+        (``db.bulk.lookup_thread``), for ``authenticate``."""
         self.cache_ttl = cache_ttl
         self.max_per_user = max_per_user
         self.lookups = lookups
@@ -208,27 +209,11 @@ class KeyService:
         )
 
     async def _read(self, digest: str) -> dict[str, Any] | None:
-        if self.lookups is not None:
-            engine, thread = self.lookups
-            rows = await select_rows(engine, KEY_BY_HASH, (digest,), thread)
-            return rows[0] if rows else None
-        row: dict[str, Any] | None = (
-            await ApiKey.select(
-                ApiKey.id,
-                ApiKey.rpm,
-                ApiKey.tpm,
-                ApiKey.expires_at,
-                ApiKey.revoked_at,
-                ApiKey.user.id.as_alias("user_id"),
-                ApiKey.user.username.as_alias("username"),
-                ApiKey.user.is_active.as_alias("is_active"),
-                ApiKey.user.default_rpm.as_alias("default_rpm"),
-                ApiKey.user.default_tpm.as_alias("default_tpm"),
-            )
-            .where(ApiKey.key_hash == digest)
-            .first()
-        )
-        return row
+        if self.lookups is None:
+            raise RuntimeError("this KeyService was made without lookups: it cannot verify keys")
+        engine, thread = self.lookups
+        rows = await select_rows(engine, KEY_BY_HASH, (digest,), thread)
+        return rows[0] if rows else None
 
     async def revoke(self, key_id: int, *, user_id: int | None = None) -> bool:
         """Revoke a key (only the owner's when ``user_id`` is given). False if none matched."""

@@ -147,8 +147,24 @@ if [ -z "$previous" ] || [ "$previous" = "$tag" ]; then
   say "$tag failed and there is no earlier tag to go back to"
   exit 2
 fi
+stop_gateway() {  # a gateway that keeps crashing is started again by its restart policy, and
+  # could be running again between compose's stop and its removal when `up` recreated it
+  # ("cannot remove container ... as it is running": the rollback failed). Stopped by hand, it
+  # stays stopped.
+  "${compose[@]}" stop gateway > /dev/null 2>&1 || true
+}
+
+rollback_up() {  # up the previous tag, with the failed gateway stopped first; once more if not
+  stop_gateway
+  up "$previous" && return 0
+  say "rollback: up failed; stopping the gateway again and retrying"
+  sleep 3
+  stop_gateway
+  up "$previous"
+}
+
 say "$tag failed: rolling back to $previous"
-if up "$previous" && smoke; then
+if rollback_up && smoke; then
   say "rolled back: $previous is live again"
   exit 1
 fi
